@@ -1,0 +1,554 @@
+//! OAuth clients: who they are, what they may do, and how they prove it.
+//!
+//! Clients come from configuration. A confidential client is stored as the
+//! SHA-256 of its secret (never the secret), and authenticates with HTTP
+//! Basic or `client_secret_post` (RFC 6749 §2.3.1); a public client names
+//! itself with `client_id` and proves nothing. Secrets are compared in
+//! constant time, and an unknown client costs the same work as a known one,
+//! so timing says nothing about which ids exist.
+
+use crate::config::{ConfigError, parse_duration};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ring::digest::{SHA256, digest};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a confidential client may do beyond `client_credentials`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// `POST /v1/sessions`: create sessions for subjects it authenticated.
+    Sessions,
+    /// `POST /oauth2/introspect`.
+    Introspect,
+    /// Logout of any session and logout-everywhere of any subject.
+    RevokeSessions,
+}
+
+impl Permission {
+    pub const NAMES: [&'static str; 3] = ["sessions", "introspect", "revoke_sessions"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "sessions" => Some(Self::Sessions),
+            "introspect" => Some(Self::Introspect),
+            "revoke_sessions" => Some(Self::RevokeSessions),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sessions => "sessions",
+            Self::Introspect => "introspect",
+            Self::RevokeSessions => "revoke_sessions",
+        }
+    }
+}
+
+/// A configured client, valid by construction.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    /// SHA-256 of the secret; `None` for a public client.
+    secret_sha256: Option<[u8; 32]>,
+    pub permissions: Vec<Permission>,
+    /// Audiences its tokens may carry; the default `aud` when none is asked.
+    pub audiences: Vec<String>,
+    /// Scopes its tokens may carry.
+    pub scopes: Vec<String>,
+    pub access_ttl: Duration,
+    pub allowed_origins: Vec<String>,
+    pub refresh_cookie: bool,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.secret_sha256.is_none()
+    }
+
+    pub fn may(&self, permission: Permission) -> bool {
+        self.permissions.contains(&permission)
+    }
+}
+
+/// A client as written in the config file, before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClient {
+    id: Option<String>,
+    secret_sha256: Option<String>,
+    #[serde(default)]
+    public: bool,
+    #[serde(default)]
+    permissions: Vec<String>,
+    #[serde(default)]
+    audiences: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    access_ttl: Option<String>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    #[serde(default)]
+    refresh_cookie: bool,
+}
+
+impl RawClient {
+    pub(crate) fn validate(
+        self,
+        index: usize,
+        default_ttl: Duration,
+    ) -> Result<Client, ConfigError> {
+        let key = |field: &str| format!("clients[{index}].{field}");
+        let id = self.id.unwrap_or_default();
+        if !valid_client_id(&id) {
+            return Err(ConfigError::invalid(
+                key("id"),
+                &id,
+                "expected 1 to 128 printable ASCII characters without spaces",
+            ));
+        }
+        let secret_sha256 = match (self.public, self.secret_sha256) {
+            (true, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    key("secret_sha256"),
+                    "<set>",
+                    "a public client has no secret; remove secret_sha256 or public = true",
+                ));
+            }
+            (true, None) => None,
+            (false, None) => {
+                return Err(ConfigError::invalid(
+                    key("secret_sha256"),
+                    "<missing>",
+                    "a confidential client needs secret_sha256 (run `tessera clients add`), or set public = true",
+                ));
+            }
+            (false, Some(hex)) => Some(parse_sha256_hex(&hex).ok_or_else(|| {
+                ConfigError::invalid(
+                    key("secret_sha256"),
+                    &hex,
+                    "expected 64 hexadecimal digits (the SHA-256 of the secret)",
+                )
+            })?),
+        };
+        let mut permissions = Vec::new();
+        for name in &self.permissions {
+            let permission = Permission::parse(name).ok_or_else(|| {
+                ConfigError::invalid(
+                    key("permissions"),
+                    name,
+                    format!("expected one of {}", Permission::NAMES.join(", ")),
+                )
+            })?;
+            if secret_sha256.is_none() {
+                return Err(ConfigError::invalid(
+                    key("permissions"),
+                    name,
+                    "a public client cannot hold permissions",
+                ));
+            }
+            permissions.push(permission);
+        }
+        for audience in &self.audiences {
+            if audience.is_empty() || audience.len() > 256 || audience.contains(char::is_whitespace)
+            {
+                return Err(ConfigError::invalid(
+                    key("audiences"),
+                    audience,
+                    "expected non-empty audience names without spaces, at most 256 bytes",
+                ));
+            }
+        }
+        for scope in &self.scopes {
+            if !valid_scope_token(scope) {
+                return Err(ConfigError::invalid(
+                    key("scopes"),
+                    scope,
+                    "expected RFC 6749 scope tokens: printable ASCII without spaces, quotes or backslashes",
+                ));
+            }
+        }
+        for origin in &self.allowed_origins {
+            if !(origin.starts_with("https://") || origin.starts_with("http://"))
+                || origin.ends_with('/')
+            {
+                return Err(ConfigError::invalid(
+                    key("allowed_origins"),
+                    origin,
+                    "expected origins like \"https://app.example.com\" (scheme and host, no path)",
+                ));
+            }
+        }
+        let access_ttl = match self.access_ttl {
+            None => default_ttl,
+            Some(text) => parse_duration(&text)
+                .filter(|d| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(86_400))
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        key("access_ttl"),
+                        &text,
+                        "expected a duration between 1s and 1d, like \"10m\"",
+                    )
+                })?,
+        };
+        Ok(Client {
+            id,
+            secret_sha256,
+            permissions,
+            audiences: self.audiences,
+            scopes: self.scopes,
+            access_ttl,
+            allowed_origins: self.allowed_origins,
+            refresh_cookie: self.refresh_cookie,
+        })
+    }
+}
+
+fn valid_client_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+pub fn valid_scope_token(token: &str) -> bool {
+    !token.is_empty()
+        && token.len() <= 128
+        && token
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in hex.as_bytes().chunks(2).enumerate() {
+        let text = std::str::from_utf8(chunk).ok()?;
+        out[i] = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Hex of the SHA-256 of a secret, as written in the config file.
+pub fn secret_sha256_hex(secret: &str) -> String {
+    digest(&SHA256, secret.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A new client secret: 256 bits from the system's CSPRNG, base64url.
+pub fn generate_secret() -> String {
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("system randomness");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Compare without an early exit, so the time taken says nothing about
+/// where two digests differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
+}
+
+/// How a request presented client credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// `Authorization: Basic` (client_secret_basic).
+    Basic {
+        id: String,
+        secret: String,
+    },
+    /// `client_id` and `client_secret` in the form body (client_secret_post).
+    Post {
+        id: String,
+        secret: String,
+    },
+    /// Only `client_id` in the body: a public client.
+    PublicId(String),
+    None,
+}
+
+/// Why client authentication failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientAuthError {
+    #[error("client authentication is required")]
+    Missing,
+    #[error("client authentication failed")]
+    Failed,
+    #[error("the request uses more than one client authentication method")]
+    MultipleMethods,
+    #[error("the Authorization header is not valid HTTP Basic credentials")]
+    MalformedBasic,
+    #[error("client_id in the body does not match the authenticated client")]
+    Mismatch,
+}
+
+impl Credentials {
+    /// Gather credentials from the `Authorization` header and, for the
+    /// token-family endpoints, the form's `client_id`/`client_secret`.
+    pub fn from_request(
+        authorization: Option<&str>,
+        form_id: Option<&str>,
+        form_secret: Option<&str>,
+    ) -> Result<Self, ClientAuthError> {
+        let basic = match authorization {
+            Some(value) => Some(parse_basic(value)?),
+            None => None,
+        };
+        match (basic, form_id, form_secret) {
+            (Some(_), _, Some(_)) => Err(ClientAuthError::MultipleMethods),
+            (Some((id, secret)), Some(body_id), None) => {
+                if body_id == id {
+                    Ok(Credentials::Basic { id, secret })
+                } else {
+                    Err(ClientAuthError::Mismatch)
+                }
+            }
+            (Some((id, secret)), None, None) => Ok(Credentials::Basic { id, secret }),
+            (None, Some(id), Some(secret)) => Ok(Credentials::Post {
+                id: id.to_string(),
+                secret: secret.to_string(),
+            }),
+            (None, Some(id), None) => Ok(Credentials::PublicId(id.to_string())),
+            (None, None, Some(_)) => Err(ClientAuthError::Failed),
+            (None, None, None) => Ok(Credentials::None),
+        }
+    }
+
+    /// Whether the client used HTTP Basic (so a 401 names that scheme).
+    pub fn used_basic(&self) -> bool {
+        matches!(self, Credentials::Basic { .. })
+    }
+}
+
+/// RFC 6749 §2.3.1: the id and secret are form-urlencoded, joined by `:`,
+/// then base64-encoded.
+fn parse_basic(header: &str) -> Result<(String, String), ClientAuthError> {
+    let (scheme, encoded) = header
+        .trim()
+        .split_once(' ')
+        .ok_or(ClientAuthError::MalformedBasic)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(ClientAuthError::MalformedBasic);
+    }
+    let decoded = STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| ClientAuthError::MalformedBasic)?;
+    let text = String::from_utf8(decoded).map_err(|_| ClientAuthError::MalformedBasic)?;
+    let (id, secret) = text
+        .split_once(':')
+        .ok_or(ClientAuthError::MalformedBasic)?;
+    let unescape = |s: &str| -> String {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok((unescape(id), unescape(secret)))
+}
+
+/// All configured clients, by id.
+#[derive(Debug, Clone, Default)]
+pub struct ClientRegistry(Arc<HashMap<String, Client>>);
+
+impl ClientRegistry {
+    pub fn new(clients: Vec<Client>) -> Result<Self, ConfigError> {
+        let mut map = HashMap::new();
+        for client in clients {
+            if map.contains_key(&client.id) {
+                return Err(ConfigError::invalid(
+                    "clients.id",
+                    &client.id,
+                    "client ids must be unique",
+                ));
+            }
+            map.insert(client.id.clone(), client);
+        }
+        Ok(Self(Arc::new(map)))
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Client> {
+        self.0.get(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Client> {
+        self.0.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Authenticate a confidential client (Basic or post).
+    pub fn authenticate_confidential(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<&Client, ClientAuthError> {
+        let (id, secret) = match credentials {
+            Credentials::Basic { id, secret } | Credentials::Post { id, secret } => (id, secret),
+            Credentials::PublicId(_) | Credentials::None => return Err(ClientAuthError::Missing),
+        };
+        let presented = digest(&SHA256, secret.as_bytes());
+        let client = self.0.get(id.as_str());
+        // Compare against a fixed value when the id is unknown or public, so
+        // the work done does not reveal which ids exist.
+        let expected = client.and_then(|c| c.secret_sha256).unwrap_or([0u8; 32]);
+        let equal = constant_time_eq(presented.as_ref(), &expected);
+        match client {
+            Some(client) if equal && !client.is_public() => Ok(client),
+            _ => Err(ClientAuthError::Failed),
+        }
+    }
+
+    /// Authenticate any client: confidential ones must prove their secret;
+    /// a public client may only name itself.
+    pub fn authenticate(&self, credentials: &Credentials) -> Result<&Client, ClientAuthError> {
+        match credentials {
+            Credentials::PublicId(id) => match self.0.get(id.as_str()) {
+                Some(client) if client.is_public() => Ok(client),
+                // A confidential client that sent no secret.
+                _ => Err(ClientAuthError::Failed),
+            },
+            Credentials::None => Err(ClientAuthError::Missing),
+            _ => self.authenticate_confidential(credentials),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> (ClientRegistry, String) {
+        let secret = generate_secret();
+        let confidential = RawClient {
+            id: Some("backend".into()),
+            secret_sha256: Some(secret_sha256_hex(&secret)),
+            public: false,
+            permissions: vec!["sessions".into()],
+            audiences: vec![],
+            scopes: vec![],
+            access_ttl: None,
+            allowed_origins: vec![],
+            refresh_cookie: false,
+        };
+        let public = RawClient {
+            id: Some("web".into()),
+            secret_sha256: None,
+            public: true,
+            permissions: vec![],
+            ..confidential_clone(&confidential)
+        };
+        let clients = vec![
+            confidential.validate(0, Duration::from_secs(600)).unwrap(),
+            public.validate(1, Duration::from_secs(600)).unwrap(),
+        ];
+        (ClientRegistry::new(clients).unwrap(), secret)
+    }
+
+    fn confidential_clone(raw: &RawClient) -> RawClient {
+        RawClient {
+            id: raw.id.clone(),
+            secret_sha256: raw.secret_sha256.clone(),
+            public: raw.public,
+            permissions: raw.permissions.clone(),
+            audiences: raw.audiences.clone(),
+            scopes: raw.scopes.clone(),
+            access_ttl: raw.access_ttl.clone(),
+            allowed_origins: raw.allowed_origins.clone(),
+            refresh_cookie: raw.refresh_cookie,
+        }
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let header = format!("Basic {}", STANDARD.encode("my%3Aclient:p%40ss+word"));
+        let creds = Credentials::from_request(Some(&header), None, None).unwrap();
+        assert_eq!(
+            creds,
+            Credentials::Basic {
+                id: "my:client".into(),
+                secret: "p@ss word".into()
+            }
+        );
+    }
+
+    #[test]
+    fn two_authentication_methods_are_refused() {
+        let header = format!("Basic {}", STANDARD.encode("a:b"));
+        assert_eq!(
+            Credentials::from_request(Some(&header), Some("a"), Some("b")),
+            Err(ClientAuthError::MultipleMethods)
+        );
+        assert_eq!(
+            Credentials::from_request(Some("Bearer x"), None, None),
+            Err(ClientAuthError::MalformedBasic)
+        );
+    }
+
+    #[test]
+    fn confidential_client_needs_its_secret() {
+        let (registry, secret) = registry();
+        let good = Credentials::Basic {
+            id: "backend".into(),
+            secret: secret.clone(),
+        };
+        assert_eq!(registry.authenticate(&good).unwrap().id, "backend");
+        let bad = Credentials::Post {
+            id: "backend".into(),
+            secret: "wrong".into(),
+        };
+        assert_eq!(
+            registry.authenticate(&bad).unwrap_err(),
+            ClientAuthError::Failed
+        );
+        let unknown = Credentials::Basic {
+            id: "nobody".into(),
+            secret,
+        };
+        assert_eq!(
+            registry.authenticate(&unknown).unwrap_err(),
+            ClientAuthError::Failed
+        );
+        assert_eq!(
+            registry
+                .authenticate(&Credentials::PublicId("backend".into()))
+                .unwrap_err(),
+            ClientAuthError::Failed
+        );
+    }
+
+    #[test]
+    fn public_client_names_itself_but_cannot_use_confidential_paths() {
+        let (registry, _) = registry();
+        assert!(
+            registry
+                .authenticate(&Credentials::PublicId("web".into()))
+                .unwrap()
+                .is_public()
+        );
+        let posing = Credentials::Basic {
+            id: "web".into(),
+            secret: String::new(),
+        };
+        assert!(registry.authenticate_confidential(&posing).is_err());
+    }
+
+    #[test]
+    fn scope_tokens_follow_rfc6749() {
+        assert!(valid_scope_token("orders:read"));
+        assert!(!valid_scope_token("has space"));
+        assert!(!valid_scope_token("quote\""));
+        assert!(!valid_scope_token(""));
+    }
+}

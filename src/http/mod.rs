@@ -1,0 +1,160 @@
+//! The HTTP interface: one axum router, one file per endpoint group.
+//!
+//! Every answer — success or failure — is in the protocol's own format:
+//! RFC 6749 JSON on `/oauth2/*`, RFC 9457 problem+json elsewhere, including
+//! unknown paths, wrong methods, oversized bodies and timeouts. Request
+//! logs carry the method, path and status, never a body, query or header,
+//! so tokens and secrets cannot reach them.
+
+pub mod discovery;
+pub mod error;
+pub mod health;
+pub mod sessions;
+pub mod token;
+
+use crate::config::Config;
+use crate::keys::Keyring;
+use crate::sessions::TokenService;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use error::Problem;
+use std::sync::Arc;
+use tower_http::trace::TraceLayer;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub issuer: String,
+    pub keyring: Arc<Keyring>,
+    pub tokens: TokenService,
+    /// RFC 8414 metadata, rendered once.
+    pub metadata: bytes::Bytes,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(config: Config, issuer: String, keyring: Arc<Keyring>) -> Self {
+        let tokens = TokenService::new(
+            &issuer,
+            config.tokens.clone(),
+            keyring.clone(),
+            keyring.clock().clone(),
+        );
+        let metadata = discovery::render_metadata(&issuer);
+        Self(Arc::new(Inner {
+            config,
+            issuer,
+            keyring,
+            tokens,
+            metadata,
+        }))
+    }
+}
+
+/// The routes of tessera; `openapi.yaml` documents exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/.well-known/jwks.json"),
+    ("GET", "/.well-known/oauth-authorization-server"),
+    ("GET", "/.well-known/openid-configuration"),
+    ("POST", "/v1/sessions"),
+    ("POST", "/oauth2/token"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+];
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.http.max_body_bytes;
+    Router::new()
+        .route("/.well-known/jwks.json", get(discovery::jwks))
+        .route("/.well-known/oauth-authorization-server", get(discovery::metadata))
+        .route("/.well-known/openid-configuration", get(discovery::metadata))
+        .route("/v1/sessions", post(sessions::create))
+        .route("/oauth2/token", post(token::token))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| tracing::info_span!("http", method = %request.method(), path = %request.uri().path()))
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .with_state(state)
+}
+
+/// Bound every request's total time (body read included) and answer a
+/// timeout in problem+json rather than dropping the connection.
+async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let is_oauth = request.uri().path().starts_with("/oauth2/");
+    match tokio::time::timeout(state.config.http.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) if is_oauth => error::OAuthError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request",
+            "the request took too long",
+        )
+        .into_response(),
+        Err(_) => Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the request took too long",
+        )
+        .into_response(),
+    }
+}
+
+async fn not_found(request: Request) -> Problem {
+    Problem::not_found(request.uri().path())
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    let allowed: Vec<&str> = ROUTES
+        .iter()
+        .filter(|(_, p)| *p == path)
+        .map(|(m, _)| *m)
+        .collect();
+    let mut response = Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {path}; allowed: {}",
+            request.method(),
+            allowed.join(", ")
+        ),
+    )
+    .into_response();
+    if let Ok(value) = allowed.join(", ").parse() {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
+/// Whether the request's Content-Type is `expected` (parameters ignored).
+pub(crate) fn has_content_type(headers: &axum::http::HeaderMap, expected: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
+}
+
+/// Whether a body read failed because it was too large.
+pub(crate) fn is_too_large(rejection: &axum::extract::rejection::BytesRejection) -> bool {
+    rejection.status() == StatusCode::PAYLOAD_TOO_LARGE
+}

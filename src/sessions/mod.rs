@@ -1,0 +1,250 @@
+//! The rules for issuing tokens: who may create a session for whom, with
+//! which audience and scope; what a service token carries. The HTTP layer
+//! authenticates the client and parses the body; this module decides and
+//! mints, and never touches HTTP.
+
+pub mod request;
+
+use crate::clients::{Client, ClientRegistry, Permission};
+use crate::clock::SharedClock;
+use crate::config::TokenPolicy;
+use crate::keys::Keyring;
+use crate::tokens::access::{self, AccessClaims, Audience};
+use crate::tokens::random_id;
+use crate::tokens::refresh::{self, RefreshClaims};
+use request::RequestedAudience;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Why a grant was refused. The HTTP layer maps each kind to RFC 6749 JSON
+/// on OAuth endpoints and to problem+json elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    #[error("{field} {message}")]
+    InvalidField { field: String, message: String },
+    #[error("{0}")]
+    InvalidScope(String),
+    #[error("{0}")]
+    InvalidTarget(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("no signing key is active; check the key directory")]
+    KeysUnavailable,
+}
+
+impl GrantError {
+    pub(crate) fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        GrantError::InvalidField {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The request field the error is about, if any.
+    pub fn field_name(&self) -> Option<&str> {
+        match self {
+            GrantError::InvalidField { field, .. } => Some(field),
+            GrantError::InvalidScope(_) => Some("scope"),
+            GrantError::InvalidTarget(_) => Some("aud"),
+            _ => None,
+        }
+    }
+}
+
+/// `POST /v1/sessions` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    pub sub: String,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub aud: Option<RequestedAudience>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub claims: Option<serde_json::Value>,
+}
+
+/// A new session's tokens.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IssuedSession {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub refresh_expires_in: u64,
+    pub session_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// An access token alone (client credentials).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IssuedAccessToken {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// Mints tokens under the configured policy with the live keyring.
+#[derive(Clone)]
+pub struct TokenService {
+    issuer: Arc<str>,
+    policy: TokenPolicy,
+    keyring: Arc<Keyring>,
+    clock: SharedClock,
+}
+
+impl TokenService {
+    pub fn new(
+        issuer: &str,
+        policy: TokenPolicy,
+        keyring: Arc<Keyring>,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            issuer: issuer.into(),
+            policy,
+            keyring,
+            clock,
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Create a session for `request.sub` on behalf of `caller`, a
+    /// confidential client holding the `sessions` permission.
+    pub fn create_session(
+        &self,
+        caller: &Client,
+        clients: &ClientRegistry,
+        request: SessionRequest,
+    ) -> Result<IssuedSession, GrantError> {
+        if !caller.may(Permission::Sessions) {
+            return Err(GrantError::Forbidden(format!(
+                "client {:?} lacks the \"sessions\" permission",
+                caller.id
+            )));
+        }
+        let target = match request.client_id.as_deref() {
+            None => caller,
+            Some(id) => clients.get(id).ok_or_else(|| {
+                GrantError::field(
+                    "client_id",
+                    format!(
+                        "names no configured client: {:?}",
+                        id.chars().take(64).collect::<String>()
+                    ),
+                )
+            })?,
+        };
+        let sub = request::subject(&request.sub)?;
+        let aud = request::audience(request.aud, target, &self.issuer)?;
+        let scope = request::scope(request.scope.as_deref(), target)?;
+        let custom = request::custom_claims(request.claims)?;
+
+        let now = self.clock.now();
+        let view = self.keyring.view();
+        let signer = view.active_signer(now).ok_or(GrantError::KeysUnavailable)?;
+        let mac = view.active_mac(now).ok_or(GrantError::KeysUnavailable)?;
+        let iat = now.timestamp();
+        let sid = random_id();
+        let session_exp = iat + self.policy.session_max_age.as_secs() as i64;
+        let refresh_exp = (iat + self.policy.refresh_idle_ttl.as_secs() as i64).min(session_exp);
+        let access_exp = (iat + target.access_ttl.as_secs() as i64).min(session_exp);
+        let aud = Audience::from_list(aud);
+
+        let claims = AccessClaims {
+            iss: self.issuer.to_string(),
+            sub: sub.clone(),
+            aud: aud.clone(),
+            exp: access_exp,
+            iat,
+            jti: random_id(),
+            client_id: target.id.clone(),
+            scope: scope.clone(),
+            sid: Some(sid.clone()),
+            auth_time: Some(iat),
+            custom: custom.clone(),
+        };
+        let access_token = access::mint(signer, &claims);
+        let refresh_claims = RefreshClaims {
+            iss: self.issuer.to_string(),
+            jti: random_id(),
+            sid: sid.clone(),
+            sub,
+            client_id: target.id.clone(),
+            generation: 0,
+            scope: scope.clone(),
+            aud,
+            custom,
+            iat,
+            exp: refresh_exp,
+            session_exp,
+            auth_time: Some(iat),
+        };
+        let refresh_token = refresh::seal(mac, &refresh_claims);
+        Ok(IssuedSession {
+            access_token,
+            token_type: "Bearer",
+            expires_in: (access_exp - iat) as u64,
+            refresh_token,
+            refresh_expires_in: (refresh_exp - iat) as u64,
+            session_id: sid,
+            scope,
+        })
+    }
+
+    /// RFC 6749 §4.4: a service token for a confidential client, `sub` = its
+    /// own id, within its audiences and scopes.
+    pub fn client_credentials(
+        &self,
+        client: &Client,
+        scope: Option<&str>,
+        audience: Option<&str>,
+    ) -> Result<IssuedAccessToken, GrantError> {
+        if client.is_public() {
+            return Err(GrantError::Forbidden(
+                "public clients cannot use client_credentials".into(),
+            ));
+        }
+        let requested = audience.map(|a| {
+            RequestedAudience::Many(
+                a.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            )
+        });
+        let aud = request::audience(requested, client, &self.issuer)?;
+        let scope = request::scope(scope, client)?;
+        let now = self.clock.now();
+        let view = self.keyring.view();
+        let signer = view.active_signer(now).ok_or(GrantError::KeysUnavailable)?;
+        let iat = now.timestamp();
+        let claims = AccessClaims {
+            iss: self.issuer.to_string(),
+            sub: client.id.clone(),
+            aud: Audience::from_list(aud),
+            exp: iat + client.access_ttl.as_secs() as i64,
+            iat,
+            jti: random_id(),
+            client_id: client.id.clone(),
+            scope: scope.clone(),
+            sid: None,
+            auth_time: None,
+            custom: Default::default(),
+        };
+        Ok(IssuedAccessToken {
+            access_token: access::mint(signer, &claims),
+            token_type: "Bearer",
+            expires_in: client.access_ttl.as_secs(),
+            scope,
+        })
+    }
+}
