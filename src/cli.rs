@@ -98,8 +98,10 @@ enum TokenCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = std::env::var("TESSERA_LOG").unwrap_or_else(|_| "info".into());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
@@ -123,29 +125,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(cli.config)?;
     match cli.command {
         Command::Serve => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(crate::server::serve(config))?;
         }
         Command::Keys(command) => keys(&config, command)?,
-        Command::Clients(ClientsCommand::Add {
-            id,
-            public,
-            permissions,
-            audiences,
-            scopes,
-            append_to,
-        }) => {
-            add_client(
-                &config,
-                &id,
-                public,
-                &permissions,
-                &audiences,
-                &scopes,
-                append_to,
-            )?;
+        Command::Clients(ClientsCommand::Add { id, public, permissions, audiences, scopes, append_to }) => {
+            add_client(&config, &id, public, &permissions, &audiences, &scopes, append_to)?;
         }
         Command::Token(TokenCommand::Inspect { token }) => return inspect(&config, token.trim()),
     }
@@ -157,24 +142,16 @@ fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
     let lifetimes = config.token_lifetimes();
     let now = SystemClock.now();
     match command {
-        KeysCommand::Generate {
-            alg,
-            activate_in,
-            mac,
-        } => {
-            let key_use = if mac {
-                KeyUse::RefreshMac
-            } else {
-                KeyUse::Signing
-            };
+        KeysCommand::Generate { alg, activate_in, mac } => {
+            let key_use = if mac { KeyUse::RefreshMac } else { KeyUse::Signing };
             let metas = directory.metadata()?;
-            let has_usable = schedule::timeline(&metas, lifetimes, now).iter().any(|r| {
-                r.meta.key_use == key_use && matches!(r.state, KeyState::Active | KeyState::Pending)
-            });
+            let has_usable = schedule::timeline(&metas, lifetimes, now)
+                .iter()
+                .any(|r| r.meta.key_use == key_use && matches!(r.state, KeyState::Active | KeyState::Pending));
             let delay = match activate_in {
-                Some(text) => parse_duration(&text).with_context(|| {
-                    format!("--activate-in {text:?}: expected a duration like \"10m\" or \"0s\"")
-                })?,
+                Some(text) => {
+                    parse_duration(&text).with_context(|| format!("--activate-in {text:?}: expected a duration like \"10m\" or \"0s\""))?
+                }
                 None if has_usable => config.keys.publication_lead(),
                 None => std::time::Duration::ZERO,
             };
@@ -190,12 +167,8 @@ fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 directory.generate_mac(now, activates_at)?
             } else {
                 let alg_name = alg.unwrap_or_else(|| config.tokens.algorithm.as_str().to_string());
-                let alg = SigningAlgorithm::parse(&alg_name).with_context(|| {
-                    format!(
-                        "--alg {alg_name:?}: expected one of {}",
-                        SigningAlgorithm::NAMES.join(", ")
-                    )
-                })?;
+                let alg = SigningAlgorithm::parse(&alg_name)
+                    .with_context(|| format!("--alg {alg_name:?}: expected one of {}", SigningAlgorithm::NAMES.join(", ")))?;
                 directory.generate_signing(alg, now, activates_at)?
             };
             println!(
@@ -209,22 +182,12 @@ fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::List => {
             let rows = schedule::timeline(&directory.metadata()?, lifetimes, now);
             if rows.is_empty() {
-                println!(
-                    "no keys in {} (tessera serve creates them)",
-                    directory.path().display()
-                );
+                println!("no keys in {} (tessera serve creates them)", directory.path().display());
                 return Ok(());
             }
-            println!(
-                "{:<44} {:<12} {:<6} {:<8} {:<30} {:<30} {:<30}",
-                "KID", "USE", "ALG", "STATE", "ACTIVATES", "RETIRES", "EXPIRES"
-            );
+            println!("{:<44} {:<12} {:<6} {:<8} {:<30} {:<30} {:<30}", "KID", "USE", "ALG", "STATE", "ACTIVATES", "RETIRES", "EXPIRES");
             for row in rows {
-                let key_use = if row.meta.key_use == KeyUse::Signing {
-                    "signing"
-                } else {
-                    "refresh-mac"
-                };
+                let key_use = if row.meta.key_use == KeyUse::Signing { "signing" } else { "refresh-mac" };
                 println!(
                     "{:<44} {:<12} {:<6} {:<8} {:<30} {:<30} {:<30}",
                     row.meta.kid,
@@ -239,10 +202,7 @@ fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Retire { kid } => {
             let meta = directory.retire(&kid, lifetimes, now)?;
-            println!(
-                "retired {}; it stays published until its last tokens expire",
-                meta.kid
-            );
+            println!("retired {}; it stays published until its last tokens expire", meta.kid);
         }
         KeysCommand::Prune => {
             let removed = directory.prune(lifetimes, now)?;
@@ -264,16 +224,8 @@ fn when(instant: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     };
     let delta = instant.signed_duration_since(now);
     let relative = match delta.to_std() {
-        Ok(ahead) => format!(
-            "in {}",
-            format_duration(std::time::Duration::from_secs(ahead.as_secs()))
-        ),
-        Err(_) => format!(
-            "{} ago",
-            format_duration(std::time::Duration::from_secs(
-                (-delta).num_seconds().max(0) as u64
-            ))
-        ),
+        Ok(ahead) => format!("in {}", format_duration(std::time::Duration::from_secs(ahead.as_secs()))),
+        Err(_) => format!("{} ago", format_duration(std::time::Duration::from_secs((-delta).num_seconds().max(0) as u64))),
     };
     format!("{} ({relative})", instant.format("%Y-%m-%dT%H:%M:%SZ"))
 }
@@ -292,31 +244,16 @@ fn add_client(
     }
     for permission in permissions {
         if Permission::parse(permission).is_none() {
-            bail!(
-                "--permission {permission:?}: expected one of {}",
-                Permission::NAMES.join(", ")
-            );
+            bail!("--permission {permission:?}: expected one of {}", Permission::NAMES.join(", "));
         }
     }
     let secret = (!public).then(generate_secret);
     let mut snippet = format!("\n[[clients]]\nid = {}\n", toml_string(id));
     match &secret {
-        Some(secret) => snippet.push_str(&format!(
-            "secret_sha256 = \"{}\"\n",
-            secret_sha256_hex(secret)
-        )),
+        Some(secret) => snippet.push_str(&format!("secret_sha256 = \"{}\"\n", secret_sha256_hex(secret))),
         None => snippet.push_str("public = true\n"),
     }
-    let list = |items: &[String]| {
-        format!(
-            "[{}]",
-            items
-                .iter()
-                .map(|s| toml_string(s))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
+    let list = |items: &[String]| format!("[{}]", items.iter().map(|s| toml_string(s)).collect::<Vec<_>>().join(", "));
     if !permissions.is_empty() {
         snippet.push_str(&format!("permissions = {}\n", list(permissions)));
     }
@@ -328,39 +265,19 @@ fn add_client(
     }
     // Validate the snippet exactly as the server will read it.
     let table: toml::Table = snippet.parse().context("generated client config")?;
-    let candidate = format!(
-        "clients = {}",
-        table
-            .get("clients")
-            .map(|v| v.to_string())
-            .unwrap_or_default()
-    );
-    let _ = Config::load_with_env(
-        None,
-        &[(
-            "TESSERA_CLIENTS".into(),
-            candidate.trim_start_matches("clients = ").to_string(),
-        )],
-    )?;
+    let candidate = format!("clients = {}", table.get("clients").map(|v| v.to_string()).unwrap_or_default());
+    let _ = Config::load_with_env(None, &[("TESSERA_CLIENTS".into(), candidate.trim_start_matches("clients = ").to_string())])?;
 
     match &secret {
-        Some(secret) => println!(
-            "client {id:?} created. Its secret is shown once; store it in your secret manager:\n\n    {secret}\n"
-        ),
+        Some(secret) => println!("client {id:?} created. Its secret is shown once; store it in your secret manager:\n\n    {secret}\n"),
         None => println!("public client {id:?} created (no secret).\n"),
     }
     match append_to {
         Some(path) => {
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .with_context(|| format!("opening {}", path.display()))?;
+            let mut file =
+                std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
             file.write_all(snippet.as_bytes())?;
-            println!(
-                "appended to {}; restart tessera to load it:{snippet}",
-                path.display()
-            );
+            println!("appended to {}; restart tessera to load it:{snippet}", path.display());
         }
         None => println!("add this to your tessera.toml and restart tessera:{snippet}"),
     }
@@ -374,11 +291,7 @@ fn toml_string(text: &str) -> String {
 fn inspect(config: &Config, token: &str) -> anyhow::Result<ExitCode> {
     crate::keys::provider::install();
     let clock = Arc::new(SystemClock);
-    let keyring = Keyring::open(
-        KeyDirectory::new(&config.keys_dir),
-        config.token_lifetimes(),
-        clock.clone(),
-    )?;
+    let keyring = Keyring::open(KeyDirectory::new(&config.keys_dir), config.token_lifetimes(), clock.clone())?;
     let view = keyring.view();
     let now = clock.now();
 
@@ -391,10 +304,7 @@ fn inspect(config: &Config, token: &str) -> anyhow::Result<ExitCode> {
                     println!("invalid: expired");
                     ExitCode::FAILURE
                 } else {
-                    println!(
-                        "valid: MAC checks out with key {}",
-                        token.split('.').nth(1).unwrap_or("?")
-                    );
+                    println!("valid: MAC checks out with key {}", token.split('.').nth(1).unwrap_or("?"));
                     ExitCode::SUCCESS
                 }
             }
@@ -405,11 +315,10 @@ fn inspect(config: &Config, token: &str) -> anyhow::Result<ExitCode> {
         });
     }
 
-    let header =
-        jsonwebtoken::decode_header(token).context("not a JWT: the header does not decode")?;
+    let header = jsonwebtoken::decode_header(token).context("not a JWT: the header does not decode")?;
     println!("header:\n{}", serde_json::to_string_pretty(&header)?);
-    let claims: serde_json::Value = jsonwebtoken::dangerous::insecure_decode_claims(token)
-        .context("not a JWT: the claims do not decode")?;
+    let claims: serde_json::Value =
+        jsonwebtoken::dangerous::insecure_decode_claims(token).context("not a JWT: the claims do not decode")?;
     println!("claims:\n{}", serde_json::to_string_pretty(&claims)?);
 
     let Some(kid) = header.kid.as_deref() else {
@@ -417,10 +326,7 @@ fn inspect(config: &Config, token: &str) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let Some((key, state)) = view.signing_key(kid, now) else {
-        println!(
-            "invalid: kid {kid} is not a key in {}",
-            config.keys_dir.display()
-        );
+        println!("invalid: kid {kid} is not a key in {}", config.keys_dir.display());
         return Ok(ExitCode::FAILURE);
     };
     println!("signed by: {kid} ({}, {})", key.alg, state.as_str());
@@ -429,22 +335,12 @@ fn inspect(config: &Config, token: &str) -> anyhow::Result<ExitCode> {
             return Err("the signing key has expired".into());
         }
         if header.alg != key.alg.to_jsonwebtoken() {
-            return Err(format!(
-                "header alg {:?} does not match the key's {}",
-                header.alg, key.alg
-            ));
+            return Err(format!("header alg {:?} does not match the key's {}", header.alg, key.alg));
         }
-        if header
-            .typ
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-            != Some("at+jwt")
-        {
+        if header.typ.as_deref().map(str::to_ascii_lowercase).as_deref() != Some("at+jwt") {
             return Err("typ is not at+jwt (RFC 9068)".into());
         }
-        let jwk: jsonwebtoken::jwk::Jwk =
-            serde_json::from_str(&key.public_jwk_json()).map_err(|e| e.to_string())?;
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&key.public_jwk_json()).map_err(|e| e.to_string())?;
         let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
         let mut validation = jsonwebtoken::Validation::new(key.alg.to_jsonwebtoken());
         validation.leeway = config.tokens.leeway.as_secs();
@@ -453,9 +349,7 @@ fn inspect(config: &Config, token: &str) -> anyhow::Result<ExitCode> {
         if let Some(issuer) = &config.issuer {
             validation.set_issuer(&[issuer]);
         }
-        jsonwebtoken::decode::<serde_json::Value>(token, &decoding, &validation)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        jsonwebtoken::decode::<serde_json::Value>(token, &decoding, &validation).map(|_| ()).map_err(|e| e.to_string())
     })();
     Ok(match verdict {
         Ok(()) => {

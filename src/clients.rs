@@ -96,19 +96,11 @@ pub(crate) struct RawClient {
 }
 
 impl RawClient {
-    pub(crate) fn validate(
-        self,
-        index: usize,
-        default_ttl: Duration,
-    ) -> Result<Client, ConfigError> {
+    pub(crate) fn validate(self, index: usize, default_ttl: Duration) -> Result<Client, ConfigError> {
         let key = |field: &str| format!("clients[{index}].{field}");
         let id = self.id.unwrap_or_default();
         if !valid_client_id(&id) {
-            return Err(ConfigError::invalid(
-                key("id"),
-                &id,
-                "expected 1 to 128 printable ASCII characters without spaces",
-            ));
+            return Err(ConfigError::invalid(key("id"), &id, "expected 1 to 128 printable ASCII characters without spaces"));
         }
         let secret_sha256 = match (self.public, self.secret_sha256) {
             (true, Some(_)) => {
@@ -127,34 +119,21 @@ impl RawClient {
                 ));
             }
             (false, Some(hex)) => Some(parse_sha256_hex(&hex).ok_or_else(|| {
-                ConfigError::invalid(
-                    key("secret_sha256"),
-                    &hex,
-                    "expected 64 hexadecimal digits (the SHA-256 of the secret)",
-                )
+                ConfigError::invalid(key("secret_sha256"), &hex, "expected 64 hexadecimal digits (the SHA-256 of the secret)")
             })?),
         };
         let mut permissions = Vec::new();
         for name in &self.permissions {
             let permission = Permission::parse(name).ok_or_else(|| {
-                ConfigError::invalid(
-                    key("permissions"),
-                    name,
-                    format!("expected one of {}", Permission::NAMES.join(", ")),
-                )
+                ConfigError::invalid(key("permissions"), name, format!("expected one of {}", Permission::NAMES.join(", ")))
             })?;
             if secret_sha256.is_none() {
-                return Err(ConfigError::invalid(
-                    key("permissions"),
-                    name,
-                    "a public client cannot hold permissions",
-                ));
+                return Err(ConfigError::invalid(key("permissions"), name, "a public client cannot hold permissions"));
             }
             permissions.push(permission);
         }
         for audience in &self.audiences {
-            if audience.is_empty() || audience.len() > 256 || audience.contains(char::is_whitespace)
-            {
+            if audience.is_empty() || audience.len() > 256 || audience.contains(char::is_whitespace) {
                 return Err(ConfigError::invalid(
                     key("audiences"),
                     audience,
@@ -172,9 +151,7 @@ impl RawClient {
             }
         }
         for origin in &self.allowed_origins {
-            if !(origin.starts_with("https://") || origin.starts_with("http://"))
-                || origin.ends_with('/')
-            {
+            if !(origin.starts_with("https://") || origin.starts_with("http://")) || origin.ends_with('/') {
                 return Err(ConfigError::invalid(
                     key("allowed_origins"),
                     origin,
@@ -186,13 +163,7 @@ impl RawClient {
             None => default_ttl,
             Some(text) => parse_duration(&text)
                 .filter(|d| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(86_400))
-                .ok_or_else(|| {
-                    ConfigError::invalid(
-                        key("access_ttl"),
-                        &text,
-                        "expected a duration between 1s and 1d, like \"10m\"",
-                    )
-                })?,
+                .ok_or_else(|| ConfigError::invalid(key("access_ttl"), &text, "expected a duration between 1s and 1d, like \"10m\""))?,
         };
         Ok(Client {
             id,
@@ -213,11 +184,7 @@ fn valid_client_id(id: &str) -> bool {
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
 pub fn valid_scope_token(token: &str) -> bool {
-    !token.is_empty()
-        && token.len() <= 128
-        && token
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+    !token.is_empty() && token.len() <= 128 && token.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
 fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
@@ -234,26 +201,20 @@ fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
 
 /// Hex of the SHA-256 of a secret, as written in the config file.
 pub fn secret_sha256_hex(secret: &str) -> String {
-    digest(&SHA256, secret.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    digest(&SHA256, secret.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A new client secret: 256 bits from the system's CSPRNG, base64url.
 pub fn generate_secret() -> String {
     let mut bytes = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .expect("system randomness");
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).expect("system randomness");
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Compare without an early exit, so the time taken says nothing about
 /// where two digests differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len()
-        && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
+    a.len() == b.len() && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
 }
 
 /// How a request presented client credentials.
@@ -292,11 +253,7 @@ pub enum ClientAuthError {
 impl Credentials {
     /// Gather credentials from the `Authorization` header and, for the
     /// token-family endpoints, the form's `client_id`/`client_secret`.
-    pub fn from_request(
-        authorization: Option<&str>,
-        form_id: Option<&str>,
-        form_secret: Option<&str>,
-    ) -> Result<Self, ClientAuthError> {
+    pub fn from_request(authorization: Option<&str>, form_id: Option<&str>, form_secret: Option<&str>) -> Result<Self, ClientAuthError> {
         let basic = match authorization {
             Some(value) => Some(parse_basic(value)?),
             None => None,
@@ -311,10 +268,7 @@ impl Credentials {
                 }
             }
             (Some((id, secret)), None, None) => Ok(Credentials::Basic { id, secret }),
-            (None, Some(id), Some(secret)) => Ok(Credentials::Post {
-                id: id.to_string(),
-                secret: secret.to_string(),
-            }),
+            (None, Some(id), Some(secret)) => Ok(Credentials::Post { id: id.to_string(), secret: secret.to_string() }),
             (None, Some(id), None) => Ok(Credentials::PublicId(id.to_string())),
             (None, None, Some(_)) => Err(ClientAuthError::Failed),
             (None, None, None) => Ok(Credentials::None),
@@ -330,26 +284,15 @@ impl Credentials {
 /// RFC 6749 §2.3.1: the id and secret are form-urlencoded, joined by `:`,
 /// then base64-encoded.
 fn parse_basic(header: &str) -> Result<(String, String), ClientAuthError> {
-    let (scheme, encoded) = header
-        .trim()
-        .split_once(' ')
-        .ok_or(ClientAuthError::MalformedBasic)?;
+    let (scheme, encoded) = header.trim().split_once(' ').ok_or(ClientAuthError::MalformedBasic)?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(ClientAuthError::MalformedBasic);
     }
-    let decoded = STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| ClientAuthError::MalformedBasic)?;
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| ClientAuthError::MalformedBasic)?;
     let text = String::from_utf8(decoded).map_err(|_| ClientAuthError::MalformedBasic)?;
-    let (id, secret) = text
-        .split_once(':')
-        .ok_or(ClientAuthError::MalformedBasic)?;
-    let unescape = |s: &str| -> String {
-        form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
+    let (id, secret) = text.split_once(':').ok_or(ClientAuthError::MalformedBasic)?;
+    let unescape =
+        |s: &str| -> String { form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default() };
     Ok((unescape(id), unescape(secret)))
 }
 
@@ -362,11 +305,7 @@ impl ClientRegistry {
         let mut map = HashMap::new();
         for client in clients {
             if map.contains_key(&client.id) {
-                return Err(ConfigError::invalid(
-                    "clients.id",
-                    &client.id,
-                    "client ids must be unique",
-                ));
+                return Err(ConfigError::invalid("clients.id", &client.id, "client ids must be unique"));
             }
             map.insert(client.id.clone(), client);
         }
@@ -390,10 +329,7 @@ impl ClientRegistry {
     }
 
     /// Authenticate a confidential client (Basic or post).
-    pub fn authenticate_confidential(
-        &self,
-        credentials: &Credentials,
-    ) -> Result<&Client, ClientAuthError> {
+    pub fn authenticate_confidential(&self, credentials: &Credentials) -> Result<&Client, ClientAuthError> {
         let (id, secret) = match credentials {
             Credentials::Basic { id, secret } | Credentials::Post { id, secret } => (id, secret),
             Credentials::PublicId(_) | Credentials::None => return Err(ClientAuthError::Missing),
@@ -449,10 +385,8 @@ mod tests {
             permissions: vec![],
             ..confidential_clone(&confidential)
         };
-        let clients = vec![
-            confidential.validate(0, Duration::from_secs(600)).unwrap(),
-            public.validate(1, Duration::from_secs(600)).unwrap(),
-        ];
+        let clients =
+            vec![confidential.validate(0, Duration::from_secs(600)).unwrap(), public.validate(1, Duration::from_secs(600)).unwrap()];
         (ClientRegistry::new(clients).unwrap(), secret)
     }
 
@@ -474,73 +408,33 @@ mod tests {
     fn basic_credentials_are_form_decoded() {
         let header = format!("Basic {}", STANDARD.encode("my%3Aclient:p%40ss+word"));
         let creds = Credentials::from_request(Some(&header), None, None).unwrap();
-        assert_eq!(
-            creds,
-            Credentials::Basic {
-                id: "my:client".into(),
-                secret: "p@ss word".into()
-            }
-        );
+        assert_eq!(creds, Credentials::Basic { id: "my:client".into(), secret: "p@ss word".into() });
     }
 
     #[test]
     fn two_authentication_methods_are_refused() {
         let header = format!("Basic {}", STANDARD.encode("a:b"));
-        assert_eq!(
-            Credentials::from_request(Some(&header), Some("a"), Some("b")),
-            Err(ClientAuthError::MultipleMethods)
-        );
-        assert_eq!(
-            Credentials::from_request(Some("Bearer x"), None, None),
-            Err(ClientAuthError::MalformedBasic)
-        );
+        assert_eq!(Credentials::from_request(Some(&header), Some("a"), Some("b")), Err(ClientAuthError::MultipleMethods));
+        assert_eq!(Credentials::from_request(Some("Bearer x"), None, None), Err(ClientAuthError::MalformedBasic));
     }
 
     #[test]
     fn confidential_client_needs_its_secret() {
         let (registry, secret) = registry();
-        let good = Credentials::Basic {
-            id: "backend".into(),
-            secret: secret.clone(),
-        };
+        let good = Credentials::Basic { id: "backend".into(), secret: secret.clone() };
         assert_eq!(registry.authenticate(&good).unwrap().id, "backend");
-        let bad = Credentials::Post {
-            id: "backend".into(),
-            secret: "wrong".into(),
-        };
-        assert_eq!(
-            registry.authenticate(&bad).unwrap_err(),
-            ClientAuthError::Failed
-        );
-        let unknown = Credentials::Basic {
-            id: "nobody".into(),
-            secret,
-        };
-        assert_eq!(
-            registry.authenticate(&unknown).unwrap_err(),
-            ClientAuthError::Failed
-        );
-        assert_eq!(
-            registry
-                .authenticate(&Credentials::PublicId("backend".into()))
-                .unwrap_err(),
-            ClientAuthError::Failed
-        );
+        let bad = Credentials::Post { id: "backend".into(), secret: "wrong".into() };
+        assert_eq!(registry.authenticate(&bad).unwrap_err(), ClientAuthError::Failed);
+        let unknown = Credentials::Basic { id: "nobody".into(), secret };
+        assert_eq!(registry.authenticate(&unknown).unwrap_err(), ClientAuthError::Failed);
+        assert_eq!(registry.authenticate(&Credentials::PublicId("backend".into())).unwrap_err(), ClientAuthError::Failed);
     }
 
     #[test]
     fn public_client_names_itself_but_cannot_use_confidential_paths() {
         let (registry, _) = registry();
-        assert!(
-            registry
-                .authenticate(&Credentials::PublicId("web".into()))
-                .unwrap()
-                .is_public()
-        );
-        let posing = Credentials::Basic {
-            id: "web".into(),
-            secret: String::new(),
-        };
+        assert!(registry.authenticate(&Credentials::PublicId("web".into())).unwrap().is_public());
+        let posing = Credentials::Basic { id: "web".into(), secret: String::new() };
         assert!(registry.authenticate_confidential(&posing).is_err());
     }
 

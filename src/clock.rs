@@ -42,11 +42,7 @@ impl ManualClock {
 
     /// A clock at the given Unix second.
     pub fn at_unix(seconds: i64) -> Self {
-        Self::at(
-            Utc.timestamp_opt(seconds, 0)
-                .single()
-                .expect("valid timestamp"),
-        )
+        Self::at(Utc.timestamp_opt(seconds, 0).single().expect("valid timestamp"))
     }
 
     pub fn set(&self, instant: DateTime<Utc>) {

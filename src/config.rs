@@ -17,36 +17,19 @@ use std::time::Duration;
 /// A configuration value that was refused, with the reason.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read config file {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("config file {path} is not valid TOML for tessera: {message}")]
     Syntax { path: String, message: String },
     #[error("config `{key}` = {value}: {allowed}")]
-    Invalid {
-        key: String,
-        value: String,
-        allowed: String,
-    },
-    #[error(
-        "unknown environment variable {name}: tessera reads TESSERA_CONFIG, TESSERA_LOG and {known}"
-    )]
+    Invalid { key: String, value: String, allowed: String },
+    #[error("unknown environment variable {name}: tessera reads TESSERA_CONFIG, TESSERA_LOG and {known}")]
     UnknownEnv { name: String, known: String },
 }
 
 impl ConfigError {
-    pub(crate) fn invalid(
-        key: impl Into<String>,
-        value: impl std::fmt::Debug,
-        allowed: impl Into<String>,
-    ) -> Self {
-        ConfigError::Invalid {
-            key: key.into(),
-            value: format!("{value:?}"),
-            allowed: allowed.into(),
-        }
+    pub(crate) fn invalid(key: impl Into<String>, value: impl std::fmt::Debug, allowed: impl Into<String>) -> Self {
+        ConfigError::Invalid { key: key.into(), value: format!("{value:?}"), allowed: allowed.into() }
     }
 }
 
@@ -117,58 +100,31 @@ impl Config {
     }
 
     /// Load from an optional file plus the given environment (for tests).
-    pub fn load_with_env(
-        file: Option<&Path>,
-        env: &[(String, String)],
-    ) -> Result<Self, ConfigError> {
+    pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
         let mut table = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError::Syntax {
-                        path: path.display().to_string(),
-                        message: e.to_string(),
-                    })?
+                let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.to_path_buf(), error })?;
+                text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax { path: path.display().to_string(), message: e.to_string() })?
             }
             None => toml::Table::new(),
         };
         apply_env(&mut table, env)?;
-        let source = file
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "defaults".into());
+        let source = file.map(|p| p.display().to_string()).unwrap_or_else(|| "defaults".into());
         let raw: RawConfig =
-            table
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                    path: source,
-                    message: e.message().to_string(),
-                })?;
+            table.try_into().map_err(|e: toml::de::Error| ConfigError::Syntax { path: source, message: e.message().to_string() })?;
         raw.validate()
     }
 
     /// The issuer identifier for a server bound to `addr`.
     pub fn issuer_for(&self, addr: SocketAddr) -> String {
-        self.issuer
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}"))
+        self.issuer.clone().unwrap_or_else(|| format!("http://{addr}"))
     }
 
     /// The longest a token signed by each kind of key can live: how long a
     /// retired key stays published (signing) or accepted (refresh MAC).
     pub fn token_lifetimes(&self) -> crate::keys::TokenLifetimes {
-        let longest_client = self
-            .clients
-            .iter()
-            .map(|c| c.access_ttl)
-            .max()
-            .unwrap_or_default();
-        crate::keys::TokenLifetimes {
-            access: self.tokens.access_ttl.max(longest_client),
-            refresh: self.tokens.refresh_idle_ttl,
-        }
+        let longest_client = self.clients.iter().map(|c| c.access_ttl).max().unwrap_or_default();
+        crate::keys::TokenLifetimes { access: self.tokens.access_ttl.max(longest_client), refresh: self.tokens.refresh_idle_ttl }
     }
 
     /// A configuration of defaults only (no file, no environment).
@@ -213,40 +169,29 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), Co
             continue;
         }
         let Some((key, plain)) = ENV_KEYS.iter().find(|(key, _)| env_name(key) == *name) else {
-            let known = ENV_KEYS
-                .iter()
-                .map(|(k, _)| env_name(k))
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(ConfigError::UnknownEnv {
-                name: name.clone(),
-                known,
-            });
+            let known = ENV_KEYS.iter().map(|(k, _)| env_name(k)).collect::<Vec<_>>().join(", ");
+            return Err(ConfigError::UnknownEnv { name: name.clone(), known });
         };
         let parsed = if *plain {
             toml::Value::String(value.clone())
         } else {
-            format!("v = {value}")
-                .parse::<toml::Table>()
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .ok_or_else(|| ConfigError::invalid(name.clone(), value, "expected a TOML value (a number, or an array of inline tables for TESSERA_CLIENTS)"))?
+            format!("v = {value}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v")).ok_or_else(|| {
+                ConfigError::invalid(
+                    name.clone(),
+                    value,
+                    "expected a TOML value (a number, or an array of inline tables for TESSERA_CLIENTS)",
+                )
+            })?
         };
         let mut parts: Vec<&str> = key.split('.').collect();
         let leaf = parts.pop().expect("non-empty key");
         let mut node = &mut *table;
         for part in parts {
-            let entry = node
-                .entry(part.to_string())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = node.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             node = match entry {
                 toml::Value::Table(t) => t,
                 other => {
-                    return Err(ConfigError::invalid(
-                        part,
-                        other.to_string(),
-                        "expected a table",
-                    ));
+                    return Err(ConfigError::invalid(part, other.to_string(), "expected a table"));
                 }
             };
         }
@@ -267,17 +212,13 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
             return None;
         }
         let number: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let seconds_per = match unit {
@@ -314,25 +255,14 @@ pub fn format_duration(duration: Duration) -> String {
 
 const DURATION_ALLOWED: &str = "expected a duration like \"90s\", \"10m\", \"1h30m\" or \"14d\"";
 
-fn duration(
-    key: &str,
-    value: Option<String>,
-    default: &str,
-    min: Duration,
-    max: Duration,
-) -> Result<Duration, ConfigError> {
+fn duration(key: &str, value: Option<String>, default: &str, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
     let text = value.unwrap_or_else(|| default.to_string());
-    let parsed =
-        parse_duration(&text).ok_or_else(|| ConfigError::invalid(key, &text, DURATION_ALLOWED))?;
+    let parsed = parse_duration(&text).ok_or_else(|| ConfigError::invalid(key, &text, DURATION_ALLOWED))?;
     if parsed < min || parsed > max {
         return Err(ConfigError::invalid(
             key,
             &text,
-            format!(
-                "expected a duration between {} and {}",
-                format_duration(min),
-                format_duration(max)
-            ),
+            format!("expected a duration between {} and {}", format_duration(min), format_duration(max)),
         ));
     }
     Ok(parsed)
@@ -395,133 +325,57 @@ const DAY: Duration = Duration::from_secs(86_400);
 impl RawConfig {
     fn validate(self) -> Result<Config, ConfigError> {
         let listen_text = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen: SocketAddr = listen_text.parse().map_err(|_| {
-            ConfigError::invalid(
-                "listen",
-                &listen_text,
-                "expected an IP address and port like \"127.0.0.1:8080\"",
-            )
-        })?;
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| ConfigError::invalid("listen", &listen_text, "expected an IP address and port like \"127.0.0.1:8080\""))?;
         let issuer = self.issuer.as_deref().map(validate_issuer).transpose()?;
 
         let store = match self.store.kind.as_deref().unwrap_or("embedded") {
-            "embedded" => StoreConfig::Embedded {
-                path: self
-                    .store
-                    .path
-                    .unwrap_or_else(|| PathBuf::from("data/tessera.redb")),
-            },
+            "embedded" => StoreConfig::Embedded { path: self.store.path.unwrap_or_else(|| PathBuf::from("data/tessera.redb")) },
             "redis" => {
                 let url = self.store.url.ok_or_else(|| {
-                    ConfigError::invalid(
-                        "store.url",
-                        "",
-                        "required when store.kind = \"redis\": a redis:// or rediss:// URL",
-                    )
+                    ConfigError::invalid("store.url", "", "required when store.kind = \"redis\": a redis:// or rediss:// URL")
                 })?;
                 if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                    return Err(ConfigError::invalid(
-                        "store.url",
-                        &url,
-                        "expected a redis:// or rediss:// URL",
-                    ));
+                    return Err(ConfigError::invalid("store.url", &url, "expected a redis:// or rediss:// URL"));
                 }
                 StoreConfig::Redis { url }
             }
             other => {
-                return Err(ConfigError::invalid(
-                    "store.kind",
-                    other,
-                    "expected \"embedded\" or \"redis\"",
-                ));
+                return Err(ConfigError::invalid("store.kind", other, "expected \"embedded\" or \"redis\""));
             }
         };
 
         let t = self.tokens;
         let algorithm_text = t.algorithm.unwrap_or_else(|| "ES256".into());
         let algorithm = SigningAlgorithm::parse(&algorithm_text).ok_or_else(|| {
-            ConfigError::invalid(
-                "tokens.algorithm",
-                &algorithm_text,
-                format!("expected one of {}", SigningAlgorithm::NAMES.join(", ")),
-            )
+            ConfigError::invalid("tokens.algorithm", &algorithm_text, format!("expected one of {}", SigningAlgorithm::NAMES.join(", ")))
         })?;
         let access_ttl = duration("tokens.access_ttl", t.access_ttl, "10m", SECOND, DAY)?;
-        let refresh_idle_ttl = duration(
-            "tokens.refresh_idle_ttl",
-            t.refresh_idle_ttl,
-            "14d",
-            SECOND,
-            365 * DAY,
-        )?;
-        let session_max_age = duration(
-            "tokens.session_max_age",
-            t.session_max_age,
-            "90d",
-            SECOND,
-            3650 * DAY,
-        )?;
-        let reuse_grace = duration(
-            "tokens.reuse_grace",
-            t.reuse_grace,
-            "10s",
-            Duration::ZERO,
-            Duration::from_secs(300),
-        )?;
-        let leeway = duration(
-            "tokens.leeway",
-            t.leeway,
-            "30s",
-            Duration::ZERO,
-            Duration::from_secs(300),
-        )?;
+        let refresh_idle_ttl = duration("tokens.refresh_idle_ttl", t.refresh_idle_ttl, "14d", SECOND, 365 * DAY)?;
+        let session_max_age = duration("tokens.session_max_age", t.session_max_age, "90d", SECOND, 3650 * DAY)?;
+        let reuse_grace = duration("tokens.reuse_grace", t.reuse_grace, "10s", Duration::ZERO, Duration::from_secs(300))?;
+        let leeway = duration("tokens.leeway", t.leeway, "30s", Duration::ZERO, Duration::from_secs(300))?;
         if refresh_idle_ttl > session_max_age {
             return Err(ConfigError::invalid(
                 "tokens.refresh_idle_ttl",
                 format_duration(refresh_idle_ttl),
-                format!(
-                    "must not exceed tokens.session_max_age ({})",
-                    format_duration(session_max_age)
-                ),
+                format!("must not exceed tokens.session_max_age ({})", format_duration(session_max_age)),
             ));
         }
 
-        let jwks_max_age = duration(
-            "keys.jwks_max_age",
-            self.keys.jwks_max_age,
-            "5m",
-            Duration::ZERO,
-            DAY,
-        )?;
-        let reload_interval = duration(
-            "keys.reload_interval",
-            self.keys.reload_interval,
-            "2s",
-            Duration::from_millis(100),
-            Duration::from_secs(3600),
-        )?;
-        let request_timeout = duration(
-            "http.request_timeout",
-            self.http.request_timeout,
-            "10s",
-            Duration::from_millis(100),
-            Duration::from_secs(600),
-        )?;
+        let jwks_max_age = duration("keys.jwks_max_age", self.keys.jwks_max_age, "5m", Duration::ZERO, DAY)?;
+        let reload_interval =
+            duration("keys.reload_interval", self.keys.reload_interval, "2s", Duration::from_millis(100), Duration::from_secs(3600))?;
+        let request_timeout =
+            duration("http.request_timeout", self.http.request_timeout, "10s", Duration::from_millis(100), Duration::from_secs(600))?;
         let max_body = self.http.max_body_bytes.unwrap_or(64 * 1024);
         if !(1024..=16 * 1024 * 1024).contains(&max_body) {
-            return Err(ConfigError::invalid(
-                "http.max_body_bytes",
-                max_body,
-                "expected a number of bytes between 1024 and 16777216",
-            ));
+            return Err(ConfigError::invalid("http.max_body_bytes", max_body, "expected a number of bytes between 1024 and 16777216"));
         }
 
-        let clients = self
-            .clients
-            .into_iter()
-            .enumerate()
-            .map(|(index, raw)| raw.validate(index, access_ttl))
-            .collect::<Result<Vec<Client>, _>>()?;
+        let clients =
+            self.clients.into_iter().enumerate().map(|(index, raw)| raw.validate(index, access_ttl)).collect::<Result<Vec<Client>, _>>()?;
         let clients = ClientRegistry::new(clients)?;
 
         Ok(Config {
@@ -529,22 +383,9 @@ impl RawConfig {
             listen,
             keys_dir: self.keys_dir.unwrap_or_else(|| PathBuf::from("keys")),
             store,
-            tokens: TokenPolicy {
-                algorithm,
-                access_ttl,
-                refresh_idle_ttl,
-                session_max_age,
-                reuse_grace,
-                leeway,
-            },
-            keys: KeyPolicy {
-                jwks_max_age,
-                reload_interval,
-            },
-            http: HttpConfig {
-                request_timeout,
-                max_body_bytes: max_body as usize,
-            },
+            tokens: TokenPolicy { algorithm, access_ttl, refresh_idle_ttl, session_max_age, reuse_grace, leeway },
+            keys: KeyPolicy { jwks_max_age, reload_interval },
+            http: HttpConfig { request_timeout, max_body_bytes: max_body as usize },
             clients,
         })
     }
@@ -554,8 +395,7 @@ impl RawConfig {
 /// development) with no query or fragment; a trailing slash is dropped so
 /// `iss` and the metadata's `issuer` compare byte for byte.
 fn validate_issuer(issuer: &str) -> Result<String, ConfigError> {
-    let allowed =
-        "expected an http(s) URL without query or fragment, like \"https://auth.example.com\"";
+    let allowed = "expected an http(s) URL without query or fragment, like \"https://auth.example.com\"";
     let rest = issuer
         .strip_prefix("https://")
         .or_else(|| issuer.strip_prefix("http://"))
@@ -571,19 +411,13 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn durations_parse_in_config_notation() {
         assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
-        assert_eq!(
-            parse_duration("14d"),
-            Some(Duration::from_secs(14 * 86_400))
-        );
+        assert_eq!(parse_duration("14d"), Some(Duration::from_secs(14 * 86_400)));
         assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5_400)));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("0"), Some(Duration::ZERO));
@@ -601,23 +435,14 @@ mod tests {
         assert_eq!(config.issuer_for(config.listen), "http://127.0.0.1:8080");
         assert_eq!(config.tokens.access_ttl, Duration::from_secs(600));
         assert_eq!(config.tokens.algorithm, SigningAlgorithm::ES256);
-        assert_eq!(
-            config.store,
-            StoreConfig::Embedded {
-                path: "data/tessera.redb".into()
-            }
-        );
+        assert_eq!(config.store, StoreConfig::Embedded { path: "data/tessera.redb".into() });
     }
 
     #[test]
     fn environment_overrides_file_values() {
         let config = Config::load_with_env(
             None,
-            &env(&[
-                ("TESSERA_TOKENS_ACCESS_TTL", "5m"),
-                ("TESSERA_LISTEN", "127.0.0.1:0"),
-                ("TESSERA_HTTP_MAX_BODY_BYTES", "2048"),
-            ]),
+            &env(&[("TESSERA_TOKENS_ACCESS_TTL", "5m"), ("TESSERA_LISTEN", "127.0.0.1:0"), ("TESSERA_HTTP_MAX_BODY_BYTES", "2048")]),
         )
         .unwrap();
         assert_eq!(config.tokens.access_ttl, Duration::from_secs(300));
@@ -627,19 +452,13 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_key_value_and_what_is_allowed() {
-        let err = Config::load_with_env(None, &env(&[("TESSERA_TOKENS_ACCESS_TTL", "10 minutes")]))
-            .unwrap_err()
-            .to_string();
+        let err = Config::load_with_env(None, &env(&[("TESSERA_TOKENS_ACCESS_TTL", "10 minutes")])).unwrap_err().to_string();
         assert!(err.contains("tokens.access_ttl"), "{err}");
         assert!(err.contains("10 minutes"), "{err}");
         assert!(err.contains("\"10m\""), "{err}");
-        let err = Config::load_with_env(None, &env(&[("TESSERA_TOKENS_ALGORITHM", "HS256")]))
-            .unwrap_err()
-            .to_string();
+        let err = Config::load_with_env(None, &env(&[("TESSERA_TOKENS_ALGORITHM", "HS256")])).unwrap_err().to_string();
         assert!(err.contains("ES256") && err.contains("HS256"), "{err}");
-        let err = Config::load_with_env(None, &env(&[("TESSERA_TOKNS_ALGORITHM", "ES256")]))
-            .unwrap_err()
-            .to_string();
+        let err = Config::load_with_env(None, &env(&[("TESSERA_TOKNS_ALGORITHM", "ES256")])).unwrap_err().to_string();
         assert!(err.contains("TESSERA_TOKNS_ALGORITHM"), "{err}");
     }
 
@@ -648,9 +467,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.toml");
         std::fs::write(&path, "[tokens]\naccess_tl = \"5m\"\n").unwrap();
-        let err = Config::load_with_env(Some(&path), &[])
-            .unwrap_err()
-            .to_string();
+        let err = Config::load_with_env(Some(&path), &[]).unwrap_err().to_string();
         assert!(err.contains("access_tl"), "{err}");
     }
 

@@ -22,22 +22,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("loading key directory {}", config.keys_dir.display()))?,
     );
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let issuer = config.issuer_for(addr);
     for meta in &created {
-        println!(
-            "created {} key {} ({})",
-            if meta.alg == "HS256" {
-                "refresh MAC"
-            } else {
-                "signing"
-            },
-            meta.kid,
-            meta.alg
-        );
+        println!("created {} key {} ({})", if meta.alg == "HS256" { "refresh MAC" } else { "signing" }, meta.kid, meta.alg);
     }
     println!("tessera listening on http://{addr}");
     println!("issuer:   {issuer}");
@@ -47,10 +36,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     keyring.clone().spawn_reloader(config.keys.reload_interval);
     let state = AppState::new(config, issuer, keyring);
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -25,25 +25,15 @@ pub fn render_metadata(issuer: &str) -> bytes::Bytes {
 pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let view = state.keyring.view();
     let jwks = view.jwks();
-    let cache_control = format!(
-        "public, max-age={}",
-        state.config.keys.jwks_max_age.as_secs()
-    );
+    let cache_control = format!("public, max-age={}", state.config.keys.jwks_max_age.as_secs());
     let etag = HeaderValue::from_str(&jwks.etag).expect("etag is ASCII");
     let cache_control = HeaderValue::from_str(&cache_control).expect("ASCII");
     if if_none_match(&headers, &jwks.etag) {
-        return (
-            StatusCode::NOT_MODIFIED,
-            [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)],
-        )
-            .into_response();
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)]).into_response();
     }
     (
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/jwk-set+json"),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json")),
             (header::ETAG, etag),
             (header::CACHE_CONTROL, cache_control),
         ],
@@ -54,26 +44,14 @@ pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response
 
 /// RFC 9110 §13.1.2: weak comparison, a list of tags, or `*`.
 fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|tag| {
-            let tag = tag.trim();
-            tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
-        })
+    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|tag| {
+        let tag = tag.trim();
+        tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
+    })
 }
 
 pub async fn metadata(State(state): State<AppState>) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        state.metadata.clone(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "public, max-age=300")], state.metadata.clone()).into_response()
 }
 
 #[cfg(test)]
@@ -83,10 +61,7 @@ mod tests {
     #[test]
     fn if_none_match_handles_lists_weak_tags_and_star() {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header::IF_NONE_MATCH,
-            HeaderValue::from_static("\"a\", W/\"b\""),
-        );
+        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"a\", W/\"b\""));
         assert!(if_none_match(&headers, "\"b\""));
         assert!(!if_none_match(&headers, "\"c\""));
         headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));

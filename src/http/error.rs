@@ -22,13 +22,7 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        Self {
-            status,
-            error,
-            description: description.into(),
-            www_authenticate: None,
-            retry_after: None,
-        }
+        Self { status, error, description: description.into(), www_authenticate: None, retry_after: None }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {
@@ -55,14 +49,9 @@ impl From<ClientAuthError> for OAuthError {
             // RFC 6749 §5.2: 401 with a challenge for the scheme the client
             // used — and for clients that sent nothing, since Basic is the
             // method every client must support.
-            _ => Self {
-                www_authenticate: Some(BASIC_CHALLENGE),
-                ..Self::new(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    error.to_string(),
-                )
-            },
+            _ => {
+                Self { www_authenticate: Some(BASIC_CHALLENGE), ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", error.to_string()) }
+            }
         }
     }
 }
@@ -72,24 +61,13 @@ impl From<GrantError> for OAuthError {
         let description = error.to_string();
         match error {
             GrantError::InvalidField { .. } => OAuthError::invalid_request(description),
-            GrantError::InvalidScope(_) => {
-                OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
-            }
+            GrantError::InvalidScope(_) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", description),
             // RFC 8707 §2 names this error for a refused audience/resource.
-            GrantError::InvalidTarget(_) => {
-                OAuthError::new(StatusCode::BAD_REQUEST, "invalid_target", description)
+            GrantError::InvalidTarget(_) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_target", description),
+            GrantError::Forbidden(_) => OAuthError::new(StatusCode::BAD_REQUEST, "unauthorized_client", description),
+            GrantError::KeysUnavailable => {
+                Self { retry_after: Some(5), ..OAuthError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", description) }
             }
-            GrantError::Forbidden(_) => {
-                OAuthError::new(StatusCode::BAD_REQUEST, "unauthorized_client", description)
-            }
-            GrantError::KeysUnavailable => Self {
-                retry_after: Some(5),
-                ..OAuthError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    description,
-                )
-            },
         }
     }
 }
@@ -102,10 +80,7 @@ impl IntoResponse for OAuthError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Some(challenge) = self.www_authenticate {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -128,14 +103,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            detail: detail.into(),
-            field: None,
-            www_authenticate: None,
-            retry_after: None,
-        }
+        Self { status, code, detail: detail.into(), field: None, www_authenticate: None, retry_after: None }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -147,10 +115,7 @@ impl Problem {
         Self::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!(
-                "no resource at {:?}; see openapi.yaml for the endpoints",
-                path.chars().take(128).collect::<String>()
-            ),
+            format!("no resource at {:?}; see openapi.yaml for the endpoints", path.chars().take(128).collect::<String>()),
         )
     }
 }
@@ -172,28 +137,13 @@ impl From<GrantError> for Problem {
     fn from(error: GrantError) -> Self {
         let field = error.field_name().map(str::to_string);
         let problem = match &error {
-            GrantError::InvalidField { .. } => {
-                Problem::new(StatusCode::BAD_REQUEST, "invalid_field", error.to_string())
+            GrantError::InvalidField { .. } => Problem::new(StatusCode::BAD_REQUEST, "invalid_field", error.to_string()),
+            GrantError::InvalidScope(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_scope", error.to_string()),
+            GrantError::InvalidTarget(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_audience", error.to_string()),
+            GrantError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", error.to_string()),
+            GrantError::KeysUnavailable => {
+                Self { retry_after: Some(5), ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, "keys_unavailable", error.to_string()) }
             }
-            GrantError::InvalidScope(_) => {
-                Problem::new(StatusCode::BAD_REQUEST, "invalid_scope", error.to_string())
-            }
-            GrantError::InvalidTarget(_) => Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_audience",
-                error.to_string(),
-            ),
-            GrantError::Forbidden(_) => {
-                Problem::new(StatusCode::FORBIDDEN, "forbidden", error.to_string())
-            }
-            GrantError::KeysUnavailable => Self {
-                retry_after: Some(5),
-                ..Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "keys_unavailable",
-                    error.to_string(),
-                )
-            },
         };
         Self { field, ..problem }
     }
@@ -213,16 +163,10 @@ impl IntoResponse for Problem {
         }
         let mut response = (self.status, body.to_string()).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(challenge) = self.www_authenticate {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -47,20 +47,9 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(config: Config, issuer: String, keyring: Arc<Keyring>) -> Self {
-        let tokens = TokenService::new(
-            &issuer,
-            config.tokens.clone(),
-            keyring.clone(),
-            keyring.clock().clone(),
-        );
+        let tokens = TokenService::new(&issuer, config.tokens.clone(), keyring.clone(), keyring.clock().clone());
         let metadata = discovery::render_metadata(&issuer);
-        Self(Arc::new(Inner {
-            config,
-            issuer,
-            keyring,
-            tokens,
-            metadata,
-        }))
+        Self(Arc::new(Inner { config, issuer, keyring, tokens, metadata }))
     }
 }
 
@@ -103,18 +92,10 @@ async fn deadline(State(state): State<AppState>, request: Request, next: Next) -
     let is_oauth = request.uri().path().starts_with("/oauth2/");
     match tokio::time::timeout(state.config.http.request_timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) if is_oauth => error::OAuthError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "invalid_request",
-            "the request took too long",
-        )
-        .into_response(),
-        Err(_) => Problem::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
-            "the request took too long",
-        )
-        .into_response(),
+        Err(_) if is_oauth => {
+            error::OAuthError::new(StatusCode::REQUEST_TIMEOUT, "invalid_request", "the request took too long").into_response()
+        }
+        Err(_) => Problem::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took too long").into_response(),
     }
 }
 
@@ -124,19 +105,11 @@ async fn not_found(request: Request) -> Problem {
 
 async fn method_not_allowed(request: Request) -> Response {
     let path = request.uri().path().to_string();
-    let allowed: Vec<&str> = ROUTES
-        .iter()
-        .filter(|(_, p)| *p == path)
-        .map(|(m, _)| *m)
-        .collect();
+    let allowed: Vec<&str> = ROUTES.iter().filter(|(_, p)| *p == path).map(|(m, _)| *m).collect();
     let mut response = Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!(
-            "{} is not allowed on {path}; allowed: {}",
-            request.method(),
-            allowed.join(", ")
-        ),
+        format!("{} is not allowed on {path}; allowed: {}", request.method(), allowed.join(", ")),
     )
     .into_response();
     if let Ok(value) = allowed.join(", ").parse() {

@@ -12,36 +12,20 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-pub async fn create(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Problem> {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or("invalid"));
+pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, Problem> {
+    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("invalid"));
     let credentials = Credentials::from_request(authorization, None, None)?;
-    let caller = state
-        .config
-        .clients
-        .authenticate_confidential(&credentials)?;
+    let caller = state.config.clients.authenticate_confidential(&credentials)?;
 
     let body = body.map_err(|rejection| {
         if is_too_large(&rejection) {
             Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!(
-                    "the body exceeds {} bytes",
-                    state.config.http.max_body_bytes
-                ),
+                format!("the body exceeds {} bytes", state.config.http.max_body_bytes),
             )
         } else {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "unreadable_body",
-                "the request body could not be read",
-            )
+            Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read")
         }
     })?;
     if !has_content_type(&headers, "application/json") {
@@ -52,28 +36,21 @@ pub async fn create(
         ));
     }
     let request: SessionRequest = serde_json::from_slice(&body).map_err(json_problem)?;
-    let issued: IssuedSession =
-        state
-            .tokens
-            .create_session(caller, &state.config.clients, request)?;
+    let issued: IssuedSession = state.tokens.create_session(caller, &state.config.clients, request)?;
     tracing::info!(client = %caller.id, sid = %issued.session_id, "session created");
     let mut response = (StatusCode::CREATED, Json(issued)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
 /// Turn a serde error into a problem naming the field where serde knows it.
 fn json_problem(error: serde_json::Error) -> Problem {
     let message = error.to_string();
-    let field = ["unknown field `", "missing field `"]
-        .iter()
-        .find_map(|marker| {
-            let start = message.find(marker)? + marker.len();
-            let len = message[start..].find('`')?;
-            Some(message[start..start + len].to_string())
-        });
+    let field = ["unknown field `", "missing field `"].iter().find_map(|marker| {
+        let start = message.find(marker)? + marker.len();
+        let len = message[start..].find('`')?;
+        Some(message[start..start + len].to_string())
+    });
     // serde's message ends with a position; keep it, it helps find the spot.
     let detail = match error.classify() {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {

@@ -27,10 +27,7 @@ impl Form {
                 continue;
             }
             if map.insert(name.to_string(), value.into_owned()).is_some() {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter {:?} is repeated",
-                    name.chars().take(64).collect::<String>()
-                )));
+                return Err(OAuthError::invalid_request(format!("parameter {:?} is repeated", name.chars().take(64).collect::<String>())));
             }
         }
         Ok(Self(map))
@@ -42,54 +39,33 @@ impl Form {
 }
 
 /// Read and parse the form body of an OAuth endpoint.
-pub fn read_form(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Form, OAuthError> {
+pub fn read_form(state: &AppState, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Form, OAuthError> {
     let body = body.map_err(|rejection| {
         if is_too_large(&rejection) {
             OAuthError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request",
-                format!(
-                    "the body exceeds {} bytes",
-                    state.config.http.max_body_bytes
-                ),
+                format!("the body exceeds {} bytes", state.config.http.max_body_bytes),
             )
         } else {
             OAuthError::invalid_request("the request body could not be read")
         }
     })?;
     if !has_content_type(headers, "application/x-www-form-urlencoded") {
-        return Err(OAuthError::invalid_request(
-            "the body must be form-encoded with Content-Type: application/x-www-form-urlencoded",
-        ));
+        return Err(OAuthError::invalid_request("the body must be form-encoded with Content-Type: application/x-www-form-urlencoded"));
     }
     Form::parse(&body)
 }
 
 /// Credentials from the Authorization header and the form.
 pub fn credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, OAuthError> {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or("invalid"));
-    Ok(Credentials::from_request(
-        authorization,
-        form.get("client_id"),
-        form.get("client_secret"),
-    )?)
+    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("invalid"));
+    Ok(Credentials::from_request(authorization, form.get("client_id"), form.get("client_secret"))?)
 }
 
-pub async fn token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, OAuthError> {
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, OAuthError> {
     let form = read_form(&state, &headers, body)?;
-    let grant_type = form
-        .get("grant_type")
-        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    let grant_type = form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     let credentials = credentials(&headers, &form)?;
     let client = state.config.clients.authenticate(&credentials)?;
     match grant_type {
@@ -101,10 +77,7 @@ pub async fn token(
                     "public clients cannot use client_credentials",
                 ));
             }
-            let issued =
-                state
-                    .tokens
-                    .client_credentials(client, form.get("scope"), form.get("audience"))?;
+            let issued = state.tokens.client_credentials(client, form.get("scope"), form.get("audience"))?;
             tracing::info!(client = %client.id, "service token issued");
             Ok(no_store(Json(issued)))
         }

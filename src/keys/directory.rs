@@ -19,22 +19,14 @@ use std::sync::Arc;
 /// Why the key directory could not be read or changed.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyDirectoryError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "{path} can be read by other users (mode {mode:04o}); a private key must be mode 0600: run `chmod 600 {path}`"
-    )]
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("{path} can be read by other users (mode {mode:04o}); a private key must be mode 0600: run `chmod 600 {path}`")]
     TooOpen { path: PathBuf, mode: u32 },
     #[error("{path}: {reason}")]
     BadMetadata { path: PathBuf, reason: String },
-    #[error("{path}: {source}")]
-    Material {
-        path: PathBuf,
-        source: KeyMaterialError,
-    },
+    #[error("{path}: {error}")]
+    Material { path: PathBuf, error: KeyMaterialError },
     #[error("no key with kid {0:?} in the key directory")]
     UnknownKid(String),
     #[error("{0}")]
@@ -42,10 +34,7 @@ pub enum KeyDirectoryError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyDirectoryError + '_ {
-    move |source| KeyDirectoryError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |error| KeyDirectoryError::Io { path: path.to_path_buf(), error }
 }
 
 /// Parsed key material of either use.
@@ -92,10 +81,7 @@ impl KeyDirectory {
             }
             let text = std::fs::read_to_string(&path).map_err(io(&path))?;
             let meta: KeyMeta =
-                serde_json::from_str(&text).map_err(|e| KeyDirectoryError::BadMetadata {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
+                serde_json::from_str(&text).map_err(|e| KeyDirectoryError::BadMetadata { path: path.clone(), reason: e.to_string() })?;
             if path.file_stem().and_then(|s| s.to_str()) != Some(meta.kid.as_str()) {
                 return Err(KeyDirectoryError::BadMetadata {
                     path,
@@ -112,10 +98,7 @@ impl KeyDirectory {
     /// expired are listed but their material is still parsed, so a clock
     /// moving backwards never leaves tessera without its keys.
     pub fn load(&self) -> Result<Vec<LoadedKey>, KeyDirectoryError> {
-        self.metadata()?
-            .into_iter()
-            .map(|meta| self.load_one(meta))
-            .collect()
+        self.metadata()?.into_iter().map(|meta| self.load_one(meta)).collect()
     }
 
     fn load_one(&self, meta: KeyMeta) -> Result<LoadedKey, KeyDirectoryError> {
@@ -123,29 +106,17 @@ impl KeyDirectory {
             KeyUse::Signing => {
                 let path = self.path.join(format!("{}.pem", meta.kid));
                 let pem = read_private(&path)?;
-                let alg = SigningAlgorithm::parse(&meta.alg).ok_or_else(|| {
-                    KeyDirectoryError::BadMetadata {
-                        path: path.clone(),
-                        reason: format!(
-                            "unsupported alg {:?}; expected one of {}",
-                            meta.alg,
-                            SigningAlgorithm::NAMES.join(", ")
-                        ),
-                    }
-                })?;
-                let material = |source| KeyDirectoryError::Material {
+                let alg = SigningAlgorithm::parse(&meta.alg).ok_or_else(|| KeyDirectoryError::BadMetadata {
                     path: path.clone(),
-                    source,
-                };
+                    reason: format!("unsupported alg {:?}; expected one of {}", meta.alg, SigningAlgorithm::NAMES.join(", ")),
+                })?;
+                let material = |error| KeyDirectoryError::Material { path: path.clone(), error };
                 let der = pem_decode(&pem).map_err(material)?;
                 let key = SigningKey::from_pkcs8(alg, &der).map_err(material)?;
                 if key.kid != meta.kid {
                     return Err(KeyDirectoryError::BadMetadata {
                         path,
-                        reason: format!(
-                            "the key's RFC 7638 thumbprint is {}, not the recorded kid {}",
-                            key.kid, meta.kid
-                        ),
+                        reason: format!("the key's RFC 7638 thumbprint is {}, not the recorded kid {}", key.kid, meta.kid),
                     });
                 }
                 Material::Signing(Arc::new(key))
@@ -153,8 +124,7 @@ impl KeyDirectory {
             KeyUse::RefreshMac => {
                 let path = self.path.join(format!("{}.secret", meta.kid));
                 let content = read_private(&path)?;
-                let key = MacKey::from_file_content(&meta.kid, &content)
-                    .map_err(|source| KeyDirectoryError::Material { path, source })?;
+                let key = MacKey::from_file_content(&meta.kid, &content).map_err(|error| KeyDirectoryError::Material { path, error })?;
                 Material::Mac(Arc::new(key))
             }
         };
@@ -170,12 +140,7 @@ impl KeyDirectory {
                 .filter_map(Result::ok)
                 .filter_map(|e| {
                     let meta = e.metadata().ok()?;
-                    Some((
-                        e.file_name(),
-                        meta.len(),
-                        meta.modified().ok(),
-                        meta.permissions().mode(),
-                    ))
+                    Some((e.file_name(), meta.len(), meta.modified().ok(), meta.permissions().mode()))
                 })
                 .collect();
             rows.sort();
@@ -186,11 +151,7 @@ impl KeyDirectory {
 
     fn ensure_exists(&self) -> Result<(), KeyDirectoryError> {
         if !self.path.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&self.path)
-                .map_err(io(&self.path))?;
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.path).map_err(io(&self.path))?;
         }
         Ok(())
     }
@@ -203,15 +164,8 @@ impl KeyDirectory {
         activates_at: DateTime<Utc>,
     ) -> Result<KeyMeta, KeyDirectoryError> {
         self.ensure_exists()?;
-        let der = SigningKey::generate(alg).map_err(|source| KeyDirectoryError::Material {
-            path: self.path.clone(),
-            source,
-        })?;
-        let key =
-            SigningKey::from_pkcs8(alg, &der).map_err(|source| KeyDirectoryError::Material {
-                path: self.path.clone(),
-                source,
-            })?;
+        let der = SigningKey::generate(alg).map_err(|error| KeyDirectoryError::Material { path: self.path.clone(), error })?;
+        let key = SigningKey::from_pkcs8(alg, &der).map_err(|error| KeyDirectoryError::Material { path: self.path.clone(), error })?;
         let meta = KeyMeta {
             kid: key.kid.clone(),
             alg: alg.as_str().into(),
@@ -220,44 +174,25 @@ impl KeyDirectory {
             activates_at,
             retires_at: None,
         };
-        write_atomic(
-            &self.path.join(format!("{}.pem", meta.kid)),
-            pem_encode(&der).as_bytes(),
-        )?;
+        write_atomic(&self.path.join(format!("{}.pem", meta.kid)), pem_encode(&der).as_bytes())?;
         self.write_meta(&meta)?;
         Ok(meta)
     }
 
     /// Generate a refresh-token MAC key that starts being used at `activates_at`.
-    pub fn generate_mac(
-        &self,
-        now: DateTime<Utc>,
-        activates_at: DateTime<Utc>,
-    ) -> Result<KeyMeta, KeyDirectoryError> {
+    pub fn generate_mac(&self, now: DateTime<Utc>, activates_at: DateTime<Utc>) -> Result<KeyMeta, KeyDirectoryError> {
         self.ensure_exists()?;
         let (kid, content) = MacKey::generate();
-        let meta = KeyMeta {
-            kid: kid.clone(),
-            alg: "HS256".into(),
-            key_use: KeyUse::RefreshMac,
-            created: now,
-            activates_at,
-            retires_at: None,
-        };
-        write_atomic(
-            &self.path.join(format!("{kid}.secret")),
-            format!("{content}\n").as_bytes(),
-        )?;
+        let meta =
+            KeyMeta { kid: kid.clone(), alg: "HS256".into(), key_use: KeyUse::RefreshMac, created: now, activates_at, retires_at: None };
+        write_atomic(&self.path.join(format!("{kid}.secret")), format!("{content}\n").as_bytes())?;
         self.write_meta(&meta)?;
         Ok(meta)
     }
 
     fn write_meta(&self, meta: &KeyMeta) -> Result<(), KeyDirectoryError> {
         let json = serde_json::to_string_pretty(meta).expect("metadata serializes");
-        write_atomic(
-            &self.path.join(format!("{}.json", meta.kid)),
-            format!("{json}\n").as_bytes(),
-        )
+        write_atomic(&self.path.join(format!("{}.json", meta.kid)), format!("{json}\n").as_bytes())
     }
 
     /// First start: make sure there is a key of each use that is active now
@@ -272,12 +207,7 @@ impl KeyDirectory {
         let usable = |key_use: KeyUse| {
             metas.iter().filter(|m| m.key_use == key_use).any(|m| {
                 matches!(
-                    schedule::state(
-                        m.activates_at,
-                        schedule::retirement(m, &metas),
-                        lifetimes.for_use(key_use),
-                        now
-                    ),
+                    schedule::state(m.activates_at, schedule::retirement(m, &metas), lifetimes.for_use(key_use), now),
                     KeyState::Active | KeyState::Pending
                 )
             })
@@ -297,41 +227,20 @@ impl KeyDirectory {
     /// nothing to sign with until its successor activates. It is retired
     /// automatically the instant a newer key activates, so replacing it now
     /// is `keys generate --activate-in 0s`.
-    pub fn retire(
-        &self,
-        kid: &str,
-        lifetimes: TokenLifetimes,
-        now: DateTime<Utc>,
-    ) -> Result<KeyMeta, KeyDirectoryError> {
+    pub fn retire(&self, kid: &str, lifetimes: TokenLifetimes, now: DateTime<Utc>) -> Result<KeyMeta, KeyDirectoryError> {
         let metas = self.metadata()?;
-        let mut meta = metas
-            .iter()
-            .find(|m| m.kid == kid)
-            .cloned()
-            .ok_or_else(|| KeyDirectoryError::UnknownKid(kid.into()))?;
-        let state = schedule::state(
-            meta.activates_at,
-            schedule::retirement(&meta, &metas),
-            lifetimes.for_use(meta.key_use),
-            now,
-        );
+        let mut meta = metas.iter().find(|m| m.kid == kid).cloned().ok_or_else(|| KeyDirectoryError::UnknownKid(kid.into()))?;
+        let state = schedule::state(meta.activates_at, schedule::retirement(&meta, &metas), lifetimes.for_use(meta.key_use), now);
         match state {
             KeyState::Pending => {}
             KeyState::Active => {
-                let flag = if meta.key_use == KeyUse::RefreshMac {
-                    " --mac"
-                } else {
-                    ""
-                };
+                let flag = if meta.key_use == KeyUse::RefreshMac { " --mac" } else { "" };
                 return Err(KeyDirectoryError::Refused(format!(
                     "key {kid} is the active key; to replace it now run `tessera keys generate{flag} --activate-in 0s` (the old key is retired the moment the new one activates)"
                 )));
             }
             KeyState::Retired | KeyState::Expired => {
-                return Err(KeyDirectoryError::Refused(format!(
-                    "key {kid} is already {}",
-                    state.as_str()
-                )));
+                return Err(KeyDirectoryError::Refused(format!("key {kid} is already {}", state.as_str())));
             }
         }
         meta.retires_at = Some(now);
@@ -340,32 +249,15 @@ impl KeyDirectory {
     }
 
     /// Delete every expired key's files; returns their kids.
-    pub fn prune(
-        &self,
-        lifetimes: TokenLifetimes,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<String>, KeyDirectoryError> {
+    pub fn prune(&self, lifetimes: TokenLifetimes, now: DateTime<Utc>) -> Result<Vec<String>, KeyDirectoryError> {
         let metas = self.metadata()?;
         let mut removed = Vec::new();
         for meta in &metas {
-            let state = schedule::state(
-                meta.activates_at,
-                schedule::retirement(meta, &metas),
-                lifetimes.for_use(meta.key_use),
-                now,
-            );
+            let state = schedule::state(meta.activates_at, schedule::retirement(meta, &metas), lifetimes.for_use(meta.key_use), now);
             if state != KeyState::Expired {
                 continue;
             }
-            let private = self.path.join(format!(
-                "{}.{}",
-                meta.kid,
-                if meta.key_use == KeyUse::Signing {
-                    "pem"
-                } else {
-                    "secret"
-                }
-            ));
+            let private = self.path.join(format!("{}.{}", meta.kid, if meta.key_use == KeyUse::Signing { "pem" } else { "secret" }));
             // Metadata first: a key without metadata is invisible, a key
             // without its private file would fail the next load.
             let json = self.path.join(format!("{}.json", meta.kid));
@@ -386,10 +278,7 @@ fn read_private(path: &Path) -> Result<String, KeyDirectoryError> {
     let metadata = std::fs::metadata(path).map_err(io(path))?;
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(KeyDirectoryError::TooOpen {
-            path: path.to_path_buf(),
-            mode,
-        });
+        return Err(KeyDirectoryError::TooOpen { path: path.to_path_buf(), mode });
     }
     std::fs::read_to_string(path).map_err(io(path))
 }
@@ -399,12 +288,7 @@ fn write_atomic(path: &Path, content: &[u8]) -> Result<(), KeyDirectoryError> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
     let tmp = dir.join(format!(".{name}.tmp"));
     let _ = std::fs::remove_file(&tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
     file.write_all(content).map_err(io(&tmp))?;
     file.sync_all().map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))?;
@@ -412,9 +296,7 @@ fn write_atomic(path: &Path, content: &[u8]) -> Result<(), KeyDirectoryError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), KeyDirectoryError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 #[cfg(test)]
@@ -422,10 +304,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    const LIFETIMES: TokenLifetimes = TokenLifetimes {
-        access: Duration::from_secs(600),
-        refresh: Duration::from_secs(86_400),
-    };
+    const LIFETIMES: TokenLifetimes = TokenLifetimes { access: Duration::from_secs(600), refresh: Duration::from_secs(86_400) };
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
@@ -435,21 +314,12 @@ mod tests {
     fn first_start_creates_one_key_of_each_use_then_reuses_them() {
         let dir = tempfile::tempdir().unwrap();
         let keys = KeyDirectory::new(dir.path().join("keys"));
-        let created = keys
-            .ensure_keys(SigningAlgorithm::ES256, LIFETIMES, at(0))
-            .unwrap();
+        let created = keys.ensure_keys(SigningAlgorithm::ES256, LIFETIMES, at(0)).unwrap();
         assert_eq!(created.len(), 2);
-        assert!(
-            keys.ensure_keys(SigningAlgorithm::ES256, LIFETIMES, at(10))
-                .unwrap()
-                .is_empty()
-        );
+        assert!(keys.ensure_keys(SigningAlgorithm::ES256, LIFETIMES, at(10)).unwrap().is_empty());
         let loaded = keys.load().unwrap();
         assert_eq!(loaded.len(), 2);
-        let mode = std::fs::metadata(keys.path().join(format!("{}.pem", created[0].kid)))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(keys.path().join(format!("{}.pem", created[0].kid))).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
@@ -457,9 +327,7 @@ mod tests {
     fn a_world_readable_private_key_is_refused_with_the_fix() {
         let dir = tempfile::tempdir().unwrap();
         let keys = KeyDirectory::new(dir.path());
-        let meta = keys
-            .generate_signing(SigningAlgorithm::ES256, at(0), at(0))
-            .unwrap();
+        let meta = keys.generate_signing(SigningAlgorithm::ES256, at(0), at(0)).unwrap();
         let pem = dir.path().join(format!("{}.pem", meta.kid));
         std::fs::set_permissions(&pem, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = keys.load().unwrap_err().to_string();
@@ -471,53 +339,28 @@ mod tests {
     fn the_active_key_cannot_be_retired_by_hand_but_a_pending_one_can() {
         let dir = tempfile::tempdir().unwrap();
         let keys = KeyDirectory::new(dir.path());
-        let first = keys
-            .generate_signing(SigningAlgorithm::ES256, at(0), at(0))
-            .unwrap();
-        let err = keys
-            .retire(&first.kid, LIFETIMES, at(5))
-            .unwrap_err()
-            .to_string();
+        let first = keys.generate_signing(SigningAlgorithm::ES256, at(0), at(0)).unwrap();
+        let err = keys.retire(&first.kid, LIFETIMES, at(5)).unwrap_err().to_string();
         assert!(err.contains("--activate-in 0s"), "{err}");
-        let pending = keys
-            .generate_signing(SigningAlgorithm::EdDSA, at(5), at(1_000))
-            .unwrap();
+        let pending = keys.generate_signing(SigningAlgorithm::EdDSA, at(5), at(1_000)).unwrap();
         let retired = keys.retire(&pending.kid, LIFETIMES, at(6)).unwrap();
         assert_eq!(retired.retires_at, Some(at(6)));
         // Withdrawn before it signed: the first key keeps signing past 1000.
         let rows = schedule::timeline(&keys.metadata().unwrap(), LIFETIMES, at(2_000));
         let first_row = rows.iter().find(|r| r.meta.kid == first.kid).unwrap();
         assert_eq!(first_row.state, KeyState::Active);
-        assert!(matches!(
-            keys.retire(&pending.kid, LIFETIMES, at(7)),
-            Err(KeyDirectoryError::Refused(_))
-        ));
+        assert!(matches!(keys.retire(&pending.kid, LIFETIMES, at(7)), Err(KeyDirectoryError::Refused(_))));
     }
 
     #[test]
     fn prune_removes_only_expired_keys() {
         let dir = tempfile::tempdir().unwrap();
         let keys = KeyDirectory::new(dir.path());
-        let old = keys
-            .generate_signing(SigningAlgorithm::ES256, at(0), at(0))
-            .unwrap();
-        let new = keys
-            .generate_signing(SigningAlgorithm::ES256, at(0), at(100))
-            .unwrap();
-        assert!(
-            keys.prune(LIFETIMES, at(650)).unwrap().is_empty(),
-            "old is retired, still published"
-        );
-        assert_eq!(
-            keys.prune(LIFETIMES, at(700)).unwrap(),
-            vec![old.kid.clone()]
-        );
-        let left: Vec<_> = keys
-            .metadata()
-            .unwrap()
-            .into_iter()
-            .map(|m| m.kid)
-            .collect();
+        let old = keys.generate_signing(SigningAlgorithm::ES256, at(0), at(0)).unwrap();
+        let new = keys.generate_signing(SigningAlgorithm::ES256, at(0), at(100)).unwrap();
+        assert!(keys.prune(LIFETIMES, at(650)).unwrap().is_empty(), "old is retired, still published");
+        assert_eq!(keys.prune(LIFETIMES, at(700)).unwrap(), vec![old.kid.clone()]);
+        let left: Vec<_> = keys.metadata().unwrap().into_iter().map(|m| m.kid).collect();
         assert_eq!(left, vec![new.kid]);
         assert!(!dir.path().join(format!("{}.pem", old.kid)).exists());
     }
@@ -526,17 +369,9 @@ mod tests {
     fn a_tampered_kid_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let keys = KeyDirectory::new(dir.path());
-        let a = keys
-            .generate_signing(SigningAlgorithm::ES256, at(0), at(0))
-            .unwrap();
-        let b = keys
-            .generate_signing(SigningAlgorithm::ES256, at(0), at(0))
-            .unwrap();
-        std::fs::copy(
-            dir.path().join(format!("{}.pem", b.kid)),
-            dir.path().join(format!("{}.pem", a.kid)),
-        )
-        .unwrap();
+        let a = keys.generate_signing(SigningAlgorithm::ES256, at(0), at(0)).unwrap();
+        let b = keys.generate_signing(SigningAlgorithm::ES256, at(0), at(0)).unwrap();
+        std::fs::copy(dir.path().join(format!("{}.pem", b.kid)), dir.path().join(format!("{}.pem", a.kid))).unwrap();
         let err = keys.load().unwrap_err().to_string();
         assert!(err.contains("thumbprint"), "{err}");
     }

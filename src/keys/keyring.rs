@@ -25,12 +25,7 @@ struct Scheduled<T> {
 
 impl<T> Scheduled<T> {
     fn state(&self, lifetimes: TokenLifetimes, now: DateTime<Utc>) -> KeyState {
-        schedule::state(
-            self.meta.activates_at,
-            self.retirement,
-            lifetimes.for_use(self.meta.key_use),
-            now,
-        )
+        schedule::state(self.meta.activates_at, self.retirement, lifetimes.for_use(self.meta.key_use), now)
     }
 }
 
@@ -54,67 +49,32 @@ pub struct KeyView {
 }
 
 impl KeyView {
-    fn build(
-        loaded: Vec<LoadedKey>,
-        lifetimes: TokenLifetimes,
-        fingerprint: u64,
-        now: DateTime<Utc>,
-    ) -> Self {
+    fn build(loaded: Vec<LoadedKey>, lifetimes: TokenLifetimes, fingerprint: u64, now: DateTime<Utc>) -> Self {
         let metas: Vec<KeyMeta> = loaded.iter().map(|k| k.meta.clone()).collect();
         let mut signing = Vec::new();
         let mut mac = Vec::new();
         for LoadedKey { meta, material } in loaded {
             let retirement = schedule::retirement(&meta, &metas);
             match material {
-                Material::Signing(key) => signing.push(Scheduled {
-                    meta,
-                    retirement,
-                    key,
-                }),
-                Material::Mac(key) => mac.push(Scheduled {
-                    meta,
-                    retirement,
-                    key,
-                }),
+                Material::Signing(key) => signing.push(Scheduled { meta, retirement, key }),
+                Material::Mac(key) => mac.push(Scheduled { meta, retirement, key }),
             }
         }
         // Newest first, so the JWKS lists the signing key before older ones.
-        signing.sort_by(|a, b| {
-            b.meta
-                .activates_at
-                .cmp(&a.meta.activates_at)
-                .then(b.meta.kid.cmp(&a.meta.kid))
-        });
-        mac.sort_by(|a, b| {
-            b.meta
-                .activates_at
-                .cmp(&a.meta.activates_at)
-                .then(b.meta.kid.cmp(&a.meta.kid))
-        });
+        signing.sort_by(|a, b| b.meta.activates_at.cmp(&a.meta.activates_at).then(b.meta.kid.cmp(&a.meta.kid)));
+        mac.sort_by(|a, b| b.meta.activates_at.cmp(&a.meta.activates_at).then(b.meta.kid.cmp(&a.meta.kid)));
         let jwks = render_jwks(&signing, lifetimes, now);
-        Self {
-            signing,
-            mac,
-            lifetimes,
-            jwks,
-            fingerprint,
-        }
+        Self { signing, mac, lifetimes, jwks, fingerprint }
     }
 
     /// The key that signs access tokens at `now`.
     pub fn active_signer(&self, now: DateTime<Utc>) -> Option<&Arc<SigningKey>> {
-        self.signing
-            .iter()
-            .find(|k| k.state(self.lifetimes, now) == KeyState::Active)
-            .map(|k| &k.key)
+        self.signing.iter().find(|k| k.state(self.lifetimes, now) == KeyState::Active).map(|k| &k.key)
     }
 
     /// The key that MACs new refresh tokens at `now`.
     pub fn active_mac(&self, now: DateTime<Utc>) -> Option<&Arc<MacKey>> {
-        self.mac
-            .iter()
-            .find(|k| k.state(self.lifetimes, now) == KeyState::Active)
-            .map(|k| &k.key)
+        self.mac.iter().find(|k| k.state(self.lifetimes, now) == KeyState::Active).map(|k| &k.key)
     }
 
     /// A MAC key that may still check refresh tokens: active or retired.
@@ -122,25 +82,13 @@ impl KeyView {
         self.mac
             .iter()
             .find(|k| k.meta.kid == kid)
-            .filter(|k| {
-                matches!(
-                    k.state(self.lifetimes, now),
-                    KeyState::Active | KeyState::Retired
-                )
-            })
+            .filter(|k| matches!(k.state(self.lifetimes, now), KeyState::Active | KeyState::Retired))
             .map(|k| &k.key)
     }
 
     /// A signing key by kid with its state at `now` (for `token inspect`).
-    pub fn signing_key(
-        &self,
-        kid: &str,
-        now: DateTime<Utc>,
-    ) -> Option<(&Arc<SigningKey>, KeyState)> {
-        self.signing
-            .iter()
-            .find(|k| k.meta.kid == kid)
-            .map(|k| (&k.key, k.state(self.lifetimes, now)))
+    pub fn signing_key(&self, kid: &str, now: DateTime<Utc>) -> Option<(&Arc<SigningKey>, KeyState)> {
+        self.signing.iter().find(|k| k.meta.kid == kid).map(|k| (&k.key, k.state(self.lifetimes, now)))
     }
 
     /// The JWKS as rendered for the published keys.
@@ -149,9 +97,7 @@ impl KeyView {
     }
 
     fn published_kids(&self, now: DateTime<Utc>) -> Vec<String> {
-        published(&self.signing, self.lifetimes, now)
-            .map(|k| k.meta.kid.clone())
-            .collect()
+        published(&self.signing, self.lifetimes, now).map(|k| k.meta.kid.clone()).collect()
     }
 }
 
@@ -160,29 +106,16 @@ fn published(
     lifetimes: TokenLifetimes,
     now: DateTime<Utc>,
 ) -> impl Iterator<Item = &Scheduled<Arc<SigningKey>>> {
-    keys.iter()
-        .filter(move |k| k.state(lifetimes, now).is_published())
+    keys.iter().filter(move |k| k.state(lifetimes, now).is_published())
 }
 
-fn render_jwks(
-    keys: &[Scheduled<Arc<SigningKey>>],
-    lifetimes: TokenLifetimes,
-    now: DateTime<Utc>,
-) -> Jwks {
-    let members: Vec<String> = published(keys, lifetimes, now)
-        .map(|k| k.key.public_jwk_json())
-        .collect();
-    let kids = published(keys, lifetimes, now)
-        .map(|k| k.meta.kid.clone())
-        .collect();
+fn render_jwks(keys: &[Scheduled<Arc<SigningKey>>], lifetimes: TokenLifetimes, now: DateTime<Utc>) -> Jwks {
+    let members: Vec<String> = published(keys, lifetimes, now).map(|k| k.key.public_jwk_json()).collect();
+    let kids = published(keys, lifetimes, now).map(|k| k.meta.kid.clone()).collect();
     let body = format!("{{\"keys\":[{}]}}", members.join(","));
     let hash = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
     let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16]));
-    Jwks {
-        body: bytes::Bytes::from(body),
-        etag,
-        kids,
-    }
+    Jwks { body: bytes::Bytes::from(body), etag, kids }
 }
 
 /// The keyring shared by the server: the directory, the current view, and
@@ -196,35 +129,21 @@ pub struct Keyring {
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keyring")
-            .field("directory", &self.directory)
-            .finish_non_exhaustive()
+        f.debug_struct("Keyring").field("directory", &self.directory).finish_non_exhaustive()
     }
 }
 
 impl Keyring {
     /// Load the directory. Fails if a key cannot be read or is too open.
-    pub fn open(
-        directory: KeyDirectory,
-        lifetimes: TokenLifetimes,
-        clock: SharedClock,
-    ) -> Result<Self, KeyDirectoryError> {
+    pub fn open(directory: KeyDirectory, lifetimes: TokenLifetimes, clock: SharedClock) -> Result<Self, KeyDirectoryError> {
         let fingerprint = directory.fingerprint();
         let view = KeyView::build(directory.load()?, lifetimes, fingerprint, clock.now());
-        Ok(Self {
-            directory,
-            lifetimes,
-            clock,
-            current: RwLock::new(Arc::new(view)),
-        })
+        Ok(Self { directory, lifetimes, clock, current: RwLock::new(Arc::new(view)) })
     }
 
     /// The current snapshot.
     pub fn view(&self) -> Arc<KeyView> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn clock(&self) -> &SharedClock {
@@ -255,10 +174,7 @@ impl Keyring {
     }
 
     /// Refresh every `interval` until the process ends.
-    pub fn spawn_reloader(
-        self: Arc<Self>,
-        interval: std::time::Duration,
-    ) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_reloader(self: Arc<Self>, interval: std::time::Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -282,10 +198,7 @@ impl Keyring {
     pub fn key_uses_present(&self) -> (bool, bool) {
         let view = self.view();
         let now = self.clock.now();
-        (
-            view.active_signer(now).is_some(),
-            view.active_mac(now).is_some(),
-        )
+        (view.active_signer(now).is_some(), view.active_mac(now).is_some())
     }
 }
 
@@ -296,45 +209,29 @@ mod tests {
     use crate::keys::SigningAlgorithm;
     use std::time::Duration;
 
-    const LIFETIMES: TokenLifetimes = TokenLifetimes {
-        access: Duration::from_secs(600),
-        refresh: Duration::from_secs(86_400),
-    };
+    const LIFETIMES: TokenLifetimes = TokenLifetimes { access: Duration::from_secs(600), refresh: Duration::from_secs(86_400) };
 
     #[test]
     fn jwks_follows_the_clock_and_the_directory() {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
         let directory = KeyDirectory::new(dir.path());
-        let first = directory
-            .generate_signing(SigningAlgorithm::ES256, clock.now(), clock.now())
-            .unwrap();
+        let first = directory.generate_signing(SigningAlgorithm::ES256, clock.now(), clock.now()).unwrap();
         let keyring = Keyring::open(directory.clone(), LIFETIMES, clock.clone()).unwrap();
-        assert_eq!(
-            keyring.view().active_signer(clock.now()).unwrap().kid,
-            first.kid
-        );
+        assert_eq!(keyring.view().active_signer(clock.now()).unwrap().kid, first.kid);
 
         // A pending key appears in the JWKS after a reload, before it signs.
         let later = clock.now() + chrono::Duration::seconds(600);
-        let second = directory
-            .generate_signing(SigningAlgorithm::EdDSA, clock.now(), later)
-            .unwrap();
+        let second = directory.generate_signing(SigningAlgorithm::EdDSA, clock.now(), later).unwrap();
         assert!(keyring.refresh().unwrap());
         let view = keyring.view();
         let body = std::str::from_utf8(&view.jwks().body).unwrap().to_string();
-        assert!(
-            body.contains(&first.kid) && body.contains(&second.kid),
-            "{body}"
-        );
+        assert!(body.contains(&first.kid) && body.contains(&second.kid), "{body}");
         assert_eq!(view.active_signer(clock.now()).unwrap().kid, first.kid);
 
         // At activation the new key signs; the old one stays published.
         clock.advance(Duration::from_secs(600));
-        assert_eq!(
-            keyring.view().active_signer(clock.now()).unwrap().kid,
-            second.kid
-        );
+        assert_eq!(keyring.view().active_signer(clock.now()).unwrap().kid, second.kid);
         assert!(!keyring.refresh().unwrap(), "published set unchanged");
 
         // One access-token lifetime later the old key leaves the JWKS.

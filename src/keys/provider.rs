@@ -57,28 +57,19 @@ fn pair_cache() -> &'static Mutex<HashMap<(Algorithm, [u8; 32]), ParsedPair>> {
 fn parsed_pair(algorithm: Algorithm, der: &[u8]) -> Result<ParsedPair> {
     let mut id = [0u8; 32];
     id.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, der).as_ref());
-    if let Some(pair) = pair_cache()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&(algorithm, id))
-    {
+    if let Some(pair) = pair_cache().lock().unwrap_or_else(|e| e.into_inner()).get(&(algorithm, id)) {
         return Ok(pair.clone());
     }
     let pair = match algorithm {
         Algorithm::ES256 | Algorithm::ES384 => {
-            let alg = if algorithm == Algorithm::ES256 {
-                &sig::ECDSA_P256_SHA256_FIXED_SIGNING
-            } else {
-                &sig::ECDSA_P384_SHA384_FIXED_SIGNING
-            };
+            let alg =
+                if algorithm == Algorithm::ES256 { &sig::ECDSA_P256_SHA256_FIXED_SIGNING } else { &sig::ECDSA_P384_SHA384_FIXED_SIGNING };
             ParsedPair::Ecdsa(Arc::new(
-                EcdsaKeyPair::from_pkcs8(alg, der, &SystemRandom::new())
-                    .map_err(|_| Error::from(ErrorKind::InvalidEcdsaKey))?,
+                EcdsaKeyPair::from_pkcs8(alg, der, &SystemRandom::new()).map_err(|_| Error::from(ErrorKind::InvalidEcdsaKey))?,
             ))
         }
         Algorithm::EdDSA => ParsedPair::Ed25519(Arc::new(
-            Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
-                .map_err(|_| Error::from(ErrorKind::InvalidEddsaKey))?,
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| Error::from(ErrorKind::InvalidEddsaKey))?,
         )),
         _ => ParsedPair::Rsa(Arc::new(
             RsaKeyPair::from_pkcs8(der)
@@ -109,16 +100,14 @@ impl signature::Signer<Vec<u8>> for RingSigner {
         let rng = SystemRandom::new();
         match &self.kind {
             SignerKind::Hmac(key) => Ok(ring::hmac::sign(key, msg).as_ref().to_vec()),
-            SignerKind::Pair(ParsedPair::Ecdsa(pair), _) => pair
-                .sign(&rng, msg)
-                .map(|s| s.as_ref().to_vec())
-                .map_err(|_| signature::Error::new()),
+            SignerKind::Pair(ParsedPair::Ecdsa(pair), _) => {
+                pair.sign(&rng, msg).map(|s| s.as_ref().to_vec()).map_err(|_| signature::Error::new())
+            }
             SignerKind::Pair(ParsedPair::Ed25519(pair), _) => Ok(pair.sign(msg).as_ref().to_vec()),
             SignerKind::Pair(ParsedPair::Rsa(pair), encoding) => {
                 let encoding = encoding.ok_or_else(signature::Error::new)?;
                 let mut out = vec![0; pair.public().modulus_len()];
-                pair.sign(encoding, &rng, msg, &mut out)
-                    .map_err(|_| signature::Error::new())?;
+                pair.sign(encoding, &rng, msg, &mut out).map_err(|_| signature::Error::new())?;
                 Ok(out)
             }
         }
@@ -168,10 +157,7 @@ fn new_signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSig
     }
     let kind = match hmac_algorithm(algorithm) {
         Some(hmac) => SignerKind::Hmac(ring::hmac::Key::new(hmac, key.as_bytes())),
-        None => SignerKind::Pair(
-            parsed_pair(algorithm, key.as_bytes())?,
-            rsa_encoding(algorithm),
-        ),
+        None => SignerKind::Pair(parsed_pair(algorithm, key.as_bytes())?, rsa_encoding(algorithm)),
     };
     Ok(Box::new(RingSigner { algorithm, kind }))
 }
@@ -185,12 +171,8 @@ impl signature::Verifier<Vec<u8>> for RingVerifier {
     fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> std::result::Result<(), signature::Error> {
         let fail = |_| signature::Error::new();
         if let Some(hmac) = hmac_algorithm(self.algorithm) {
-            let secret = self
-                .key
-                .try_get_as_bytes()
-                .map_err(signature::Error::from_source)?;
-            return ring::hmac::verify(&ring::hmac::Key::new(hmac, secret), msg, signature)
-                .map_err(fail);
+            let secret = self.key.try_get_as_bytes().map_err(signature::Error::from_source)?;
+            return ring::hmac::verify(&ring::hmac::Key::new(hmac, secret), msg, signature).map_err(fail);
         }
         let verification: &'static dyn sig::VerificationAlgorithm = match self.algorithm {
             Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
@@ -205,9 +187,7 @@ impl signature::Verifier<Vec<u8>> for RingVerifier {
             _ => return Err(signature::Error::new()),
         };
         match self.key.kind() {
-            DecodingKeyKind::SecretOrDer(bytes) => sig::UnparsedPublicKey::new(verification, bytes)
-                .verify(msg, signature)
-                .map_err(fail),
+            DecodingKeyKind::SecretOrDer(bytes) => sig::UnparsedPublicKey::new(verification, bytes).verify(msg, signature).map_err(fail),
             DecodingKeyKind::RsaModulusExponent { n, e } => {
                 let params: &'static sig::RsaParameters = match self.algorithm {
                     Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
@@ -218,9 +198,7 @@ impl signature::Verifier<Vec<u8>> for RingVerifier {
                     Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
                     _ => return Err(signature::Error::new()),
                 };
-                sig::RsaPublicKeyComponents { n, e }
-                    .verify(params, msg, signature)
-                    .map_err(fail)
+                sig::RsaPublicKeyComponents { n, e }.verify(params, msg, signature).map_err(fail)
             }
         }
     }
@@ -236,10 +214,7 @@ fn new_verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtV
     if key.family() != expected_family(*algorithm) {
         return Err(ErrorKind::InvalidKeyFormat.into());
     }
-    Ok(Box::new(RingVerifier {
-        algorithm: *algorithm,
-        key: key.clone(),
-    }))
+    Ok(Box::new(RingVerifier { algorithm: *algorithm, key: key.clone() }))
 }
 
 fn rsa_components_from_private_key(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
@@ -262,12 +237,7 @@ fn rsa_components_from_public_key(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
     if tag_n != 0x02 || tag_e != 0x02 || !after_e.is_empty() {
         return Err(bad());
     }
-    let strip = |b: &[u8]| {
-        b.iter()
-            .position(|&x| x != 0)
-            .map(|i| b[i..].to_vec())
-            .unwrap_or_default()
-    };
+    let strip = |b: &[u8]| b.iter().position(|&x| x != 0).map(|i| b[i..].to_vec()).unwrap_or_default();
     Ok((strip(n), strip(e)))
 }
 
@@ -282,18 +252,13 @@ fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         if count == 0 || count > 4 || rest.len() < count {
             return None;
         }
-        let len = rest[..count]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | b as usize);
+        let len = rest[..count].iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
         (len, &rest[count..])
     };
     (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
 
-fn ec_components_from_private_key(
-    der: &[u8],
-    algorithm: Algorithm,
-) -> Result<(EllipticCurve, Vec<u8>, Vec<u8>)> {
+fn ec_components_from_private_key(der: &[u8], algorithm: Algorithm) -> Result<(EllipticCurve, Vec<u8>, Vec<u8>)> {
     let (curve, size) = match algorithm {
         Algorithm::ES256 => (EllipticCurve::P256, 32),
         Algorithm::ES384 => (EllipticCurve::P384, 48),
@@ -348,11 +313,9 @@ mod tests {
 
     #[test]
     fn rfc7515_a3_es256_vector_verifies() {
-        let key = DecodingKey::from_ec_components(
-            "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
-            "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
-        )
-        .unwrap();
+        let key =
+            DecodingKey::from_ec_components("f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0")
+                .unwrap();
         assert!(verify(RFC7515_A3, &key, Algorithm::ES256));
         let tampered = RFC7515_A3.replacen("eyJpc3MiOiJqb2Ui", "eyJpc3MiOiJqb2Yi", 1);
         assert!(!verify(&tampered, &key, Algorithm::ES256));
@@ -365,69 +328,26 @@ mod tests {
         install();
         let seed = b64("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A");
         // PKCS#8 v1 wrapping of a raw Ed25519 seed (RFC 8410).
-        let mut der = vec![
-            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
-            0x04, 0x20,
-        ];
+        let mut der = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
         der.extend_from_slice(&seed);
         let input = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
         let expected = "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
-        let signature = jsonwebtoken::crypto::sign(
-            input.as_bytes(),
-            &EncodingKey::from_ed_der(&der),
-            Algorithm::EdDSA,
-        )
-        .unwrap();
+        let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_ed_der(&der), Algorithm::EdDSA).unwrap();
         assert_eq!(signature, expected);
-        let key =
-            DecodingKey::from_ed_components("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo").unwrap();
-        assert!(verify(
-            &format!("{input}.{expected}"),
-            &key,
-            Algorithm::EdDSA
-        ));
-        assert!(!verify(
-            &format!("{input}X.{expected}"),
-            &key,
-            Algorithm::EdDSA
-        ));
+        let key = DecodingKey::from_ed_components("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo").unwrap();
+        assert!(verify(&format!("{input}.{expected}"), &key, Algorithm::EdDSA));
+        assert!(!verify(&format!("{input}X.{expected}"), &key, Algorithm::EdDSA));
     }
 
     #[test]
     fn hmac_round_trip_and_wrong_key_family_refused() {
         install();
-        let signature =
-            jsonwebtoken::crypto::sign(b"a.b", &EncodingKey::from_secret(b"k"), Algorithm::HS256)
-                .unwrap();
-        assert!(
-            jsonwebtoken::crypto::verify(
-                &signature,
-                b"a.b",
-                &DecodingKey::from_secret(b"k"),
-                Algorithm::HS256
-            )
-            .unwrap()
-        );
-        assert!(
-            !jsonwebtoken::crypto::verify(
-                &signature,
-                b"a.b",
-                &DecodingKey::from_secret(b"j"),
-                Algorithm::HS256
-            )
-            .unwrap()
-        );
+        let signature = jsonwebtoken::crypto::sign(b"a.b", &EncodingKey::from_secret(b"k"), Algorithm::HS256).unwrap();
+        assert!(jsonwebtoken::crypto::verify(&signature, b"a.b", &DecodingKey::from_secret(b"k"), Algorithm::HS256).unwrap());
+        assert!(!jsonwebtoken::crypto::verify(&signature, b"a.b", &DecodingKey::from_secret(b"j"), Algorithm::HS256).unwrap());
         // An HMAC secret offered where an EC key is expected (the classic
         // algorithm-confusion attack) is refused outright.
-        assert!(
-            jsonwebtoken::crypto::verify(
-                &signature,
-                b"a.b",
-                &DecodingKey::from_secret(b"k"),
-                Algorithm::ES256
-            )
-            .is_err()
-        );
+        assert!(jsonwebtoken::crypto::verify(&signature, b"a.b", &DecodingKey::from_secret(b"k"), Algorithm::ES256).is_err());
     }
 
     #[test]
@@ -439,9 +359,7 @@ mod tests {
         };
         let (n, e) = rsa_components_from_private_key(&der).unwrap();
         for algorithm in [Algorithm::RS256, Algorithm::PS256] {
-            let signature =
-                jsonwebtoken::crypto::sign(b"x.y", &EncodingKey::from_rsa_der(&der), algorithm)
-                    .unwrap();
+            let signature = jsonwebtoken::crypto::sign(b"x.y", &EncodingKey::from_rsa_der(&der), algorithm).unwrap();
             let key = DecodingKey::from_rsa_raw_components(&n, &e);
             assert!(jsonwebtoken::crypto::verify(&signature, b"x.y", &key, algorithm).unwrap());
         }

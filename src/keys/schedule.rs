@@ -88,12 +88,7 @@ pub fn retirement(key: &KeyMeta, all: &[KeyMeta]) -> Option<DateTime<Utc>> {
 
 /// The state of a key whose retirement is already known. `token_lifetime`
 /// is the longest a token made with this key stays valid.
-pub fn state(
-    activates_at: DateTime<Utc>,
-    retirement: Option<DateTime<Utc>>,
-    token_lifetime: Duration,
-    now: DateTime<Utc>,
-) -> KeyState {
+pub fn state(activates_at: DateTime<Utc>, retirement: Option<DateTime<Utc>>, token_lifetime: Duration, now: DateTime<Utc>) -> KeyState {
     match expiry(activates_at, retirement, token_lifetime) {
         Some(expires) if now >= expires => KeyState::Expired,
         // Withdrawn before it activated: it never signed anything.
@@ -105,11 +100,7 @@ pub fn state(
 }
 
 /// When a retired key stops being published.
-pub fn expiry(
-    activates_at: DateTime<Utc>,
-    retirement: Option<DateTime<Utc>>,
-    token_lifetime: Duration,
-) -> Option<DateTime<Utc>> {
+pub fn expiry(activates_at: DateTime<Utc>, retirement: Option<DateTime<Utc>>, token_lifetime: Duration) -> Option<DateTime<Utc>> {
     let retired = retirement?;
     if retired <= activates_at {
         return Some(retired);
@@ -144,11 +135,7 @@ pub struct TimelineRow {
 }
 
 /// Every key with its state at `now` and the instants that matter.
-pub fn timeline(
-    metas: &[KeyMeta],
-    lifetimes: TokenLifetimes,
-    now: DateTime<Utc>,
-) -> Vec<TimelineRow> {
+pub fn timeline(metas: &[KeyMeta], lifetimes: TokenLifetimes, now: DateTime<Utc>) -> Vec<TimelineRow> {
     metas
         .iter()
         .map(|meta| {
@@ -182,12 +169,7 @@ mod tests {
     }
 
     fn state_at(key: &KeyMeta, all: &[KeyMeta], clock: &ManualClock) -> KeyState {
-        state(
-            key.activates_at,
-            retirement(key, all),
-            Duration::from_secs(600),
-            clock.now(),
-        )
+        state(key.activates_at, retirement(key, all), Duration::from_secs(600), clock.now())
     }
 
     #[test]
@@ -223,18 +205,9 @@ mod tests {
 
     #[test]
     fn only_the_newest_activated_key_is_active() {
-        let keys = [
-            meta("a", 0, None),
-            meta("b", 10, None),
-            meta("c", 20, None),
-            meta("d", 5_000, None),
-        ];
+        let keys = [meta("a", 0, None), meta("b", 10, None), meta("c", 20, None), meta("d", 5_000, None)];
         let clock = ManualClock::at_unix(30);
-        let active: Vec<_> = keys
-            .iter()
-            .filter(|k| state_at(k, &keys, &clock) == KeyState::Active)
-            .map(|k| k.kid.as_str())
-            .collect();
+        let active: Vec<_> = keys.iter().filter(|k| state_at(k, &keys, &clock) == KeyState::Active).map(|k| k.kid.as_str()).collect();
         assert_eq!(active, ["c"]);
     }
 
@@ -242,11 +215,7 @@ mod tests {
     fn identical_activation_times_still_pick_one_key() {
         let keys = [meta("a", 10, None), meta("b", 10, None)];
         let clock = ManualClock::at_unix(10);
-        let active: Vec<_> = keys
-            .iter()
-            .filter(|k| state_at(k, &keys, &clock) == KeyState::Active)
-            .map(|k| k.kid.as_str())
-            .collect();
+        let active: Vec<_> = keys.iter().filter(|k| state_at(k, &keys, &clock) == KeyState::Active).map(|k| k.kid.as_str()).collect();
         assert_eq!(active, ["b"]);
     }
 
@@ -256,9 +225,6 @@ mod tests {
         let mut mac = meta("m", 10, None);
         mac.key_use = KeyUse::RefreshMac;
         let all = [signing.clone(), mac];
-        assert_eq!(
-            state_at(&signing, &all, &ManualClock::at_unix(20)),
-            KeyState::Active
-        );
+        assert_eq!(state_at(&signing, &all, &ManualClock::at_unix(20)), KeyState::Active);
     }
 }

@@ -34,10 +34,7 @@ pub enum GrantError {
 
 impl GrantError {
     pub(crate) fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        GrantError::InvalidField {
-            field: field.into(),
-            message: message.into(),
-        }
+        GrantError::InvalidField { field: field.into(), message: message.into() }
     }
 
     /// The request field the error is about, if any.
@@ -99,18 +96,8 @@ pub struct TokenService {
 }
 
 impl TokenService {
-    pub fn new(
-        issuer: &str,
-        policy: TokenPolicy,
-        keyring: Arc<Keyring>,
-        clock: SharedClock,
-    ) -> Self {
-        Self {
-            issuer: issuer.into(),
-            policy,
-            keyring,
-            clock,
-        }
+    pub fn new(issuer: &str, policy: TokenPolicy, keyring: Arc<Keyring>, clock: SharedClock) -> Self {
+        Self { issuer: issuer.into(), policy, keyring, clock }
     }
 
     pub fn issuer(&self) -> &str {
@@ -119,28 +106,14 @@ impl TokenService {
 
     /// Create a session for `request.sub` on behalf of `caller`, a
     /// confidential client holding the `sessions` permission.
-    pub fn create_session(
-        &self,
-        caller: &Client,
-        clients: &ClientRegistry,
-        request: SessionRequest,
-    ) -> Result<IssuedSession, GrantError> {
+    pub fn create_session(&self, caller: &Client, clients: &ClientRegistry, request: SessionRequest) -> Result<IssuedSession, GrantError> {
         if !caller.may(Permission::Sessions) {
-            return Err(GrantError::Forbidden(format!(
-                "client {:?} lacks the \"sessions\" permission",
-                caller.id
-            )));
+            return Err(GrantError::Forbidden(format!("client {:?} lacks the \"sessions\" permission", caller.id)));
         }
         let target = match request.client_id.as_deref() {
             None => caller,
             Some(id) => clients.get(id).ok_or_else(|| {
-                GrantError::field(
-                    "client_id",
-                    format!(
-                        "names no configured client: {:?}",
-                        id.chars().take(64).collect::<String>()
-                    ),
-                )
+                GrantError::field("client_id", format!("names no configured client: {:?}", id.chars().take(64).collect::<String>()))
             })?,
         };
         let sub = request::subject(&request.sub)?;
@@ -209,18 +182,9 @@ impl TokenService {
         audience: Option<&str>,
     ) -> Result<IssuedAccessToken, GrantError> {
         if client.is_public() {
-            return Err(GrantError::Forbidden(
-                "public clients cannot use client_credentials".into(),
-            ));
+            return Err(GrantError::Forbidden("public clients cannot use client_credentials".into()));
         }
-        let requested = audience.map(|a| {
-            RequestedAudience::Many(
-                a.split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-            )
-        });
+        let requested = audience.map(|a| RequestedAudience::Many(a.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect()));
         let aud = request::audience(requested, client, &self.issuer)?;
         let scope = request::scope(scope, client)?;
         let now = self.clock.now();

@@ -26,19 +26,10 @@ pub fn subject(sub: &str) -> Result<String, GrantError> {
         return Err(GrantError::field("sub", "must not be empty"));
     }
     if sub.len() > MAX_SUBJECT_BYTES {
-        return Err(GrantError::field(
-            "sub",
-            format!(
-                "is {} bytes long; at most {MAX_SUBJECT_BYTES} are allowed",
-                sub.len()
-            ),
-        ));
+        return Err(GrantError::field("sub", format!("is {} bytes long; at most {MAX_SUBJECT_BYTES} are allowed", sub.len())));
     }
     if sub.chars().any(char::is_control) {
-        return Err(GrantError::field(
-            "sub",
-            "must not contain control characters",
-        ));
+        return Err(GrantError::field("sub", "must not contain control characters"));
     }
     Ok(sub.to_string())
 }
@@ -46,26 +37,16 @@ pub fn subject(sub: &str) -> Result<String, GrantError> {
 /// The audiences for a token: what was asked, each allowed for the client;
 /// by default every audience the client has, or the issuer itself when it
 /// has none (RFC 9068 requires an `aud`).
-pub fn audience(
-    requested: Option<RequestedAudience>,
-    client: &Client,
-    issuer: &str,
-) -> Result<Vec<String>, GrantError> {
+pub fn audience(requested: Option<RequestedAudience>, client: &Client, issuer: &str) -> Result<Vec<String>, GrantError> {
     let asked = match requested {
         None => {
-            return Ok(if client.audiences.is_empty() {
-                vec![issuer.to_string()]
-            } else {
-                client.audiences.clone()
-            });
+            return Ok(if client.audiences.is_empty() { vec![issuer.to_string()] } else { client.audiences.clone() });
         }
         Some(RequestedAudience::One(one)) => vec![one],
         Some(RequestedAudience::Many(many)) => many,
     };
     if asked.is_empty() {
-        return Err(GrantError::InvalidTarget(
-            "aud must name at least one audience".into(),
-        ));
+        return Err(GrantError::InvalidTarget("aud must name at least one audience".into()));
     }
     let mut out: Vec<String> = Vec::with_capacity(asked.len());
     for audience in asked {
@@ -97,10 +78,7 @@ pub fn scope(requested: Option<&str>, client: &Client) -> Result<Option<String>,
             continue;
         }
         if !valid_scope_token(token) {
-            return Err(GrantError::InvalidScope(format!(
-                "{:?} is not a valid scope token",
-                truncate(token)
-            )));
+            return Err(GrantError::InvalidScope(format!("{:?} is not a valid scope token", truncate(token))));
         }
         if !client.scopes.iter().any(|s| s == token) {
             return Err(GrantError::InvalidScope(format!(
@@ -118,9 +96,7 @@ pub fn scope(requested: Option<&str>, client: &Client) -> Result<Option<String>,
 
 /// Custom claims: a JSON object of at most 4 KB that uses no registered or
 /// reserved claim name.
-pub fn custom_claims(
-    claims: Option<serde_json::Value>,
-) -> Result<serde_json::Map<String, serde_json::Value>, GrantError> {
+pub fn custom_claims(claims: Option<serde_json::Value>) -> Result<serde_json::Map<String, serde_json::Value>, GrantError> {
     let map = match claims {
         None | Some(serde_json::Value::Null) => return Ok(Default::default()),
         Some(serde_json::Value::Object(map)) => map,
@@ -130,33 +106,22 @@ pub fn custom_claims(
         if RESERVED_CLAIMS.contains(&name.as_str()) {
             return Err(GrantError::field(
                 format!("claims.{name}"),
-                format!(
-                    "{name:?} is a registered or reserved claim name and cannot be set as a custom claim"
-                ),
+                format!("{name:?} is a registered or reserved claim name and cannot be set as a custom claim"),
             ));
         }
         if name.is_empty() {
             return Err(GrantError::field("claims", "claim names must not be empty"));
         }
     }
-    let size = serde_json::to_vec(&map)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > MAX_CUSTOM_CLAIMS_BYTES {
-        return Err(GrantError::field(
-            "claims",
-            format!("are {size} bytes serialized; at most {MAX_CUSTOM_CLAIMS_BYTES} are allowed"),
-        ));
+        return Err(GrantError::field("claims", format!("are {size} bytes serialized; at most {MAX_CUSTOM_CLAIMS_BYTES} are allowed")));
     }
     Ok(map)
 }
 
 fn list_or_none(items: &[String]) -> String {
-    if items.is_empty() {
-        "none".into()
-    } else {
-        items.join(", ")
-    }
+    if items.is_empty() { "none".into() } else { items.join(", ") }
 }
 
 /// Echo at most 64 characters of caller input in an error message.
@@ -169,26 +134,17 @@ mod tests {
     use super::*;
 
     fn client(audiences: &[&str], scopes: &[&str]) -> Client {
-        let toml = format!(
-            "[[clients]]\nid = \"web\"\npublic = true\naudiences = {audiences:?}\nscopes = {scopes:?}\n"
-        );
+        let toml = format!("[[clients]]\nid = \"web\"\npublic = true\naudiences = {audiences:?}\nscopes = {scopes:?}\n");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, toml).unwrap();
-        crate::config::Config::load_with_env(Some(&path), &[])
-            .unwrap()
-            .clients
-            .get("web")
-            .unwrap()
-            .clone()
+        crate::config::Config::load_with_env(Some(&path), &[]).unwrap().clients.get("web").unwrap().clone()
     }
 
     #[test]
     fn subject_limits() {
         assert!(subject("alice").is_ok());
-        assert!(
-            matches!(subject(""), Err(GrantError::InvalidField { field, .. }) if field == "sub")
-        );
+        assert!(matches!(subject(""), Err(GrantError::InvalidField { field, .. }) if field == "sub"));
         assert!(subject(&"x".repeat(256)).is_err());
         assert!(subject("a\nb").is_err());
     }
@@ -196,43 +152,20 @@ mod tests {
     #[test]
     fn audience_defaults_and_limits() {
         let c = client(&["orders", "billing"], &[]);
-        assert_eq!(
-            audience(None, &c, "https://iss").unwrap(),
-            ["orders", "billing"]
-        );
-        assert_eq!(
-            audience(
-                Some(RequestedAudience::One("orders".into())),
-                &c,
-                "https://iss"
-            )
-            .unwrap(),
-            ["orders"]
-        );
-        assert!(matches!(
-            audience(Some(RequestedAudience::One("admin".into())), &c, "i"),
-            Err(GrantError::InvalidTarget(_))
-        ));
+        assert_eq!(audience(None, &c, "https://iss").unwrap(), ["orders", "billing"]);
+        assert_eq!(audience(Some(RequestedAudience::One("orders".into())), &c, "https://iss").unwrap(), ["orders"]);
+        assert!(matches!(audience(Some(RequestedAudience::One("admin".into())), &c, "i"), Err(GrantError::InvalidTarget(_))));
         assert!(audience(Some(RequestedAudience::Many(vec![])), &c, "i").is_err());
         let none = client(&[], &[]);
-        assert_eq!(
-            audience(None, &none, "https://iss").unwrap(),
-            ["https://iss"]
-        );
+        assert_eq!(audience(None, &none, "https://iss").unwrap(), ["https://iss"]);
     }
 
     #[test]
     fn scope_narrows_never_widens() {
         let c = client(&[], &["read", "write"]);
         assert_eq!(scope(None, &c).unwrap().as_deref(), Some("read write"));
-        assert_eq!(
-            scope(Some("read read"), &c).unwrap().as_deref(),
-            Some("read")
-        );
-        assert!(matches!(
-            scope(Some("read admin"), &c),
-            Err(GrantError::InvalidScope(_))
-        ));
+        assert_eq!(scope(Some("read read"), &c).unwrap().as_deref(), Some("read"));
+        assert!(matches!(scope(Some("read admin"), &c), Err(GrantError::InvalidScope(_))));
         assert!(scope(Some("bad\"scope"), &c).is_err());
         assert_eq!(scope(Some(""), &c).unwrap(), None);
     }
@@ -241,10 +174,7 @@ mod tests {
     fn custom_claims_refuse_reserved_names_and_size() {
         assert!(custom_claims(Some(serde_json::json!({"tenant": "acme"}))).is_ok());
         let err = custom_claims(Some(serde_json::json!({"sub": "root"}))).unwrap_err();
-        assert!(
-            matches!(err, GrantError::InvalidField { ref field, .. } if field == "claims.sub"),
-            "{err:?}"
-        );
+        assert!(matches!(err, GrantError::InvalidField { ref field, .. } if field == "claims.sub"), "{err:?}");
         let big = serde_json::json!({"blob": "x".repeat(5000)});
         assert!(custom_claims(Some(big)).is_err());
         assert!(custom_claims(Some(serde_json::json!([1, 2]))).is_err());

@@ -55,11 +55,7 @@ pub enum Audience {
 
 impl Audience {
     pub fn from_list(mut list: Vec<String>) -> Self {
-        if list.len() == 1 {
-            Audience::One(list.remove(0))
-        } else {
-            Audience::Many(list)
-        }
+        if list.len() == 1 { Audience::One(list.remove(0)) } else { Audience::Many(list) }
     }
 
     pub fn to_list(&self) -> Vec<String> {
@@ -118,11 +114,7 @@ mod tests {
     #[test]
     fn minted_token_verifies_with_jsonwebtoken_and_has_rfc9068_header() {
         crate::keys::provider::install();
-        let key = SigningKey::from_pkcs8(
-            SigningAlgorithm::ES256,
-            &SigningKey::generate(SigningAlgorithm::ES256).unwrap(),
-        )
-        .unwrap();
+        let key = SigningKey::from_pkcs8(SigningAlgorithm::ES256, &SigningKey::generate(SigningAlgorithm::ES256).unwrap()).unwrap();
         let mut custom = serde_json::Map::new();
         custom.insert("tenant".into(), "acme".into());
         let now = chrono::Utc::now().timestamp();
@@ -148,12 +140,7 @@ mod tests {
         let mut validation = Validation::new(jsonwebtoken::Algorithm::ES256);
         validation.set_audience(&["orders-api"]);
         validation.set_issuer(&["https://issuer.example"]);
-        let decoded = jsonwebtoken::decode::<AccessClaims>(
-            &token,
-            &DecodingKey::from_jwk(&jwk).unwrap(),
-            &validation,
-        )
-        .unwrap();
+        let decoded = jsonwebtoken::decode::<AccessClaims>(&token, &DecodingKey::from_jwk(&jwk).unwrap(), &validation).unwrap();
         assert_eq!(decoded.claims, claims);
     }
 }

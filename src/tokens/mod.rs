@@ -12,8 +12,6 @@ use ring::rand::{SecureRandom, SystemRandom};
 /// A fresh unguessable identifier (128 bits, base64url): `jti`, `sid`.
 pub fn random_id() -> String {
     let mut bytes = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("system randomness");
+    SystemRandom::new().fill(&mut bytes).expect("system randomness");
     URL_SAFE_NO_PAD.encode(bytes)
 }

@@ -70,40 +70,25 @@ pub fn seal(key: &MacKey, claims: &RefreshClaims) -> String {
 
 /// Check the MAC (with an active or retired MAC key) and parse the claims.
 /// Expiry and revocation are the caller's decisions.
-pub fn open(
-    token: &str,
-    keys: &KeyView,
-    now: DateTime<Utc>,
-) -> Result<RefreshClaims, RefreshTokenError> {
+pub fn open(token: &str, keys: &KeyView, now: DateTime<Utc>) -> Result<RefreshClaims, RefreshTokenError> {
     if token.len() > 16 * 1024 {
         return Err(RefreshTokenError::Malformed);
     }
     let mut parts = token.split('.');
-    let (Some(prefix), Some(kid), Some(payload), Some(tag), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let (Some(prefix), Some(kid), Some(payload), Some(tag), None) = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(RefreshTokenError::Malformed);
     };
     if prefix != PREFIX {
         return Err(RefreshTokenError::Malformed);
     }
-    let tag = URL_SAFE_NO_PAD
-        .decode(tag)
-        .map_err(|_| RefreshTokenError::Malformed)?;
-    let key = keys
-        .mac_for_check(kid, now)
-        .ok_or(RefreshTokenError::BadMac)?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| RefreshTokenError::Malformed)?;
+    let key = keys.mac_for_check(kid, now).ok_or(RefreshTokenError::BadMac)?;
     let signed = &token[..token.len() - token.rsplit('.').next().map_or(0, str::len) - 1];
     if !key.verify(signed.as_bytes(), &tag) {
         return Err(RefreshTokenError::BadMac);
     }
-    let payload = URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| RefreshTokenError::Malformed)?;
+    let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| RefreshTokenError::Malformed)?;
     serde_json::from_slice(&payload).map_err(|_| RefreshTokenError::Malformed)
 }
 
@@ -139,10 +124,7 @@ mod tests {
         let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
         let directory = KeyDirectory::new(dir.path());
         directory.generate_mac(clock.now(), clock.now()).unwrap();
-        let lifetimes = TokenLifetimes {
-            access: Duration::from_secs(600),
-            refresh: Duration::from_secs(86_400),
-        };
+        let lifetimes = TokenLifetimes { access: Duration::from_secs(600), refresh: Duration::from_secs(86_400) };
         let keyring = Keyring::open(directory, lifetimes, clock.clone()).unwrap();
         let view = keyring.view();
         let key = view.active_mac(clock.now()).unwrap();
@@ -156,21 +138,8 @@ mod tests {
         let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
         let parts: Vec<&str> = token.split('.').collect();
         let tampered = format!("{}.{}.{}.{}", parts[0], parts[1], forged_payload, parts[3]);
-        assert_eq!(
-            open(&tampered, &view, clock.now()),
-            Err(RefreshTokenError::BadMac)
-        );
-        assert_eq!(
-            open("rt1.x.y", &view, clock.now()),
-            Err(RefreshTokenError::Malformed)
-        );
-        assert_eq!(
-            open(
-                &token.replacen(&key.kid, "mac-unknown", 1),
-                &view,
-                clock.now()
-            ),
-            Err(RefreshTokenError::BadMac)
-        );
+        assert_eq!(open(&tampered, &view, clock.now()), Err(RefreshTokenError::BadMac));
+        assert_eq!(open("rt1.x.y", &view, clock.now()), Err(RefreshTokenError::Malformed));
+        assert_eq!(open(&token.replacen(&key.kid, "mac-unknown", 1), &view, clock.now()), Err(RefreshTokenError::BadMac));
     }
 }
