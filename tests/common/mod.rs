@@ -1,0 +1,234 @@
+//! Test harness: start the real `tessera` binary on a free port with its own
+//! key directory and config, and talk to it over HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A confidential client with the `sessions` permission.
+pub const BACKEND_ID: &str = "login-backend";
+pub const BACKEND_SECRET: &str = "backend-secret-0123456789abcdefghijklmnopqrstuvwxyz";
+/// A confidential client without permissions.
+pub const SERVICE_ID: &str = "reports-service";
+pub const SERVICE_SECRET: &str = "service-secret-0123456789abcdefghijklmnopqrstuvwxyz";
+
+pub fn sha256_hex(text: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The standard test configuration: a login backend, a plain service, and a
+/// public web client with audiences and scopes.
+pub fn default_config() -> String {
+    format!(
+        r#"
+[keys]
+reload_interval = "200ms"
+
+[[clients]]
+id = "{BACKEND_ID}"
+secret_sha256 = "{}"
+permissions = ["sessions"]
+audiences = ["backend-api"]
+
+[[clients]]
+id = "{SERVICE_ID}"
+secret_sha256 = "{}"
+audiences = ["orders-api", "billing-api"]
+scopes = ["orders:read", "orders:write"]
+
+[[clients]]
+id = "web"
+public = true
+audiences = ["orders-api"]
+scopes = ["read", "write"]
+"#,
+        sha256_hex(BACKEND_SECRET),
+        sha256_hex(SERVICE_SECRET)
+    )
+}
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tessera"))
+}
+
+/// A running tessera process; killed on drop.
+pub struct TestServer {
+    pub child: Child,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub stderr: Arc<Mutex<String>>,
+    pub started_in: Duration,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(&default_config(), &[]).await
+    }
+
+    pub async fn start_with(config: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, config, env).await
+    }
+
+    /// Start in an existing directory (to restart on the same keys).
+    pub async fn start_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Self {
+        std::fs::write(dir.path().join("tessera.toml"), config).expect("write config");
+        let started = Instant::now();
+        let mut command = Command::new(binary());
+        command
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("TESSERA_LISTEN", "127.0.0.1:0")
+            .env("TESSERA_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn tessera");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("tessera listening on ") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(base) => base,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("tessera did not start; stderr:\n{}", stderr.lock().unwrap());
+            }
+        };
+        let mut server = Self { child, base, dir, stderr, started_in: Duration::ZERO };
+        // The first request proves it is ready.
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if client.get(server.url("/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "tessera never answered /healthz");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        server.started_in = started.elapsed();
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn logs(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Run a `tessera` CLI command in the server's directory.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary()).args(args).current_dir(self.dir.path()).output().expect("run tessera cli")
+    }
+
+    /// Send SIGTERM and wait for the exit status.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
+        let started = Instant::now();
+        unsafe_kill(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, started.elapsed());
+            }
+            assert!(Instant::now() < deadline, "tessera did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stop the process and hand back its directory (for restarts).
+    pub fn stop_keep_dir(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    pub async fn create_session(&self, body: serde_json::Value) -> reqwest::Response {
+        reqwest::Client::new().post(self.url("/v1/sessions")).basic_auth(BACKEND_ID, Some(BACKEND_SECRET)).json(&body).send().await.unwrap()
+    }
+
+    pub async fn token(&self, auth: Option<(&str, &str)>, form: &[(&str, &str)]) -> reqwest::Response {
+        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let mut request =
+            reqwest::Client::new().post(self.url("/oauth2/token")).header("content-type", "application/x-www-form-urlencoded").body(body);
+        if let Some((id, secret)) = auth {
+            request = request.basic_auth(id, Some(secret));
+        }
+        request.send().await.unwrap()
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("kill");
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Verify a compact JWS against a JWKS with ring alone — an independent
+/// path from tessera's signing code and from jsonwebtoken. Returns the
+/// header and claims.
+pub fn verify_with_ring(token: &str, jwks: &serde_json::Value) -> (serde_json::Value, serde_json::Value) {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "compact JWS has three parts");
+    let header: serde_json::Value = serde_json::from_slice(&B64.decode(parts[0]).unwrap()).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
+    let signature = B64.decode(parts[2]).unwrap();
+    let kid = header["kid"].as_str().expect("kid");
+    let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid).unwrap_or_else(|| panic!("kid {kid} not in JWKS"));
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    let field = |name: &str| B64.decode(jwk[name].as_str().unwrap()).unwrap();
+    // The algorithm comes from the JWK, never from the token.
+    let result = match jwk["alg"].as_str().unwrap() {
+        "ES256" | "ES384" => {
+            let mut point = vec![4u8];
+            point.extend(field("x"));
+            point.extend(field("y"));
+            let alg: &dyn ring::signature::VerificationAlgorithm =
+                if jwk["alg"] == "ES256" { &ring::signature::ECDSA_P256_SHA256_FIXED } else { &ring::signature::ECDSA_P384_SHA384_FIXED };
+            ring::signature::UnparsedPublicKey::new(alg, point).verify(signed.as_bytes(), &signature)
+        }
+        "EdDSA" => ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, field("x")).verify(signed.as_bytes(), &signature),
+        "RS256" | "PS256" => {
+            let params = if jwk["alg"] == "RS256" {
+                &ring::signature::RSA_PKCS1_2048_8192_SHA256
+            } else {
+                &ring::signature::RSA_PSS_2048_8192_SHA256
+            };
+            ring::signature::RsaPublicKeyComponents { n: field("n"), e: field("e") }.verify(params, signed.as_bytes(), &signature)
+        }
+        other => panic!("unexpected alg {other}"),
+    };
+    assert!(result.is_ok(), "signature does not verify with ring from the JWKS");
+    assert_eq!(header["alg"], jwk["alg"], "header alg matches the key");
+    (header, claims)
+}
