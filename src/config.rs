@@ -246,7 +246,7 @@ pub fn format_duration(duration: Duration) -> String {
         return format!("{}ms", duration.as_millis());
     }
     for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if secs >= size && secs % size == 0 {
+        if secs >= size && secs.is_multiple_of(size) {
             return format!("{}{unit}", secs / size);
         }
     }

@@ -391,7 +391,7 @@ async fn token_inspect_names_the_key_and_the_verdict() {
     assert!(stdout.contains("\"sub\": \"erin\"") && stdout.contains("signed by:") && stdout.trim_end().ends_with("valid"), "{stdout}");
 
     let mut tampered = token.to_string();
-    tampered.insert_str(token.find('.').unwrap() + 5, "A");
+    tampered.insert(token.find('.').unwrap() + 5, 'A');
     let output = server.cli(&["token", "inspect", &tampered]);
     assert!(!output.status.success());
 

@@ -162,13 +162,11 @@ impl Keyring {
         let current = self.view();
         let now = self.clock.now();
         let fingerprint = self.directory.fingerprint();
-        let view = if fingerprint != current.fingerprint {
-            KeyView::build(self.directory.load()?, self.lifetimes, fingerprint, now)
-        } else if current.published_kids(now) != current.jwks.kids {
-            KeyView::build(self.directory.load()?, self.lifetimes, fingerprint, now)
-        } else {
+        let directory_changed = fingerprint != current.fingerprint;
+        if !directory_changed && current.published_kids(now) == current.jwks.kids {
             return Ok(false);
-        };
+        }
+        let view = KeyView::build(self.directory.load()?, self.lifetimes, fingerprint, now);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
         Ok(true)
     }

@@ -49,8 +49,10 @@ enum ParsedPair {
 }
 
 /// Parsed private keys, by algorithm and SHA-256 of the DER.
-fn pair_cache() -> &'static Mutex<HashMap<(Algorithm, [u8; 32]), ParsedPair>> {
-    static CACHE: OnceLock<Mutex<HashMap<(Algorithm, [u8; 32]), ParsedPair>>> = OnceLock::new();
+type PairCache = Mutex<HashMap<(Algorithm, [u8; 32]), ParsedPair>>;
+
+fn pair_cache() -> &'static PairCache {
+    static CACHE: OnceLock<PairCache> = OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 
