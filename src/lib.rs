@@ -11,7 +11,10 @@
 //! | [`clients`] | OAuth clients and their authentication |
 //! | [`keys`] | the key directory, key lifecycle, JWKS, the ring provider |
 //! | [`tokens`] | access-token and refresh-token formats |
-//! | [`sessions`] | the rules: who gets which token |
+//! | [`sessions`] | the rules: who gets which token, rotation, revocation |
+//! | [`store`] | the only server state: revocations, consumed refresh tokens |
+//! | [`revocation`] | the in-memory mirror of the revocation list |
+//! | [`metrics`] | Prometheus counters and histograms |
 //! | [`http`] | the axum router and the error mapping |
 //! | [`server`] | start-up and graceful shutdown |
 //! | [`cli`] | the `tessera` command line |
@@ -22,6 +25,9 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod keys;
+pub mod metrics;
+pub mod revocation;
 pub mod server;
 pub mod sessions;
+pub mod store;
 pub mod tokens;

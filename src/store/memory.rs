@@ -1,0 +1,128 @@
+//! An in-memory [`Store`]: the reference behaviour, for unit tests and for
+//! measuring what durability costs. Nothing survives a restart.
+
+use super::{ConsumedRefresh, Consumption, Revocation, RevocationEntry, SessionRecord, Store, StoreFuture};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+struct State {
+    next_seq: u64,
+    revocations: BTreeMap<u64, RevocationEntry>,
+    consumed: HashMap<String, ConsumedRefresh>,
+    sessions: HashMap<String, Vec<SessionRecord>>,
+}
+
+/// A store that lives and dies with the process.
+#[derive(Debug, Default)]
+pub struct MemoryStore(Mutex<State>);
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Store for MemoryStore {
+    fn consume_refresh(&self, jti: &str, record: ConsumedRefresh) -> StoreFuture<'_, Consumption> {
+        let result = self.with(|state| match state.consumed.get(jti) {
+            Some(existing) => Consumption::Already(existing.clone()),
+            None => {
+                state.consumed.insert(jti.to_string(), record);
+                Consumption::First
+            }
+        });
+        Box::pin(async move { Ok(result) })
+    }
+
+    fn consumed_refresh(&self, jti: &str) -> StoreFuture<'_, Option<ConsumedRefresh>> {
+        let result = self.with(|state| state.consumed.get(jti).cloned());
+        Box::pin(async move { Ok(result) })
+    }
+
+    fn revoke(&self, revocations: Vec<(Revocation, i64)>) -> StoreFuture<'_, Vec<RevocationEntry>> {
+        let entries = self.with(|state| {
+            revocations
+                .into_iter()
+                .map(|(revocation, expires_at)| {
+                    state.next_seq += 1;
+                    let entry = RevocationEntry { seq: state.next_seq, revocation, expires_at };
+                    state.revocations.insert(entry.seq, entry.clone());
+                    entry
+                })
+                .collect()
+        });
+        Box::pin(async move { Ok(entries) })
+    }
+
+    fn revocations_since(&self, after: u64) -> StoreFuture<'_, Vec<RevocationEntry>> {
+        let entries = self.with(|state| state.revocations.range(after + 1..).map(|(_, e)| e.clone()).collect());
+        Box::pin(async move { Ok(entries) })
+    }
+
+    fn track_session(&self, record: SessionRecord, limit: usize) -> StoreFuture<'_, Vec<SessionRecord>> {
+        let evicted = self.with(|state| {
+            let sessions = state.sessions.entry(record.sub.clone()).or_default();
+            sessions.push(record.clone());
+            evict_oldest(sessions, &record.client_id, limit)
+        });
+        Box::pin(async move { Ok(evicted) })
+    }
+
+    fn sessions_of(&self, sub: &str) -> StoreFuture<'_, Vec<SessionRecord>> {
+        let sessions = self.with(|state| state.sessions.get(sub).cloned().unwrap_or_default());
+        Box::pin(async move { Ok(sessions) })
+    }
+
+    fn purge_expired(&self, now: i64) -> StoreFuture<'_, usize> {
+        let removed = self.with(|state| {
+            let before = state.revocations.len() + state.consumed.len() + state.sessions.values().map(Vec::len).sum::<usize>();
+            state.revocations.retain(|_, e| e.expires_at >= now);
+            state.consumed.retain(|_, c| c.expires_at >= now);
+            state.sessions.values_mut().for_each(|list| list.retain(|s| s.expires_at >= now));
+            state.sessions.retain(|_, list| !list.is_empty());
+            let after = state.revocations.len() + state.consumed.len() + state.sessions.values().map(Vec::len).sum::<usize>();
+            before - after
+        });
+        Box::pin(async move { Ok(removed) })
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn describe(&self) -> String {
+        "memory (not durable: for tests and benchmarks)".into()
+    }
+}
+
+/// Keep at most `limit` sessions of `client_id` in `sessions` (oldest go
+/// first); returns the evicted ones.
+pub(crate) fn evict_oldest(sessions: &mut Vec<SessionRecord>, client_id: &str, limit: usize) -> Vec<SessionRecord> {
+    let mut of_client: Vec<&SessionRecord> = sessions.iter().filter(|s| s.client_id == client_id).collect();
+    if of_client.len() <= limit {
+        return Vec::new();
+    }
+    of_client.sort_by(|a, b| (a.created_at, &a.sid).cmp(&(b.created_at, &b.sid)));
+    let evicted: Vec<SessionRecord> = of_client[..of_client.len() - limit].iter().map(|s| (*s).clone()).collect();
+    sessions.retain(|s| !evicted.iter().any(|e| e.sid == s.sid));
+    evicted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::contract;
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_store_meets_the_contract() {
+        contract::consumption_happens_once(&MemoryStore::new()).await;
+        contract::revocations_get_increasing_sequence_numbers(&MemoryStore::new()).await;
+        contract::expired_entries_are_purged(&MemoryStore::new()).await;
+        contract::session_index_keeps_the_newest_within_the_limit(&MemoryStore::new()).await;
+    }
+}

@@ -1,0 +1,190 @@
+//! The only server state: revocations, consumed refresh tokens, and (only
+//! when a client sets a session limit) a per-subject session index.
+//!
+//! [`Store`] is deliberately narrow — intention-named operations, not a
+//! key-value API — so the rules in [`crate::sessions`] cannot depend on how
+//! a backend lays data out. Every entry carries the instant after which it
+//! is useless (`expires_at`, Unix seconds) and is purged then, so the store
+//! stays as small as the set of live tokens it must remember.
+//!
+//! Implementations: [`memory::MemoryStore`] (tests, benchmarks; not
+//! durable) and [`embedded::EmbeddedStore`] (the default: a redb file,
+//! fsync'd before any write is acknowledged, group-committed).
+
+pub mod embedded;
+pub mod memory;
+
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future, so the store can be used as `Arc<dyn Store>`.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The store could not do what was asked; callers answer 503 and never
+/// pretend a write happened.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the store is unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// What a revocation entry covers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Revocation {
+    /// One access or refresh token, by `jti`.
+    Token { jti: String },
+    /// Every token of one session (logout, detected reuse).
+    Session { sid: String },
+    /// Every token of a subject issued at or before `before` (logout everywhere).
+    Subject { sub: String, before: i64 },
+    /// Every token signed by a withdrawn key.
+    Key { kid: String },
+}
+
+/// A revocation as stored, with its sequence number (the feed's cursor) and
+/// the instant it stops mattering.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationEntry {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub revocation: Revocation,
+    pub expires_at: i64,
+}
+
+/// The record of a consumed refresh token: which child replaced it, so a
+/// retry inside the grace window gets the very same child.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumedRefresh {
+    pub child_jti: String,
+    pub access_jti: String,
+    /// `iat` of the child pair.
+    pub issued_at: i64,
+    pub client_id: String,
+    /// The scope the child access token was given (a request may narrow it).
+    pub access_scope: Option<String>,
+    /// The consumed token's own expiry; the record is useless after it.
+    pub expires_at: i64,
+}
+
+/// The result of an atomic consumption attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consumption {
+    /// This call consumed the token; the caller mints the child it recorded.
+    First,
+    /// The token had been consumed before; here is what replaced it.
+    Already(ConsumedRefresh),
+}
+
+/// One live session in the per-subject index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub sid: String,
+    pub sub: String,
+    pub client_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// Durable server state.
+pub trait Store: Send + Sync + 'static {
+    /// Atomically mark refresh token `jti` consumed by `record`, unless it
+    /// was consumed already — in which case return the earlier record and
+    /// change nothing. Of any number of concurrent calls for one `jti`,
+    /// exactly one sees [`Consumption::First`].
+    fn consume_refresh(&self, jti: &str, record: ConsumedRefresh) -> StoreFuture<'_, Consumption>;
+
+    /// The consumption record of `jti`, if any.
+    fn consumed_refresh(&self, jti: &str) -> StoreFuture<'_, Option<ConsumedRefresh>>;
+
+    /// Record revocations durably; returns them with their sequence numbers.
+    fn revoke(&self, revocations: Vec<(Revocation, i64)>) -> StoreFuture<'_, Vec<RevocationEntry>>;
+
+    /// Every live revocation with a sequence number above `after`, in order.
+    fn revocations_since(&self, after: u64) -> StoreFuture<'_, Vec<RevocationEntry>>;
+
+    /// Add a session to its subject's index for one client, keeping at most
+    /// `limit` sessions of that subject and client; returns the evicted
+    /// (oldest) ones, which the caller revokes.
+    fn track_session(&self, record: SessionRecord, limit: usize) -> StoreFuture<'_, Vec<SessionRecord>>;
+
+    /// The indexed sessions of a subject.
+    fn sessions_of(&self, sub: &str) -> StoreFuture<'_, Vec<SessionRecord>>;
+
+    /// Delete everything that expired before `now`; returns how many entries went.
+    fn purge_expired(&self, now: i64) -> StoreFuture<'_, usize>;
+
+    /// Whether the store answers at all (for `/readyz`).
+    fn ping(&self) -> StoreFuture<'_, ()>;
+
+    /// A line for the start-up banner: kind and location.
+    fn describe(&self) -> String;
+}
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! The behaviour every store must show; each implementation runs these.
+    use super::*;
+
+    pub fn record(child: &str, client: &str, expires_at: i64) -> ConsumedRefresh {
+        ConsumedRefresh {
+            child_jti: child.into(),
+            access_jti: format!("{child}-at"),
+            issued_at: 100,
+            client_id: client.into(),
+            access_scope: None,
+            expires_at,
+        }
+    }
+
+    pub async fn consumption_happens_once(store: &dyn Store) {
+        assert_eq!(store.consume_refresh("parent", record("child-a", "web", 1_000)).await.unwrap(), Consumption::First);
+        let again = store.consume_refresh("parent", record("child-b", "web", 1_000)).await.unwrap();
+        assert_eq!(again, Consumption::Already(record("child-a", "web", 1_000)));
+        assert_eq!(store.consumed_refresh("parent").await.unwrap(), Some(record("child-a", "web", 1_000)));
+        assert_eq!(store.consumed_refresh("other").await.unwrap(), None);
+    }
+
+    pub async fn revocations_get_increasing_sequence_numbers(store: &dyn Store) {
+        let first = store.revoke(vec![(Revocation::Token { jti: "t1".into() }, 500)]).await.unwrap();
+        let more = store
+            .revoke(vec![(Revocation::Session { sid: "s1".into() }, 600), (Revocation::Subject { sub: "alice".into(), before: 50 }, 700)])
+            .await
+            .unwrap();
+        assert!(more[0].seq > first[0].seq && more[1].seq > more[0].seq);
+        let all = store.revocations_since(0).await.unwrap();
+        assert_eq!(all.len(), 3);
+        let after_first = store.revocations_since(first[0].seq).await.unwrap();
+        assert_eq!(after_first, more);
+    }
+
+    pub async fn expired_entries_are_purged(store: &dyn Store) {
+        store.revoke(vec![(Revocation::Token { jti: "old".into() }, 10), (Revocation::Token { jti: "new".into() }, 1_000)]).await.unwrap();
+        store.consume_refresh("old-parent", record("c", "web", 10)).await.unwrap();
+        store.consume_refresh("new-parent", record("c2", "web", 1_000)).await.unwrap();
+        let removed = store.purge_expired(100).await.unwrap();
+        assert_eq!(removed, 2);
+        let left = store.revocations_since(0).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].revocation, Revocation::Token { jti: "new".into() });
+        assert_eq!(store.consumed_refresh("old-parent").await.unwrap(), None);
+        assert!(store.consumed_refresh("new-parent").await.unwrap().is_some());
+    }
+
+    pub async fn session_index_keeps_the_newest_within_the_limit(store: &dyn Store) {
+        let session = |sid: &str, created: i64| SessionRecord {
+            sid: sid.into(),
+            sub: "bob".into(),
+            client_id: "web".into(),
+            created_at: created,
+            expires_at: 10_000,
+        };
+        assert!(store.track_session(session("s1", 1), 2).await.unwrap().is_empty());
+        assert!(store.track_session(session("s2", 2), 2).await.unwrap().is_empty());
+        let evicted = store.track_session(session("s3", 3), 2).await.unwrap();
+        assert_eq!(evicted, vec![session("s1", 1)]);
+        let mut left: Vec<String> = store.sessions_of("bob").await.unwrap().into_iter().map(|s| s.sid).collect();
+        left.sort();
+        assert_eq!(left, ["s2", "s3"]);
+        assert!(store.sessions_of("nobody").await.unwrap().is_empty());
+    }
+}
