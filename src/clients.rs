@@ -62,6 +62,9 @@ pub struct Client {
     pub access_ttl: Duration,
     pub allowed_origins: Vec<String>,
     pub refresh_cookie: bool,
+    /// Most concurrent sessions per subject; the oldest is ended when a new
+    /// one would exceed it. `None` keeps no session state at all.
+    pub max_sessions_per_subject: Option<usize>,
 }
 
 impl Client {
@@ -93,6 +96,7 @@ pub(crate) struct RawClient {
     allowed_origins: Vec<String>,
     #[serde(default)]
     refresh_cookie: bool,
+    max_sessions_per_subject: Option<i64>,
 }
 
 impl RawClient {
@@ -165,6 +169,11 @@ impl RawClient {
                 .filter(|d| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(86_400))
                 .ok_or_else(|| ConfigError::invalid(key("access_ttl"), &text, "expected a duration between 1s and 1d, like \"10m\""))?,
         };
+        let max_sessions_per_subject = match self.max_sessions_per_subject {
+            None => None,
+            Some(n) if (1..=1000).contains(&n) => Some(n as usize),
+            Some(n) => return Err(ConfigError::invalid(key("max_sessions_per_subject"), n, "expected a number from 1 to 1000")),
+        };
         Ok(Client {
             id,
             secret_sha256,
@@ -174,6 +183,7 @@ impl RawClient {
             access_ttl,
             allowed_origins: self.allowed_origins,
             refresh_cookie: self.refresh_cookie,
+            max_sessions_per_subject,
         })
     }
 }
@@ -377,6 +387,7 @@ mod tests {
             access_ttl: None,
             allowed_origins: vec![],
             refresh_cookie: false,
+            max_sessions_per_subject: None,
         };
         let public = RawClient {
             id: Some("web".into()),
@@ -401,6 +412,7 @@ mod tests {
             access_ttl: raw.access_ttl.clone(),
             allowed_origins: raw.allowed_origins.clone(),
             refresh_cookie: raw.refresh_cookie,
+            max_sessions_per_subject: raw.max_sessions_per_subject,
         }
     }
 

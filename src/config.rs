@@ -40,6 +40,8 @@ pub enum StoreConfig {
     Embedded { path: PathBuf },
     /// A Redis server shared by several replicas.
     Redis { url: String },
+    /// In memory only: nothing survives a restart (tests, benchmarks).
+    Memory,
 }
 
 /// Lifetimes and algorithm of the tokens tessera issues.
@@ -331,6 +333,7 @@ impl RawConfig {
         let issuer = self.issuer.as_deref().map(validate_issuer).transpose()?;
 
         let store = match self.store.kind.as_deref().unwrap_or("embedded") {
+            "memory" => StoreConfig::Memory,
             "embedded" => StoreConfig::Embedded { path: self.store.path.unwrap_or_else(|| PathBuf::from("data/tessera.redb")) },
             "redis" => {
                 let url = self.store.url.ok_or_else(|| {
@@ -342,7 +345,7 @@ impl RawConfig {
                 StoreConfig::Redis { url }
             }
             other => {
-                return Err(ConfigError::invalid("store.kind", other, "expected \"embedded\" or \"redis\""));
+                return Err(ConfigError::invalid("store.kind", other, "expected \"embedded\", \"redis\" or \"memory\""));
             }
         };
 

@@ -1,10 +1,17 @@
-//! Starting and stopping the service: make sure keys exist, load them,
-//! bind, say where everything is, serve until SIGTERM/SIGINT, then drain.
+//! Starting and stopping the service: make sure keys exist, load them, open
+//! the store and load the revocation list into memory, bind, say where
+//! everything is, serve until SIGTERM/SIGINT, then drain.
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, StoreConfig};
 use crate::http::{self, AppState};
 use crate::keys::{KeyDirectory, Keyring};
+use crate::metrics::Metrics;
+use crate::revocation::RevocationList;
+use crate::sessions::TokenService;
+use crate::store::Store;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::memory::MemoryStore;
 use anyhow::Context;
 use std::sync::Arc;
 
@@ -22,6 +29,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("loading key directory {}", config.keys_dir.display()))?,
     );
 
+    let metrics = Arc::new(Metrics::default());
+    let store = open_store(&config, metrics.clone())?;
+    let revocations = Arc::new(RevocationList::new());
+    revocations.apply(&store.revocations_since(0).await.context("loading the revocation list")?);
+
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let issuer = config.issuer_for(addr);
@@ -31,14 +43,41 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     println!("tessera listening on http://{addr}");
     println!("issuer:   {issuer}");
     println!("keys:     {}", config.keys_dir.display());
+    println!("store:    {} ({} revocations loaded)", store.describe(), revocations.len());
     println!("clients:  {}", config.clients.len());
     println!("jwks:     {issuer}/.well-known/jwks.json");
 
     keyring.clone().spawn_reloader(config.keys.reload_interval);
-    let state = AppState::new(config, issuer, keyring);
+    let state = AppState::new(config, issuer, keyring, store, revocations, metrics);
+    spawn_purger(state.tokens.clone());
     axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+fn open_store(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match &config.store {
+        StoreConfig::Embedded { path } => {
+            Arc::new(EmbeddedStore::open(path, metrics).with_context(|| format!("opening the store {}", path.display()))?)
+        }
+        StoreConfig::Memory => Arc::new(MemoryStore::new()),
+        StoreConfig::Redis { .. } => anyhow::bail!("store.kind = \"redis\" is not available in this build yet; use \"embedded\""),
+    })
+}
+
+/// Delete expired revocations and consumption records once a minute.
+fn spawn_purger(tokens: TokenService) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            ticker.tick().await;
+            match tokens.purge_expired().await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "expired store entries purged"),
+                Err(error) => tracing::warn!(%error, "purging expired store entries failed; will retry"),
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -8,16 +8,20 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// Grant types `/oauth2/token` accepts.
-pub const GRANT_TYPES: &[&str] = &["client_credentials"];
+pub const GRANT_TYPES: &[&str] = &["refresh_token", "client_credentials"];
 
 pub fn render_metadata(issuer: &str) -> bytes::Bytes {
     let metadata = serde_json::json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "token_endpoint": format!("{issuer}/oauth2/token"),
+        "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
+        "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
         "grant_types_supported": GRANT_TYPES,
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
     });
     bytes::Bytes::from(metadata.to_string())
 }

@@ -65,7 +65,8 @@ impl From<GrantError> for OAuthError {
             // RFC 8707 §2 names this error for a refused audience/resource.
             GrantError::InvalidTarget(_) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_target", description),
             GrantError::Forbidden(_) => OAuthError::new(StatusCode::BAD_REQUEST, "unauthorized_client", description),
-            GrantError::KeysUnavailable => {
+            GrantError::InvalidGrant(_) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", description),
+            GrantError::KeysUnavailable | GrantError::StoreUnavailable => {
                 Self { retry_after: Some(5), ..OAuthError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", description) }
             }
         }
@@ -141,8 +142,12 @@ impl From<GrantError> for Problem {
             GrantError::InvalidScope(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_scope", error.to_string()),
             GrantError::InvalidTarget(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_audience", error.to_string()),
             GrantError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", error.to_string()),
+            GrantError::InvalidGrant(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_grant", error.to_string()),
             GrantError::KeysUnavailable => {
                 Self { retry_after: Some(5), ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, "keys_unavailable", error.to_string()) }
+            }
+            GrantError::StoreUnavailable => {
+                Self { retry_after: Some(5), ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", error.to_string()) }
             }
         };
         Self { field, ..problem }

@@ -1,4 +1,4 @@
-//! Liveness and readiness for orchestrators.
+//! Operator endpoints: liveness, readiness, metrics.
 
 use super::AppState;
 use axum::Json;
@@ -11,14 +11,21 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready to issue tokens: a signing key and a refresh MAC key are active.
+/// Ready to issue tokens: a signing key and a refresh MAC key are active,
+/// and the store answers.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let (signing, mac) = state.keyring.key_uses_present();
-    let ready = signing && mac;
+    let store = tokio::time::timeout(std::time::Duration::from_secs(2), state.tokens.store().ping()).await.is_ok_and(|r| r.is_ok());
+    let ready = signing && mac && store;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
-        "checks": { "signing_key": signing, "refresh_mac_key": mac },
+        "checks": { "signing_key": signing, "refresh_mac_key": mac, "store": store },
     });
     (status, Json(body))
+}
+
+/// Prometheus text exposition.
+pub async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.tokens.metrics().render())
 }

@@ -9,18 +9,23 @@
 pub mod discovery;
 pub mod error;
 pub mod health;
+pub mod introspect;
+pub mod revoke;
 pub mod sessions;
 pub mod token;
 
 use crate::config::Config;
 use crate::keys::Keyring;
+use crate::metrics::Metrics;
+use crate::revocation::RevocationList;
 use crate::sessions::TokenService;
+use crate::store::Store;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use error::Problem;
 use std::sync::Arc;
 use tower_http::trace::TraceLayer;
@@ -46,8 +51,16 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, issuer: String, keyring: Arc<Keyring>) -> Self {
-        let tokens = TokenService::new(&issuer, config.tokens.clone(), keyring.clone(), keyring.clock().clone());
+    /// `revocations` must already hold the store's list (see [`crate::server`]).
+    pub fn new(
+        config: Config,
+        issuer: String,
+        keyring: Arc<Keyring>,
+        store: Arc<dyn Store>,
+        revocations: Arc<RevocationList>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let tokens = TokenService::new(&issuer, config.tokens.clone(), keyring.clone(), store, revocations, metrics);
         let metadata = discovery::render_metadata(&issuer);
         Self(Arc::new(Inner { config, issuer, keyring, tokens, metadata }))
     }
@@ -59,9 +72,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/.well-known/oauth-authorization-server"),
     ("GET", "/.well-known/openid-configuration"),
     ("POST", "/v1/sessions"),
+    ("DELETE", "/v1/sessions/{sid}"),
+    ("POST", "/v1/subjects/{sub}/revoke"),
+    ("GET", "/v1/subjects/{sub}/sessions"),
     ("POST", "/oauth2/token"),
+    ("POST", "/oauth2/revoke"),
+    ("POST", "/oauth2/introspect"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -71,9 +90,15 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/oauth-authorization-server", get(discovery::metadata))
         .route("/.well-known/openid-configuration", get(discovery::metadata))
         .route("/v1/sessions", post(sessions::create))
+        .route("/v1/sessions/{sid}", delete(sessions::end))
+        .route("/v1/subjects/{sub}/revoke", post(sessions::end_all))
+        .route("/v1/subjects/{sub}/sessions", get(sessions::list))
         .route("/oauth2/token", post(token::token))
+        .route("/oauth2/revoke", post(revoke::revoke))
+        .route("/oauth2/introspect", post(introspect::introspect))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
@@ -105,7 +130,7 @@ async fn not_found(request: Request) -> Problem {
 
 async fn method_not_allowed(request: Request) -> Response {
     let path = request.uri().path().to_string();
-    let allowed: Vec<&str> = ROUTES.iter().filter(|(_, p)| *p == path).map(|(m, _)| *m).collect();
+    let allowed: Vec<&str> = ROUTES.iter().filter(|(_, template)| matches_template(template, &path)).map(|(m, _)| *m).collect();
     let mut response = Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
@@ -116,6 +141,18 @@ async fn method_not_allowed(request: Request) -> Response {
         response.headers_mut().insert(header::ALLOW, value);
     }
     response
+}
+
+/// Whether `path` fits a route template such as `/v1/sessions/{sid}`.
+fn matches_template(template: &str, path: &str) -> bool {
+    let (mut t, mut p) = (template.split('/'), path.split('/'));
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return true,
+            (Some(seg), Some(actual)) if seg.starts_with('{') || seg == actual => {}
+            _ => return false,
+        }
+    }
 }
 
 /// Whether the request's Content-Type is `expected` (parameters ignored).

@@ -1,14 +1,15 @@
-//! `POST /v1/sessions`: the login backend asks for a subject's first pair
-//! of tokens, after it has authenticated the person itself.
+//! The session endpoints: `POST /v1/sessions` (the login backend asks for a
+//! subject's first pair of tokens, after it has authenticated the person
+//! itself), logout of one session, logout everywhere, and the session list.
 
 use super::error::Problem;
 use super::{AppState, has_content_type, is_too_large};
-use crate::clients::Credentials;
+use crate::clients::{Client, Credentials, Permission};
 use crate::sessions::{IssuedSession, SessionRequest};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -36,7 +37,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Res
         ));
     }
     let request: SessionRequest = serde_json::from_slice(&body).map_err(json_problem)?;
-    let issued: IssuedSession = state.tokens.create_session(caller, &state.config.clients, request)?;
+    let issued: IssuedSession = state.tokens.create_session(caller, &state.config.clients, request).await?;
     tracing::info!(client = %caller.id, sid = %issued.session_id, "session created");
     let mut response = (StatusCode::CREATED, Json(issued)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -63,4 +64,71 @@ fn json_problem(error: serde_json::Error) -> Problem {
         Some(field) => problem.with_field(field),
         None => problem,
     }
+}
+
+/// Authenticate a confidential client over HTTP Basic and require one of
+/// `permissions`.
+fn management_client<'a>(state: &'a AppState, headers: &HeaderMap, permissions: &[Permission]) -> Result<&'a Client, Problem> {
+    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("invalid"));
+    let credentials = Credentials::from_request(authorization, None, None)?;
+    let client = state.config.clients.authenticate_confidential(&credentials)?;
+    if !permissions.iter().any(|p| client.may(*p)) {
+        let names: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("client {:?} needs the {} permission", client.id, names.join(" or ")),
+        ));
+    }
+    Ok(client)
+}
+
+fn path_segment(segment: Result<Path<String>, PathRejection>, name: &str) -> Result<String, Problem> {
+    segment.map(|Path(value)| value).map_err(|_| {
+        Problem::new(StatusCode::BAD_REQUEST, "invalid_path", format!("the {name} in the path is not valid UTF-8")).with_field(name)
+    })
+}
+
+/// `DELETE /v1/sessions/{sid}`: logout — every token of the session is dead.
+pub async fn end(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    sid: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, Problem> {
+    let client = management_client(&state, &headers, &[Permission::RevokeSessions])?;
+    let sid = path_segment(sid, "sid")?;
+    state.tokens.end_session(&sid).await?;
+    tracing::info!(client = %client.id, sid = %sid, "logout");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/subjects/{sub}/revoke`: logout everywhere.
+pub async fn end_all(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    sub: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, Problem> {
+    let client = management_client(&state, &headers, &[Permission::RevokeSessions])?;
+    let sub = path_segment(sub, "sub")?;
+    state.tokens.end_subject(&sub).await?;
+    tracing::info!(client = %client.id, "logout everywhere");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/subjects/{sub}/sessions`: the subject's live indexed sessions.
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    sub: Result<Path<String>, PathRejection>,
+) -> Result<Response, Problem> {
+    management_client(&state, &headers, &[Permission::Sessions, Permission::RevokeSessions])?;
+    let sub = path_segment(sub, "sub")?;
+    let sessions = state.tokens.sessions_of(&sub).await?;
+    let body: Vec<serde_json::Value> = sessions
+        .into_iter()
+        .map(|s| serde_json::json!({"session_id": s.sid, "client_id": s.client_id, "created_at": s.created_at, "expires_at": s.expires_at}))
+        .collect();
+    let mut response = Json(serde_json::json!({ "sessions": body })).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }

@@ -81,6 +81,11 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Resu
             tracing::info!(client = %client.id, "service token issued");
             Ok(no_store(Json(issued)))
         }
+        "refresh_token" => {
+            let refresh_token = form.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+            let issued = state.tokens.refresh(client, refresh_token, form.get("scope")).await?;
+            Ok(no_store(Json(issued)))
+        }
         other => Err(OAuthError::unsupported_grant_type(other)),
     }
 }

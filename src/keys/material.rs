@@ -96,6 +96,32 @@ impl SigningKey {
         &self.access_token_header
     }
 
+    /// Check a signature made by this key (the algorithm is the key's own).
+    pub fn verify(&self, message: &[u8], signature_bytes: &[u8]) -> bool {
+        use signature::UnparsedPublicKey;
+        match &self.pair {
+            Pair::Ecdsa(pair) => {
+                let alg = if self.alg == SigningAlgorithm::ES256 {
+                    &signature::ECDSA_P256_SHA256_FIXED
+                } else {
+                    &signature::ECDSA_P384_SHA384_FIXED
+                };
+                UnparsedPublicKey::new(alg, pair.public_key().as_ref()).verify(message, signature_bytes).is_ok()
+            }
+            Pair::Ed25519(pair) => {
+                UnparsedPublicKey::new(&signature::ED25519, pair.public_key().as_ref()).verify(message, signature_bytes).is_ok()
+            }
+            Pair::Rsa(pair, _) => {
+                let params = if self.alg == SigningAlgorithm::RS256 {
+                    &signature::RSA_PKCS1_2048_8192_SHA256
+                } else {
+                    &signature::RSA_PSS_2048_8192_SHA256
+                };
+                ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public()).verify(params, message, signature_bytes).is_ok()
+            }
+        }
+    }
+
     /// Sign `message` (the JWS signing input).
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         match &self.pair {

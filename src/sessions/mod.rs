@@ -1,14 +1,21 @@
-//! The rules for issuing tokens: who may create a session for whom, with
-//! which audience and scope; what a service token carries. The HTTP layer
-//! authenticates the client and parses the body; this module decides and
-//! mints, and never touches HTTP.
+//! The rules: who may create a session for whom, with which audience and
+//! scope; what a service token carries; how refresh tokens rotate; what a
+//! revocation covers; what introspection says. The HTTP layer authenticates
+//! the client and parses the body; this module decides, records and mints,
+//! and never touches HTTP.
 
+pub mod introspect;
 pub mod request;
+pub mod revoke;
+pub mod rotation;
 
 use crate::clients::{Client, ClientRegistry, Permission};
 use crate::clock::SharedClock;
 use crate::config::TokenPolicy;
 use crate::keys::Keyring;
+use crate::metrics::{Grant, Metrics, RevocationKind};
+use crate::revocation::RevocationList;
+use crate::store::{Revocation, SessionRecord, Store};
 use crate::tokens::access::{self, AccessClaims, Audience};
 use crate::tokens::random_id;
 use crate::tokens::refresh::{self, RefreshClaims};
@@ -28,8 +35,12 @@ pub enum GrantError {
     InvalidTarget(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    InvalidGrant(String),
     #[error("no signing key is active; check the key directory")]
     KeysUnavailable,
+    #[error("the revocation store is unavailable; try again shortly")]
+    StoreUnavailable,
 }
 
 impl GrantError {
@@ -86,18 +97,61 @@ pub struct IssuedAccessToken {
     pub scope: Option<String>,
 }
 
-/// Mints tokens under the configured policy with the live keyring.
+/// Mints tokens under the configured policy with the live keyring, and
+/// keeps the revocation list.
 #[derive(Clone)]
 pub struct TokenService {
     issuer: Arc<str>,
     policy: TokenPolicy,
     keyring: Arc<Keyring>,
     clock: SharedClock,
+    store: Arc<dyn Store>,
+    revocations: Arc<RevocationList>,
+    metrics: Arc<Metrics>,
 }
 
 impl TokenService {
-    pub fn new(issuer: &str, policy: TokenPolicy, keyring: Arc<Keyring>, clock: SharedClock) -> Self {
-        Self { issuer: issuer.into(), policy, keyring, clock }
+    pub fn new(
+        issuer: &str,
+        policy: TokenPolicy,
+        keyring: Arc<Keyring>,
+        store: Arc<dyn Store>,
+        revocations: Arc<RevocationList>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let clock = keyring.clock().clone();
+        Self { issuer: issuer.into(), policy, keyring, clock, store, revocations, metrics }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Record revocations durably, then in the mirror; only then may the
+    /// caller say they happened.
+    pub(crate) async fn record(&self, items: Vec<(Revocation, i64)>) -> Result<(), GrantError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let entries = self.store.revoke(items).await.map_err(|error| {
+            tracing::error!(%error, "revocation not recorded");
+            GrantError::StoreUnavailable
+        })?;
+        self.revocations.apply(&entries);
+        for entry in &entries {
+            let kind = match entry.revocation {
+                Revocation::Token { .. } => RevocationKind::Token,
+                Revocation::Session { .. } => RevocationKind::Session,
+                Revocation::Subject { .. } => RevocationKind::Subject,
+                Revocation::Key { .. } => RevocationKind::Key,
+            };
+            self.metrics.revoked(kind, 1);
+        }
+        Ok(())
     }
 
     pub fn issuer(&self) -> &str {
@@ -106,7 +160,12 @@ impl TokenService {
 
     /// Create a session for `request.sub` on behalf of `caller`, a
     /// confidential client holding the `sessions` permission.
-    pub fn create_session(&self, caller: &Client, clients: &ClientRegistry, request: SessionRequest) -> Result<IssuedSession, GrantError> {
+    pub async fn create_session(
+        &self,
+        caller: &Client,
+        clients: &ClientRegistry,
+        request: SessionRequest,
+    ) -> Result<IssuedSession, GrantError> {
         if !caller.may(Permission::Sessions) {
             return Err(GrantError::Forbidden(format!("client {:?} lacks the \"sessions\" permission", caller.id)));
         }
@@ -162,6 +221,22 @@ impl TokenService {
             auth_time: Some(iat),
         };
         let refresh_token = refresh::seal(mac, &refresh_claims);
+        if let Some(limit) = target.max_sessions_per_subject {
+            let record = SessionRecord {
+                sid: sid.clone(),
+                sub: refresh_claims.sub.clone(),
+                client_id: target.id.clone(),
+                created_at: iat,
+                expires_at: session_exp,
+            };
+            let evicted = self.store.track_session(record, limit).await.map_err(|_| GrantError::StoreUnavailable)?;
+            let ended: Vec<_> = evicted.into_iter().map(|s| (Revocation::Session { sid: s.sid }, s.expires_at)).collect();
+            if !ended.is_empty() {
+                tracing::info!(client = %target.id, count = ended.len(), "oldest sessions ended by the session limit");
+            }
+            self.record(ended).await?;
+        }
+        self.metrics.issued(Grant::Session);
         Ok(IssuedSession {
             access_token,
             token_type: "Bearer",

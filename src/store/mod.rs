@@ -59,6 +59,8 @@ pub struct ConsumedRefresh {
     pub access_jti: String,
     /// `iat` of the child pair.
     pub issued_at: i64,
+    /// When the parent was consumed, in milliseconds (the grace window's start).
+    pub consumed_at_ms: i64,
     pub client_id: String,
     /// The scope the child access token was given (a request may narrow it).
     pub access_scope: Option<String>,
@@ -130,6 +132,7 @@ pub(crate) mod contract {
             child_jti: child.into(),
             access_jti: format!("{child}-at"),
             issued_at: 100,
+            consumed_at_ms: 100_000,
             client_id: client.into(),
             access_scope: None,
             expires_at,

@@ -1,0 +1,104 @@
+//! RFC 7662 introspection: is this token active, and what does it say?
+//! Honours every kind of revocation entry and the configured leeway; a
+//! consumed refresh token is no longer active.
+
+use super::{GrantError, TokenService};
+use crate::revocation::TokenFacts;
+use crate::tokens::access::{self, Audience};
+use crate::tokens::refresh;
+use serde::Serialize;
+
+/// The introspection response; only `active` when the token is not.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// RFC 7662 `token_type`: `Bearer` for access tokens, `refresh_token` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+}
+
+impl Introspection {
+    pub fn inactive() -> Self {
+        Self::default()
+    }
+}
+
+impl TokenService {
+    pub async fn introspect(&self, token: &str) -> Result<Introspection, GrantError> {
+        let now = self.clock.now();
+        let view = self.keyring.view();
+        let leeway = self.policy.leeway.as_secs() as i64;
+        if token.starts_with("rt1.") {
+            let Ok(claims) = refresh::open(token, &view, now) else { return Ok(Introspection::inactive()) };
+            let now_s = now.timestamp();
+            if claims.iss != *self.issuer || now_s >= claims.exp.min(claims.session_exp).saturating_add(leeway) {
+                return Ok(Introspection::inactive());
+            }
+            if self
+                .revocations
+                .check(TokenFacts { jti: &claims.jti, sid: Some(&claims.sid), sub: &claims.sub, iat: claims.iat, kid: None })
+                .is_some()
+            {
+                return Ok(Introspection::inactive());
+            }
+            // A consumed refresh token cannot be used again (a retry inside
+            // the grace window gets its child, not a new one).
+            if self.store.consumed_refresh(&claims.jti).await.map_err(|_| GrantError::StoreUnavailable)?.is_some() {
+                return Ok(Introspection::inactive());
+            }
+            return Ok(Introspection {
+                active: true,
+                scope: claims.scope,
+                client_id: Some(claims.client_id),
+                sub: Some(claims.sub),
+                exp: Some(claims.exp.min(claims.session_exp)),
+                iat: Some(claims.iat),
+                iss: Some(claims.iss),
+                aud: Some(claims.aud),
+                jti: Some(claims.jti),
+                sid: Some(claims.sid),
+                token_type: Some("refresh_token"),
+                auth_time: claims.auth_time,
+            });
+        }
+        let Ok((claims, kid)) = access::check(token, &view, &self.issuer, leeway, now) else { return Ok(Introspection::inactive()) };
+        let facts = TokenFacts { jti: &claims.jti, sid: claims.sid.as_deref(), sub: &claims.sub, iat: claims.iat, kid: Some(&kid) };
+        if self.revocations.check(facts).is_some() {
+            return Ok(Introspection::inactive());
+        }
+        Ok(Introspection {
+            active: true,
+            scope: claims.scope,
+            client_id: Some(claims.client_id),
+            sub: Some(claims.sub),
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            iss: Some(claims.iss),
+            aud: Some(claims.aud),
+            jti: Some(claims.jti),
+            sid: claims.sid,
+            token_type: Some("Bearer"),
+            auth_time: claims.auth_time,
+        })
+    }
+}

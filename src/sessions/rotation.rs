@@ -1,0 +1,242 @@
+//! Refresh-token rotation with reuse detection.
+//!
+//! | presented token | outcome |
+//! |---|---|
+//! | bad MAC, other issuer, other client, expired (idle or absolute), revoked | `invalid_grant` |
+//! | first use | rotate: child pair (same `sid`, generation + 1); consumption recorded atomically |
+//! | used before, inside the grace window, same client | the *same* child again (same `jti`s and claims) |
+//! | used before, after the grace window | reuse: the whole session is revoked, `invalid_grant`, security event |
+//!
+//! The consumption is the store's atomic "insert unless present", so any
+//! number of concurrent refreshes of one token produce one child: the first
+//! records it, every other call reads it back (and, inside the grace window,
+//! answers with it).
+
+use super::{GrantError, IssuedSession, TokenService};
+use crate::clients::Client;
+use crate::metrics::{Grant, RefreshOutcome};
+use crate::revocation::TokenFacts;
+use crate::store::{ConsumedRefresh, Consumption, Revocation};
+use crate::tokens::access::{self, AccessClaims};
+use crate::tokens::random_id;
+use crate::tokens::refresh::{self, RefreshClaims};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// What to do with a presented refresh token, given the consumption attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// First use: mint the child just recorded.
+    Rotate,
+    /// A retry inside the grace window: answer with the recorded child.
+    Replay(ConsumedRefresh),
+    /// Theft or a very late replay: end the session.
+    Reuse,
+}
+
+/// The pure rule. `consumed_at_ms` is in the record; the grace window is
+/// measured from it in milliseconds, so a retry a moment after a second
+/// boundary is still a retry.
+pub fn decide(consumption: Consumption, client_id: &str, now: DateTime<Utc>, grace: Duration) -> Decision {
+    match consumption {
+        Consumption::First => Decision::Rotate,
+        Consumption::Already(record) => {
+            let since = now.timestamp_millis().saturating_sub(record.consumed_at_ms);
+            if !grace.is_zero() && since >= 0 && (since as u128) < grace.as_millis() && record.client_id == client_id {
+                Decision::Replay(record)
+            } else {
+                Decision::Reuse
+            }
+        }
+    }
+}
+
+/// RFC 6749 §6: a narrower scope may be asked for the new access token; the
+/// refresh token keeps the scope originally granted.
+fn narrow_scope(requested: Option<&str>, granted: Option<&str>) -> Result<Option<String>, GrantError> {
+    let Some(requested) = requested else { return Ok(granted.map(str::to_string)) };
+    let granted: Vec<&str> = granted.map(|g| g.split(' ').collect()).unwrap_or_default();
+    let mut narrowed: Vec<&str> = Vec::new();
+    for token in requested.split(' ').filter(|t| !t.is_empty()) {
+        if !granted.contains(&token) {
+            return Err(GrantError::InvalidScope(format!(
+                "scope {:?} was not granted to this session; granted: {}",
+                token.chars().take(64).collect::<String>(),
+                if granted.is_empty() { "none".to_string() } else { granted.join(" ") }
+            )));
+        }
+        if !narrowed.contains(&token) {
+            narrowed.push(token);
+        }
+    }
+    Ok((!narrowed.is_empty()).then(|| narrowed.join(" ")))
+}
+
+impl TokenService {
+    /// `grant_type=refresh_token` for an authenticated `client`.
+    pub async fn refresh(&self, client: &Client, token: &str, scope: Option<&str>) -> Result<IssuedSession, GrantError> {
+        let now = self.clock.now();
+        let view = self.keyring.view();
+        let rejected = |message: &str| {
+            self.metrics.refresh(RefreshOutcome::Rejected);
+            GrantError::InvalidGrant(message.to_string())
+        };
+        let parent = refresh::open(token, &view, now).map_err(|e| rejected(&e.to_string()))?;
+        if parent.iss != *self.issuer {
+            return Err(rejected("the refresh token was issued by another issuer"));
+        }
+        if parent.client_id != client.id {
+            return Err(rejected("the refresh token was issued to another client"));
+        }
+        let now_s = now.timestamp();
+        if now_s >= parent.session_exp {
+            return Err(rejected("the session has reached its maximum age"));
+        }
+        if now_s >= parent.exp {
+            return Err(rejected("the refresh token has expired"));
+        }
+        let facts = TokenFacts { jti: &parent.jti, sid: Some(&parent.sid), sub: &parent.sub, iat: parent.iat, kid: None };
+        if let Some(revoked) = self.revocations.check(facts) {
+            return Err(rejected(revoked.describe()));
+        }
+        let access_scope = narrow_scope(scope, parent.scope.as_deref())?;
+
+        let record = ConsumedRefresh {
+            child_jti: random_id(),
+            access_jti: random_id(),
+            issued_at: now_s,
+            consumed_at_ms: now.timestamp_millis(),
+            client_id: client.id.clone(),
+            access_scope,
+            expires_at: parent.exp,
+        };
+        let consumption = self.store.consume_refresh(&parent.jti, record.clone()).await.map_err(|error| {
+            tracing::error!(%error, "refresh not served: the store could not record the consumption");
+            GrantError::StoreUnavailable
+        })?;
+        match decide(consumption, &client.id, now, self.policy.reuse_grace) {
+            Decision::Rotate => {
+                self.metrics.refresh(RefreshOutcome::Rotated);
+                self.mint_child(client, &parent, &record)
+            }
+            Decision::Replay(earlier) => {
+                self.metrics.refresh(RefreshOutcome::GraceReplay);
+                tracing::info!(sid = %parent.sid, client = %client.id, "refresh retried inside the grace window; same child returned");
+                self.mint_child(client, &parent, &earlier)
+            }
+            Decision::Reuse => {
+                self.metrics.refresh(RefreshOutcome::ReuseDetected);
+                tracing::warn!(
+                    security_event = "refresh_token_reuse",
+                    sid = %parent.sid,
+                    sub = %parent.sub,
+                    client = %client.id,
+                    generation = parent.generation,
+                    "a consumed refresh token was presented again after the grace window; the session is revoked"
+                );
+                self.record(vec![(Revocation::Session { sid: parent.sid.clone() }, parent.session_exp)]).await?;
+                Err(GrantError::InvalidGrant("the refresh token was already used; the session has been ended".into()))
+            }
+        }
+    }
+
+    /// The child pair described by a consumption record: deterministic in
+    /// its claims, so a replay gets the same `jti`s, times and scope.
+    fn mint_child(&self, client: &Client, parent: &RefreshClaims, record: &ConsumedRefresh) -> Result<IssuedSession, GrantError> {
+        let now = self.clock.now();
+        let view = self.keyring.view();
+        let signer = view.active_signer(now).ok_or(GrantError::KeysUnavailable)?;
+        let mac = view.active_mac(now).ok_or(GrantError::KeysUnavailable)?;
+        let iat = record.issued_at;
+        let refresh_exp = (iat + self.policy.refresh_idle_ttl.as_secs() as i64).min(parent.session_exp);
+        let access_exp = (iat + client.access_ttl.as_secs() as i64).min(parent.session_exp);
+        let child = RefreshClaims {
+            jti: record.child_jti.clone(),
+            generation: parent.generation.saturating_add(1),
+            iat,
+            exp: refresh_exp,
+            ..parent.clone()
+        };
+        let claims = AccessClaims {
+            iss: self.issuer.to_string(),
+            sub: parent.sub.clone(),
+            aud: parent.aud.clone(),
+            exp: access_exp,
+            iat,
+            jti: record.access_jti.clone(),
+            client_id: client.id.clone(),
+            scope: record.access_scope.clone(),
+            sid: Some(parent.sid.clone()),
+            auth_time: parent.auth_time,
+            custom: parent.custom.clone(),
+        };
+        self.metrics.issued(Grant::RefreshToken);
+        let now_s = now.timestamp();
+        Ok(IssuedSession {
+            access_token: access::mint(signer, &claims),
+            token_type: "Bearer",
+            expires_in: (access_exp - now_s).max(0) as u64,
+            refresh_token: refresh::seal(mac, &child),
+            refresh_expires_in: (refresh_exp - now_s).max(0) as u64,
+            session_id: parent.sid.clone(),
+            scope: record.access_scope.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(consumed_at_ms: i64, client: &str) -> ConsumedRefresh {
+        ConsumedRefresh {
+            child_jti: "child".into(),
+            access_jti: "at".into(),
+            issued_at: consumed_at_ms / 1000,
+            consumed_at_ms,
+            client_id: client.into(),
+            access_scope: None,
+            expires_at: i64::MAX,
+        }
+    }
+
+    fn at_ms(ms: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(ms).unwrap()
+    }
+
+    const GRACE: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn first_use_rotates() {
+        assert_eq!(decide(Consumption::First, "web", at_ms(0), GRACE), Decision::Rotate);
+    }
+
+    #[test]
+    fn replay_inside_grace_by_the_same_client_gets_the_same_child() {
+        let earlier = record(1_000_000, "web");
+        assert_eq!(decide(Consumption::Already(earlier.clone()), "web", at_ms(1_009_999), GRACE), Decision::Replay(earlier));
+    }
+
+    #[test]
+    fn replay_after_grace_is_reuse() {
+        assert_eq!(decide(Consumption::Already(record(1_000_000, "web")), "web", at_ms(1_010_000), GRACE), Decision::Reuse);
+    }
+
+    #[test]
+    fn replay_by_another_client_is_reuse_even_inside_grace() {
+        assert_eq!(decide(Consumption::Already(record(1_000_000, "web")), "mobile", at_ms(1_000_001), GRACE), Decision::Reuse);
+    }
+
+    #[test]
+    fn zero_grace_turns_retries_off() {
+        assert_eq!(decide(Consumption::Already(record(1_000_000, "web")), "web", at_ms(1_000_000), Duration::ZERO), Decision::Reuse);
+    }
+
+    #[test]
+    fn scope_may_narrow_but_never_widen() {
+        assert_eq!(narrow_scope(None, Some("read write")).unwrap().as_deref(), Some("read write"));
+        assert_eq!(narrow_scope(Some("read"), Some("read write")).unwrap().as_deref(), Some("read"));
+        assert!(matches!(narrow_scope(Some("admin"), Some("read write")), Err(GrantError::InvalidScope(_))));
+        assert!(matches!(narrow_scope(Some("read"), None), Err(GrantError::InvalidScope(_))));
+    }
+}
