@@ -8,6 +8,8 @@ pub mod introspect;
 pub mod request;
 pub mod revoke;
 pub mod rotation;
+#[cfg(test)]
+mod tests;
 
 use crate::clients::{Client, ClientRegistry, Permission};
 use crate::clock::SharedClock;
