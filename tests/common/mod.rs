@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A confidential client with the `sessions` permission.
+/// A confidential client with every permission.
 pub const BACKEND_ID: &str = "login-backend";
 pub const BACKEND_SECRET: &str = "backend-secret-0123456789abcdefghijklmnopqrstuvwxyz";
 /// A confidential client without permissions.
@@ -30,7 +30,7 @@ reload_interval = "200ms"
 [[clients]]
 id = "{BACKEND_ID}"
 secret_sha256 = "{}"
-permissions = ["sessions"]
+permissions = ["sessions", "introspect", "revoke_sessions"]
 audiences = ["backend-api"]
 
 [[clients]]
@@ -44,6 +44,11 @@ id = "web"
 public = true
 audiences = ["orders-api"]
 scopes = ["read", "write"]
+
+[[clients]]
+id = "mobile"
+public = true
+max_sessions_per_subject = 2
 "#,
         sha256_hex(BACKEND_SECRET),
         sha256_hex(SERVICE_SECRET)
@@ -147,7 +152,7 @@ impl TestServer {
     /// Send SIGTERM and wait for the exit status.
     pub fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
         let started = Instant::now();
-        unsafe_kill(self.child.id(), "TERM");
+        send_signal(self.child.id(), "TERM");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -158,7 +163,24 @@ impl TestServer {
         }
     }
 
-    /// Stop the process and hand back its directory (for restarts).
+    /// Refresh as the public client `client_id`; returns status and body.
+    pub async fn refresh(&self, client_id: &str, refresh_token: &str) -> (u16, serde_json::Value) {
+        let response =
+            self.token(None, &[("grant_type", "refresh_token"), ("client_id", client_id), ("refresh_token", refresh_token)]).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    /// RFC 7662 introspection as the login backend; returns `active`.
+    pub async fn active(&self, token: &str) -> bool {
+        let response = self.form("/oauth2/introspect", Some((BACKEND_ID, BACKEND_SECRET)), &[("token", token)]).await;
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["active"].as_bool().expect("active is a boolean")
+    }
+
+    /// Stop the process with SIGKILL (no chance to flush anything) and hand
+    /// back its directory (for restarts).
     pub fn stop_keep_dir(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -171,9 +193,14 @@ impl TestServer {
     }
 
     pub async fn token(&self, auth: Option<(&str, &str)>, form: &[(&str, &str)]) -> reqwest::Response {
+        self.form("/oauth2/token", auth, form).await
+    }
+
+    /// POST a form to an OAuth endpoint, with optional HTTP Basic.
+    pub async fn form(&self, path: &str, auth: Option<(&str, &str)>, form: &[(&str, &str)]) -> reqwest::Response {
         let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
         let mut request =
-            reqwest::Client::new().post(self.url("/oauth2/token")).header("content-type", "application/x-www-form-urlencoded").body(body);
+            reqwest::Client::new().post(self.url(path)).header("content-type", "application/x-www-form-urlencoded").body(body);
         if let Some((id, secret)) = auth {
             request = request.basic_auth(id, Some(secret));
         }
@@ -181,7 +208,7 @@ impl TestServer {
     }
 }
 
-fn unsafe_kill(pid: u32, signal: &str) {
+fn send_signal(pid: u32, signal: &str) {
     Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("kill");
 }
 
