@@ -147,31 +147,91 @@ fn openapi_is_version_3_1() {
 }
 
 /// The comparison is only worth something if it notices a change on
-/// either side: an operation added to the spec, a route added to the
-/// router, and layout it cannot read.
+/// either side: an operation added to the spec, a route added to (or
+/// missing from) the router, and layout it cannot read. Nothing here
+/// assumes which routes exist: the changes are made to synthetic route
+/// lists and to paths no real route uses.
 #[test]
 fn the_route_check_notices_a_change_on_either_side() {
+    // Synthetic both sides: agreement, then a change on each side.
+    let fixture = "paths:\n  /a:\n    get: {}\n    post: {}\n  /b/{id}:\n    delete: {}\n";
+    let fixture_spec = spec_operations(fixture).expect("the fixture is readable");
+    let same = router_operations(&[("GET", "/a"), ("POST", "/a"), ("DELETE", "/b/{id}")]);
+    assert_eq!(differences(&fixture_spec, &same), (vec![], vec![]));
+    let more = router_operations(&[("GET", "/a"), ("POST", "/a"), ("DELETE", "/b/{id}"), ("GET", "/b/{id}")]);
+    assert_eq!(differences(&fixture_spec, &more), (vec!["GET /b/{id}".to_string()], vec![]));
+    let fewer = router_operations(&[("GET", "/a"), ("DELETE", "/b/{id}")]);
+    assert_eq!(differences(&fixture_spec, &fewer), (vec![], vec!["POST /a".to_string()]));
+    let renamed = router_operations(&[("GET", "/a"), ("POST", "/a"), ("DELETE", "/b/{sid}")]);
+    assert_eq!(differences(&fixture_spec, &renamed), (vec!["DELETE /b/{sid}".to_string()], vec!["DELETE /b/{id}".to_string()]));
+
+    // The real openapi.yaml, compared with its own operations as the
+    // router, so that only the probe makes a difference.
     let text = read_spec();
     let spec = spec_operations(&text).expect("openapi.yaml is readable");
-    let routes = router_operations(tessera::http::ROUTES);
+    assert!(!spec.is_empty(), "openapi.yaml describes no operation");
+    let probe: Operation = ("PATCH".into(), "/route-check-probe/{id}".into());
+    assert!(!spec.contains(&probe), "the probe must not be a real operation");
 
-    let mut more_routes = routes.clone();
-    more_routes.insert(("DELETE".into(), "/v1/sessions/{sid}".into()));
-    assert_eq!(differences(&spec, &more_routes), (vec!["DELETE /v1/sessions/{sid}".to_string()], vec![]));
+    let mut more_routes = spec.clone();
+    more_routes.insert(probe.clone());
+    assert_eq!(differences(&spec, &more_routes), (vec!["PATCH /route-check-probe/{id}".to_string()], vec![]));
 
-    let extra = "paths:\n  '/oauth2/revoke':\n    summary: Revoke a token.\n    post:\n      responses: {}\n";
+    let extra = "paths:\n  '/route-check-probe/{id}':\n    summary: A probe.\n    patch:\n      responses: {}\n";
     let more_spec = spec_operations(&text.replacen("paths:\n", extra, 1)).expect("extended spec is readable");
-    assert_eq!(differences(&more_spec, &routes), (vec![], vec!["POST /oauth2/revoke".to_string()]));
+    assert_eq!(differences(&more_spec, &spec), (vec![], vec!["PATCH /route-check-probe/{id}".to_string()]));
 
-    let without_token = text.replacen("  /oauth2/token:\n    post:\n", "  /oauth2/token:\n    x-removed:\n", 1);
-    assert_ne!(without_token, text, "the fixture edit must apply to openapi.yaml");
-    let problems = spec_operations(&without_token).expect_err("a path without operations is reported");
-    assert!(problems[0].contains("/oauth2/token has no operation"), "{problems:?}");
+    let (method, path) = spec.first().expect("not empty").clone();
+    let mut fewer_routes = spec.clone();
+    fewer_routes.remove(&(method.clone(), path.clone()));
+    assert_eq!(differences(&spec, &fewer_routes), (vec![], vec![format!("{method} {path}")]));
+
+    // A path of the real file whose operation keys are renamed has no
+    // operation left, and that is reported rather than skipped.
+    let first_path = first_path_of(&text).expect("openapi.yaml has a path");
+    let without = without_operations(&text, &first_path);
+    assert_ne!(without, text, "the fixture edit must apply to openapi.yaml");
+    let problems = spec_operations(&without).expect_err("a path without operations is reported");
+    assert!(problems[0].contains(&format!("{first_path} has no operation")), "{problems:?}");
 
     assert!(spec_operations("openapi: 3.1.0\npaths: {}\n").is_err());
     assert!(spec_operations("paths:\n  /a:\n    get: {}\n    get: {}\n").is_err());
+    assert!(spec_operations("paths:\n  /a:\n    GET: {}\n").is_err());
+    assert!(spec_operations("paths:\n  /a:\n   get: {}\n").is_err());
     assert_eq!(
         spec_operations("paths:\n  /a:\n    get: {}\n  \"/b\": # note\n    post:\n      summary: x\ncomponents:\n  /c:\n    put: {}\n"),
         Ok(BTreeSet::from([("GET".into(), "/a".into()), ("POST".into(), "/b".into())]))
     );
+}
+
+/// The first path key under `paths:`, as written (quotes removed).
+fn first_path_of(spec: &str) -> Option<String> {
+    spec.lines()
+        .skip_while(|line| line.trim_end() != "paths:")
+        .skip(1)
+        .find(|line| line.starts_with("  ") && !line.starts_with("   ") && !line.trim().starts_with('#'))
+        .and_then(|line| mapping_key(line.trim_start()))
+}
+
+/// `spec` with every operation key of `path` renamed to `x-removed`.
+fn without_operations(spec: &str, path: &str) -> String {
+    let mut inside = false;
+    let mut out = String::with_capacity(spec.len());
+    for line in spec.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if indent == 2 && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            inside = mapping_key(trimmed).as_deref() == Some(path);
+        } else if indent == 0 && !trimmed.is_empty() {
+            inside = false;
+        }
+        match mapping_key(trimmed) {
+            Some(key) if inside && indent == 4 && METHODS.contains(&key.as_str()) => {
+                out.push_str(&line.replacen(&key, "x-removed", 1));
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }

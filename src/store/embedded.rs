@@ -14,6 +14,7 @@ use super::memory::evict_oldest;
 use super::{ConsumedRefresh, Consumption, Revocation, RevocationEntry, SessionRecord, Store, StoreError, StoreFuture};
 use crate::metrics::Metrics;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -28,54 +29,23 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Most writes folded into one commit.
 const MAX_BATCH: usize = 4096;
 
-type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
-
-enum Write {
-    Consume { jti: String, record: ConsumedRefresh, reply: Reply<Consumption> },
-    Revoke { revocations: Vec<(Revocation, i64)>, reply: Reply<Vec<RevocationEntry>> },
-    TrackSession { record: SessionRecord, limit: usize, reply: Reply<Vec<SessionRecord>> },
-    Purge { now: i64, reply: Reply<usize> },
+/// One write, as data.
+enum Op {
+    Consume { jti: String, record: ConsumedRefresh },
+    Revoke { revocations: Vec<(Revocation, i64)> },
+    TrackSession { record: SessionRecord, limit: usize },
+    Purge { now: i64 },
 }
 
-/// The outcome of one write inside a batch, sent once the batch commits.
-enum Done {
-    Consume(Reply<Consumption>, Consumption),
-    Revoke(Reply<Vec<RevocationEntry>>, Vec<RevocationEntry>),
-    TrackSession(Reply<Vec<SessionRecord>>, Vec<SessionRecord>),
-    Purge(Reply<usize>, usize),
+/// What a write produced, sent to its caller once the batch commits.
+enum Outcome {
+    Consumption(Consumption),
+    Revoked(Vec<RevocationEntry>),
+    Evicted(Vec<SessionRecord>),
+    Purged(usize),
 }
 
-impl Done {
-    fn send(self) {
-        // A caller that gave up (timeout, disconnect) no longer listens.
-        let _ = match self {
-            Done::Consume(reply, value) => reply.send(Ok(value)).map_err(drop),
-            Done::Revoke(reply, value) => reply.send(Ok(value)).map_err(drop),
-            Done::TrackSession(reply, value) => reply.send(Ok(value)).map_err(drop),
-            Done::Purge(reply, value) => reply.send(Ok(value)).map_err(drop),
-        };
-    }
-
-    fn fail(self, error: &StoreError) {
-        let _ = match self {
-            Done::Consume(reply, _) => reply.send(Err(error.clone())).map_err(drop),
-            Done::Revoke(reply, _) => reply.send(Err(error.clone())).map_err(drop),
-            Done::TrackSession(reply, _) => reply.send(Err(error.clone())).map_err(drop),
-            Done::Purge(reply, _) => reply.send(Err(error.clone())).map_err(drop),
-        };
-    }
-}
-
-impl Write {
-    fn fail(self, error: &StoreError) {
-        let _ = match self {
-            Write::Consume { reply, .. } => reply.send(Err(error.clone())).map_err(drop),
-            Write::Revoke { reply, .. } => reply.send(Err(error.clone())).map_err(drop),
-            Write::TrackSession { reply, .. } => reply.send(Err(error.clone())).map_err(drop),
-            Write::Purge { reply, .. } => reply.send(Err(error.clone())).map_err(drop),
-        };
-    }
-}
+type Reply = oneshot::Sender<Result<Outcome, StoreError>>;
 
 fn store_error(error: impl std::fmt::Display) -> StoreError {
     StoreError(error.to_string())
@@ -85,7 +55,7 @@ fn store_error(error: impl std::fmt::Display) -> StoreError {
 pub struct EmbeddedStore {
     db: Arc<Database>,
     path: PathBuf,
-    writes: mpsc::Sender<Write>,
+    writes: mpsc::Sender<(Op, Reply)>,
 }
 
 impl EmbeddedStore {
@@ -113,13 +83,14 @@ impl EmbeddedStore {
         Ok(Self { db, path: path.to_path_buf(), writes })
     }
 
-    fn submit<T: Send + 'static>(&self, make: impl FnOnce(Reply<T>) -> Write) -> StoreFuture<'_, T> {
+    /// Queue a write and wait until the batch holding it has committed.
+    fn submit(&self, op: Op) -> impl Future<Output = Result<Outcome, StoreError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
-        let sent = self.writes.send(make(reply));
-        Box::pin(async move {
+        let sent = self.writes.send((op, reply));
+        async move {
             sent.map_err(|_| StoreError("the writer thread has stopped".into()))?;
             answer.await.map_err(|_| StoreError("the writer thread dropped the write".into()))?
-        })
+        }
     }
 
     fn read<T: Send + 'static>(&self, f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static) -> StoreFuture<'_, T> {
@@ -128,7 +99,7 @@ impl EmbeddedStore {
     }
 }
 
-fn writer(db: &Database, queue: &mpsc::Receiver<Write>, metrics: &Metrics) {
+fn writer(db: &Database, queue: &mpsc::Receiver<(Op, Reply)>, metrics: &Metrics) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -138,172 +109,121 @@ fn writer(db: &Database, queue: &mpsc::Receiver<Write>, metrics: &Metrics) {
             }
         }
         let started = Instant::now();
-        let size = batch.len();
-        match apply(db, batch) {
-            Ok(done) => {
-                metrics.store_commit(started.elapsed(), size);
-                done.into_iter().for_each(Done::send);
+        let (ops, replies): (Vec<Op>, Vec<Reply>) = batch.into_iter().unzip();
+        match apply(db, ops) {
+            Ok(outcomes) => {
+                metrics.store_commit(started.elapsed(), replies.len());
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    // A caller that gave up (timeout, disconnect) no longer listens.
+                    let _ = reply.send(Ok(outcome));
+                }
             }
-            Err((error, pending)) => {
-                tracing::error!(%error, writes = size, "store commit failed; the writes were not acknowledged");
-                pending.into_iter().for_each(|w| w.fail(&error));
+            Err(error) => {
+                tracing::error!(%error, writes = replies.len(), "store commit failed; none of its writes were acknowledged");
+                for reply in replies {
+                    let _ = reply.send(Err(error.clone()));
+                }
             }
         }
     }
 }
 
-/// Apply a batch in one transaction. On failure nothing was committed and
-/// every write of the batch is handed back to be failed.
-fn apply(db: &Database, batch: Vec<Write>) -> Result<Vec<Done>, (StoreError, Vec<Write>)> {
-    let txn = match db.begin_write() {
-        Ok(txn) => txn,
-        Err(e) => return Err((store_error(e), batch)),
-    };
-    let mut done = Vec::with_capacity(batch.len());
-    let mut failure = None;
+/// Apply a batch in one transaction and commit it; all or nothing.
+fn apply(db: &Database, ops: Vec<Op>) -> Result<Vec<Outcome>, StoreError> {
+    let txn = db.begin_write().map_err(store_error)?;
+    let mut outcomes = Vec::with_capacity(ops.len());
     {
-        let tables = (|| -> Result<_, StoreError> {
-            Ok((
-                txn.open_table(REVOCATIONS).map_err(store_error)?,
-                txn.open_table(CONSUMED).map_err(store_error)?,
-                txn.open_table(SESSIONS).map_err(store_error)?,
-                txn.open_table(META).map_err(store_error)?,
-            ))
-        })();
-        let (mut revocations, mut consumed, mut sessions, mut meta) = match tables {
-            Ok(tables) => tables,
-            Err(e) => return Err((e, batch)),
-        };
-        let mut rest = batch.into_iter();
-        for write in rest.by_ref() {
-            let result = (|| -> Result<Done, (StoreError, Write)> {
-                match write {
-                    Write::Consume { jti, record, reply } => {
-                        let existing = match consumed.get(jti.as_str()) {
-                            Ok(found) => found.map(|v| serde_json::from_slice::<ConsumedRefresh>(v.value())),
-                            Err(e) => return Err((store_error(e), Write::Consume { jti, record, reply })),
-                        };
-                        match existing {
-                            Some(Ok(earlier)) => Ok(Done::Consume(reply, Consumption::Already(earlier))),
-                            Some(Err(e)) => Err((store_error(e), Write::Consume { jti, record, reply })),
-                            None => {
-                                let bytes = serde_json::to_vec(&record).expect("record serializes");
-                                match consumed.insert(jti.as_str(), bytes.as_slice()) {
-                                    Ok(_) => Ok(Done::Consume(reply, Consumption::First)),
-                                    Err(e) => Err((store_error(e), Write::Consume { jti, record, reply })),
-                                }
-                            }
-                        }
-                    }
-                    Write::Revoke { revocations: items, reply } => {
-                        let mut next = match meta.get("next_seq") {
-                            Ok(v) => v.map(|v| v.value()).unwrap_or(1),
-                            Err(e) => return Err((store_error(e), Write::Revoke { revocations: items, reply })),
-                        };
-                        let mut entries = Vec::with_capacity(items.len());
-                        for (revocation, expires_at) in &items {
-                            let entry = RevocationEntry { seq: next, revocation: revocation.clone(), expires_at: *expires_at };
-                            let bytes = serde_json::to_vec(&entry).expect("entry serializes");
-                            if let Err(e) = revocations.insert(next, bytes.as_slice()) {
-                                return Err((store_error(e), Write::Revoke { revocations: items, reply }));
-                            }
-                            entries.push(entry);
-                            next += 1;
-                        }
-                        if let Err(e) = meta.insert("next_seq", next) {
-                            return Err((store_error(e), Write::Revoke { revocations: items, reply }));
-                        }
-                        Ok(Done::Revoke(reply, entries))
-                    }
-                    Write::TrackSession { record, limit, reply } => {
-                        let prefix = format!("{}\u{0}", record.sub);
-                        let mut list: Vec<SessionRecord> = match sessions.range(prefix.as_str()..) {
-                            Ok(range) => range
-                                .filter_map(Result::ok)
-                                .take_while(|(k, _)| k.value().starts_with(&prefix))
-                                .filter_map(|(_, v)| serde_json::from_slice(v.value()).ok())
-                                .collect(),
-                            Err(e) => return Err((store_error(e), Write::TrackSession { record, limit, reply })),
-                        };
-                        list.push(record.clone());
-                        let evicted = evict_oldest(&mut list, &record.client_id, limit);
-                        let bytes = serde_json::to_vec(&record).expect("record serializes");
-                        if let Err(e) = sessions.insert(format!("{prefix}{}", record.sid).as_str(), bytes.as_slice()) {
-                            return Err((store_error(e), Write::TrackSession { record, limit, reply }));
-                        }
-                        for gone in &evicted {
-                            if let Err(e) = sessions.remove(format!("{prefix}{}", gone.sid).as_str()) {
-                                return Err((store_error(e), Write::TrackSession { record, limit, reply }));
-                            }
-                        }
-                        Ok(Done::TrackSession(reply, evicted))
-                    }
-                    Write::Purge { now, reply } => {
-                        let mut removed = 0usize;
-                        let expired = |bytes: &[u8]| {
-                            serde_json::from_slice::<serde_json::Value>(bytes)
-                                .ok()
-                                .and_then(|v| v["expires_at"].as_i64())
-                                .is_some_and(|e| e < now)
-                        };
-                        let outcome = revocations
-                            .retain(|_, v| {
-                                let gone = expired(v);
-                                removed += gone as usize;
-                                !gone
-                            })
-                            .and_then(|()| {
-                                consumed.retain(|_, v| {
-                                    let gone = expired(v);
-                                    removed += gone as usize;
-                                    !gone
-                                })
-                            })
-                            .and_then(|()| {
-                                sessions.retain(|_, v| {
-                                    let gone = expired(v);
-                                    removed += gone as usize;
-                                    !gone
-                                })
-                            });
-                        match outcome {
-                            Ok(()) => Ok(Done::Purge(reply, removed)),
-                            Err(e) => Err((store_error(e), Write::Purge { now, reply })),
+        let mut revocations = txn.open_table(REVOCATIONS).map_err(store_error)?;
+        let mut consumed = txn.open_table(CONSUMED).map_err(store_error)?;
+        let mut sessions = txn.open_table(SESSIONS).map_err(store_error)?;
+        let mut meta = txn.open_table(META).map_err(store_error)?;
+        for op in ops {
+            let outcome = match op {
+                Op::Consume { jti, record } => {
+                    let earlier: Option<ConsumedRefresh> = match consumed.get(jti.as_str()).map_err(store_error)? {
+                        Some(found) => Some(serde_json::from_slice(found.value()).map_err(store_error)?),
+                        None => None,
+                    };
+                    match earlier {
+                        Some(earlier) => Outcome::Consumption(Consumption::Already(earlier)),
+                        None => {
+                            let bytes = serde_json::to_vec(&record).map_err(store_error)?;
+                            consumed.insert(jti.as_str(), bytes.as_slice()).map_err(store_error)?;
+                            Outcome::Consumption(Consumption::First)
                         }
                     }
                 }
-            })();
-            match result {
-                Ok(d) => done.push(d),
-                Err((error, write)) => {
-                    failure = Some((error, write));
-                    break;
+                Op::Revoke { revocations: items } => {
+                    let mut next = meta.get("next_seq").map_err(store_error)?.map(|v| v.value()).unwrap_or(1);
+                    let mut entries = Vec::with_capacity(items.len());
+                    for (revocation, expires_at) in items {
+                        let entry = RevocationEntry { seq: next, revocation, expires_at };
+                        revocations.insert(next, serde_json::to_vec(&entry).map_err(store_error)?.as_slice()).map_err(store_error)?;
+                        entries.push(entry);
+                        next += 1;
+                    }
+                    meta.insert("next_seq", next).map_err(store_error)?;
+                    Outcome::Revoked(entries)
                 }
-            }
-        }
-        if let Some((error, write)) = failure {
-            // Abandon the transaction: nothing of this batch is committed.
-            let mut pending: Vec<Write> = vec![write];
-            pending.extend(rest);
-            // Dropping the uncommitted transaction aborts it.
-            done.into_iter().for_each(|d| d.fail(&error));
-            return Err((error, pending));
+                Op::TrackSession { record, limit } => {
+                    let prefix = format!("{}\u{0}", record.sub);
+                    let mut list: Vec<SessionRecord> = Vec::new();
+                    for item in sessions.range(prefix.as_str()..).map_err(store_error)? {
+                        let (key, value) = item.map_err(store_error)?;
+                        if !key.value().starts_with(&prefix) {
+                            break;
+                        }
+                        list.push(serde_json::from_slice(value.value()).map_err(store_error)?);
+                    }
+                    list.push(record.clone());
+                    let evicted = evict_oldest(&mut list, &record.client_id, limit);
+                    let bytes = serde_json::to_vec(&record).map_err(store_error)?;
+                    sessions.insert(format!("{prefix}{}", record.sid).as_str(), bytes.as_slice()).map_err(store_error)?;
+                    for gone in &evicted {
+                        sessions.remove(format!("{prefix}{}", gone.sid).as_str()).map_err(store_error)?;
+                    }
+                    Outcome::Evicted(evicted)
+                }
+                Op::Purge { now } => {
+                    let mut removed = 0usize;
+                    let mut keep = |bytes: &[u8]| {
+                        let expired = serde_json::from_slice::<Expiry>(bytes).is_ok_and(|e| e.expires_at < now);
+                        removed += usize::from(expired);
+                        !expired
+                    };
+                    revocations.retain(|_, v| keep(v)).map_err(store_error)?;
+                    consumed.retain(|_, v| keep(v)).map_err(store_error)?;
+                    sessions.retain(|_, v| keep(v)).map_err(store_error)?;
+                    Outcome::Purged(removed)
+                }
+            };
+            outcomes.push(outcome);
         }
     }
-    match txn.commit() {
-        Ok(()) => Ok(done),
-        Err(e) => {
-            let error = store_error(e);
-            done.into_iter().for_each(|d| d.fail(&error));
-            Err((error, Vec::new()))
-        }
-    }
+    // On any error above, returning drops the transaction uncommitted.
+    txn.commit().map_err(store_error)?;
+    Ok(outcomes)
+}
+
+/// The one field every stored value has.
+#[derive(serde::Deserialize)]
+struct Expiry {
+    expires_at: i64,
+}
+
+fn unexpected() -> StoreError {
+    StoreError("the writer answered with the wrong kind of outcome".into())
 }
 
 impl Store for EmbeddedStore {
     fn consume_refresh(&self, jti: &str, record: ConsumedRefresh) -> StoreFuture<'_, Consumption> {
-        let jti = jti.to_string();
-        self.submit(|reply| Write::Consume { jti, record, reply })
+        let done = self.submit(Op::Consume { jti: jti.to_string(), record });
+        Box::pin(async move {
+            match done.await? {
+                Outcome::Consumption(consumption) => Ok(consumption),
+                _ => Err(unexpected()),
+            }
+        })
     }
 
     fn consumed_refresh(&self, jti: &str) -> StoreFuture<'_, Option<ConsumedRefresh>> {
@@ -319,7 +239,13 @@ impl Store for EmbeddedStore {
     }
 
     fn revoke(&self, revocations: Vec<(Revocation, i64)>) -> StoreFuture<'_, Vec<RevocationEntry>> {
-        self.submit(|reply| Write::Revoke { revocations, reply })
+        let done = self.submit(Op::Revoke { revocations });
+        Box::pin(async move {
+            match done.await? {
+                Outcome::Revoked(entries) => Ok(entries),
+                _ => Err(unexpected()),
+            }
+        })
     }
 
     fn revocations_since(&self, after: u64) -> StoreFuture<'_, Vec<RevocationEntry>> {
@@ -336,7 +262,13 @@ impl Store for EmbeddedStore {
     }
 
     fn track_session(&self, record: SessionRecord, limit: usize) -> StoreFuture<'_, Vec<SessionRecord>> {
-        self.submit(|reply| Write::TrackSession { record, limit, reply })
+        let done = self.submit(Op::TrackSession { record, limit });
+        Box::pin(async move {
+            match done.await? {
+                Outcome::Evicted(evicted) => Ok(evicted),
+                _ => Err(unexpected()),
+            }
+        })
     }
 
     fn sessions_of(&self, sub: &str) -> StoreFuture<'_, Vec<SessionRecord>> {
@@ -357,7 +289,13 @@ impl Store for EmbeddedStore {
     }
 
     fn purge_expired(&self, now: i64) -> StoreFuture<'_, usize> {
-        self.submit(|reply| Write::Purge { now, reply })
+        let done = self.submit(Op::Purge { now });
+        Box::pin(async move {
+            match done.await? {
+                Outcome::Purged(removed) => Ok(removed),
+                _ => Err(unexpected()),
+            }
+        })
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {

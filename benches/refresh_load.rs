@@ -1,0 +1,154 @@
+//! Load bench of the refresh grant: the real release binary on 127.0.0.1,
+//! 64 concurrent connections, each rotating its own refresh-token chain,
+//! once with the in-memory store and once with the durable embedded store,
+//! in the same run.
+//!
+//! `cargo bench --bench refresh_load` (BENCH_SECONDS, default 10,
+//! sets each phase's length). Reports requests/s, latency percentiles and
+//! the server's CPU time per request (from /proc, utime + stime).
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONCURRENCY: usize = 64;
+const SECRET: &str = "bench-secret-0123456789abcdefghijklmnopqrstuvwxyz";
+
+fn sha256_hex(text: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+struct Phase {
+    store: &'static str,
+    requests: usize,
+    failures: usize,
+    elapsed: Duration,
+    cpu: f64,
+    latencies: Vec<Duration>,
+}
+
+async fn phase(store: &'static str, seconds: u64) -> Phase {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[store]\nkind = \"{store}\"\n\n[[clients]]\nid = \"backend\"\nsecret_sha256 = \"{}\"\npermissions = [\"sessions\"]\n\n[[clients]]\nid = \"web\"\npublic = true\n",
+        sha256_hex(SECRET)
+    );
+    std::fs::write(dir.path().join("tessera.toml"), config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("TESSERA_LISTEN", "127.0.0.1:0")
+        .env("TESSERA_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Keep draining stdout: a closed pipe would fail the server's next print.
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("tessera listening on ") {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let base = rx.recv_timeout(Duration::from_secs(20)).expect("tessera started");
+    let client = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build().unwrap();
+    let mut tokens = Vec::new();
+    for i in 0..CONCURRENCY {
+        let body: Value = client
+            .post(format!("{base}/v1/sessions"))
+            .basic_auth("backend", Some(SECRET))
+            .json(&serde_json::json!({"sub": format!("user-{i}"), "client_id": "web"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tokens.push(body["refresh_token"].as_str().unwrap().to_string());
+    }
+    let cpu_before = cpu_seconds(child.id());
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let tasks: Vec<_> = tokens
+        .into_iter()
+        .map(|mut token| {
+            let (client, url) = (client.clone(), format!("{base}/oauth2/token"));
+            tokio::spawn(async move {
+                let (mut ok, mut failed, mut latencies) = (0usize, 0usize, Vec::new());
+                // Bounded by time and by count, whichever comes first.
+                while Instant::now() < deadline && ok + failed < 1_000_000 {
+                    let body = form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs([("grant_type", "refresh_token"), ("client_id", "web"), ("refresh_token", token.as_str())])
+                        .finish();
+                    let sent = Instant::now();
+                    let response = client.post(&url).header("content-type", "application/x-www-form-urlencoded").body(body).send().await;
+                    match response {
+                        Ok(r) if r.status() == 200 => {
+                            let body: Value = r.json().await.unwrap();
+                            token = body["refresh_token"].as_str().unwrap().to_string();
+                            latencies.push(sent.elapsed());
+                            ok += 1;
+                        }
+                        _ => failed += 1,
+                    }
+                }
+                (ok, failed, latencies)
+            })
+        })
+        .collect();
+    let (mut requests, mut failures, mut latencies) = (0, 0, Vec::new());
+    for task in tasks {
+        let (ok, failed, l) = task.await.unwrap();
+        requests += ok;
+        failures += failed;
+        latencies.extend(l);
+    }
+    let elapsed = started.elapsed();
+    let cpu = cpu_seconds(child.id()) - cpu_before;
+    let _ = child.kill();
+    let _ = child.wait();
+    latencies.sort();
+    Phase { store, requests, failures, elapsed, cpu, latencies }
+}
+
+fn main() {
+    // `cargo test --benches` runs bench targets with --bench absent: skip.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("refresh_load: run with `cargo bench --bench refresh_load`");
+        return;
+    }
+    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let phases: Vec<Phase> = ["memory", "embedded"].into_iter().map(|store| runtime.block_on(phase(store, seconds))).collect();
+    println!("\nrefresh grant, {CONCURRENCY} concurrent connections, {seconds} s per store, 127.0.0.1");
+    println!("| store | requests/s | p50 | p99 | server CPU per request | failures |");
+    println!("|---|---|---|---|---|---|");
+    for p in &phases {
+        let pct = |q: f64| p.latencies.get(((p.latencies.len() as f64 - 1.0) * q) as usize).copied().unwrap_or_default();
+        println!(
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} µs | {} |",
+            p.store,
+            p.requests as f64 / p.elapsed.as_secs_f64(),
+            pct(0.5).as_secs_f64() * 1e3,
+            pct(0.99).as_secs_f64() * 1e3,
+            p.cpu / p.requests.max(1) as f64 * 1e6,
+            p.failures
+        );
+    }
+    let ratio =
+        (phases[1].requests as f64 / phases[1].elapsed.as_secs_f64()) / (phases[0].requests as f64 / phases[0].elapsed.as_secs_f64());
+    println!("embedded / memory throughput: {ratio:.2}");
+}
