@@ -123,17 +123,6 @@ async fn malformed_session_requests_get_clear_problems() {
         .await
         .unwrap();
     problem(response, 400).await;
-    // Too large.
-    let huge = format!(r#"{{"sub":"a","claims":{{"x":"{}"}}}}"#, "y".repeat(200_000));
-    let response = client
-        .post(&url)
-        .basic_auth(BACKEND_ID, Some(BACKEND_SECRET))
-        .header("content-type", "application/json")
-        .body(huge)
-        .send()
-        .await
-        .unwrap();
-    problem(response, 413).await;
     // No credentials, wrong secret, unknown client: 401 with a challenge.
     for auth in [None, Some((BACKEND_ID, "wrong")), Some(("ghost", BACKEND_SECRET)), Some(("web", ""))] {
         let mut request = client.post(&url).json(&json!({"sub": "a"}));
@@ -426,4 +415,24 @@ async fn a_stalled_request_times_out_with_a_problem() {
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("application/problem+json"), "{text}");
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_with_413_before_it_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    // Announce 200 kB and send none of it: the server must answer from the
+    // headers alone (a client that sent the body first could see its write
+    // fail when the server closes the connection after answering).
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{BACKEND_ID}:{BACKEND_SECRET}"));
+    let head = format!(
+        "POST /v1/sessions HTTP/1.1\r\nhost: x\r\nauthorization: Basic {auth}\r\ncontent-type: application/json\r\ncontent-length: 200000\r\n\r\n"
+    );
+    let mut stream = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer)).await.expect("an answer without the body").unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("application/problem+json") && text.contains("\"status\":413"), "{text}");
 }

@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), refuse_oversized))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(
             TraceLayer::new_for_http()
@@ -122,6 +123,26 @@ async fn deadline(State(state): State<AppState>, request: Request, next: Next) -
         }
         Err(_) => Problem::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took too long").into_response(),
     }
+}
+
+/// Answer 413 from the headers when `Content-Length` is over the limit,
+/// without reading a byte of the body. (Bodies without a length are cut off
+/// by `DefaultBodyLimit` as they are read.)
+async fn refuse_oversized(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let max = state.config.http.max_body_bytes;
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_none_or(|length| length <= max as u64) {
+        return next.run(request).await;
+    }
+    let detail = format!("the body exceeds {max} bytes");
+    let mut response = if request.uri().path().starts_with("/oauth2/") {
+        error::OAuthError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", detail).into_response()
+    } else {
+        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", detail).into_response()
+    };
+    // The unread body makes the connection unusable for another request.
+    response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response
 }
 
 async fn not_found(request: Request) -> Problem {
