@@ -38,10 +38,27 @@ impl ConfigError {
 pub enum StoreConfig {
     /// A file on local disk (the default).
     Embedded { path: PathBuf },
-    /// A Redis server shared by several replicas.
-    Redis { url: String },
+    /// A Redis server or cluster shared by several replicas.
+    Redis(RedisConfig),
     /// In memory only: nothing survives a restart (tests, benchmarks).
     Memory,
+}
+
+/// How to reach Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// One URL for a standalone server; the seed nodes of a cluster.
+    pub urls: Vec<String>,
+    pub cluster: bool,
+    /// Prefix of every key tessera writes (several deployments can share a Redis).
+    pub key_prefix: String,
+    /// Multiplexed connections to a standalone server.
+    pub connections: usize,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    /// How long the in-memory revocation list may go without hearing from
+    /// Redis before checks that depend on it answer 503.
+    pub mirror_max_staleness: Duration,
 }
 
 /// Lifetimes and algorithm of the tokens tessera issues.
@@ -91,6 +108,8 @@ pub struct Config {
     pub tokens: TokenPolicy,
     pub keys: KeyPolicy,
     pub http: HttpConfig,
+    /// Whether anyone may read the revocation feed (else: confidential clients).
+    pub feed_public: bool,
     pub clients: ClientRegistry,
 }
 
@@ -145,6 +164,12 @@ const ENV_KEYS: &[(&str, bool)] = &[
     ("store.kind", true),
     ("store.path", true),
     ("store.url", true),
+    ("store.cluster_urls", false),
+    ("store.key_prefix", true),
+    ("store.connections", false),
+    ("store.connect_timeout", true),
+    ("store.response_timeout", true),
+    ("store.mirror_max_staleness", true),
     ("tokens.algorithm", true),
     ("tokens.access_ttl", true),
     ("tokens.refresh_idle_ttl", true),
@@ -155,6 +180,7 @@ const ENV_KEYS: &[(&str, bool)] = &[
     ("keys.reload_interval", true),
     ("http.request_timeout", true),
     ("http.max_body_bytes", false),
+    ("feed.public", false),
     ("clients", false),
 ];
 
@@ -181,7 +207,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), Co
                 ConfigError::invalid(
                     name.clone(),
                     value,
-                    "expected a TOML value (a number, or an array of inline tables for TESSERA_CLIENTS)",
+                    "expected a TOML value: a number, an array like [\"redis://a:7000\"], or an array of inline tables for TESSERA_CLIENTS",
                 )
             })?
         };
@@ -285,6 +311,8 @@ struct RawConfig {
     #[serde(default)]
     http: RawHttp,
     #[serde(default)]
+    feed: RawFeed,
+    #[serde(default)]
     clients: Vec<crate::clients::RawClient>,
 }
 
@@ -294,6 +322,65 @@ struct RawStore {
     kind: Option<String>,
     path: Option<PathBuf>,
     url: Option<String>,
+    cluster_urls: Option<Vec<String>>,
+    key_prefix: Option<String>,
+    connections: Option<i64>,
+    connect_timeout: Option<String>,
+    response_timeout: Option<String>,
+    mirror_max_staleness: Option<String>,
+}
+
+impl RawStore {
+    fn redis(self) -> Result<RedisConfig, ConfigError> {
+        let (urls, cluster) = match (self.url, self.cluster_urls) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "store.cluster_urls",
+                    "",
+                    "set store.url (one server) or store.cluster_urls (a cluster), not both",
+                ));
+            }
+            (Some(url), None) => (vec![url], false),
+            (None, Some(urls)) if !urls.is_empty() => (urls, true),
+            _ => {
+                return Err(ConfigError::invalid(
+                    "store.url",
+                    "",
+                    "required when store.kind = \"redis\": a redis:// or rediss:// URL (or store.cluster_urls for a cluster)",
+                ));
+            }
+        };
+        for url in &urls {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                let key = if cluster { "store.cluster_urls" } else { "store.url" };
+                return Err(ConfigError::invalid(key, url, "expected a redis:// or rediss:// URL, like \"redis://127.0.0.1:6379/0\""));
+            }
+        }
+        let key_prefix = self.key_prefix.unwrap_or_else(|| "tessera".into());
+        if key_prefix.is_empty() || key_prefix.len() > 64 || !key_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
+            return Err(ConfigError::invalid("store.key_prefix", &key_prefix, "expected 1 to 64 letters, digits or -_.:"));
+        }
+        let connections = self.connections.unwrap_or(2);
+        if !(1..=64).contains(&connections) {
+            return Err(ConfigError::invalid("store.connections", connections, "expected a number from 1 to 64"));
+        }
+        let ms = Duration::from_millis;
+        Ok(RedisConfig {
+            urls,
+            cluster,
+            key_prefix,
+            connections: connections as usize,
+            connect_timeout: duration("store.connect_timeout", self.connect_timeout, "2s", ms(100), Duration::from_secs(60))?,
+            response_timeout: duration("store.response_timeout", self.response_timeout, "1s", ms(50), Duration::from_secs(60))?,
+            mirror_max_staleness: duration(
+                "store.mirror_max_staleness",
+                self.mirror_max_staleness,
+                "5s",
+                ms(500),
+                Duration::from_secs(3600),
+            )?,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -312,6 +399,12 @@ struct RawTokens {
 struct RawKeys {
     jwks_max_age: Option<String>,
     reload_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    public: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -335,15 +428,7 @@ impl RawConfig {
         let store = match self.store.kind.as_deref().unwrap_or("embedded") {
             "memory" => StoreConfig::Memory,
             "embedded" => StoreConfig::Embedded { path: self.store.path.unwrap_or_else(|| PathBuf::from("data/tessera.redb")) },
-            "redis" => {
-                let url = self.store.url.ok_or_else(|| {
-                    ConfigError::invalid("store.url", "", "required when store.kind = \"redis\": a redis:// or rediss:// URL")
-                })?;
-                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                    return Err(ConfigError::invalid("store.url", &url, "expected a redis:// or rediss:// URL"));
-                }
-                StoreConfig::Redis { url }
-            }
+            "redis" => StoreConfig::Redis(self.store.redis()?),
             other => {
                 return Err(ConfigError::invalid("store.kind", other, "expected \"embedded\", \"redis\" or \"memory\""));
             }
@@ -389,6 +474,7 @@ impl RawConfig {
             tokens: TokenPolicy { algorithm, access_ttl, refresh_idle_ttl, session_max_age, reuse_grace, leeway },
             keys: KeyPolicy { jwks_max_age, reload_interval },
             http: HttpConfig { request_timeout, max_body_bytes: max_body as usize },
+            feed_public: self.feed.public.unwrap_or(true),
             clients,
         })
     }

@@ -15,6 +15,7 @@
 //! | [`store`] | the only server state: revocations, consumed refresh tokens |
 //! | [`revocation`] | the in-memory mirror of the revocation list |
 //! | [`metrics`] | Prometheus counters and histograms |
+//! | [`feed`] | the signed revocation feed for offline verifiers |
 //! | [`http`] | the axum router and the error mapping |
 //! | [`server`] | start-up and graceful shutdown |
 //! | [`cli`] | the `tessera` command line |
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod clients;
 pub mod clock;
 pub mod config;
+pub mod feed;
 pub mod http;
 pub mod keys;
 pub mod metrics;

@@ -2,11 +2,22 @@
 //!
 //! Every check — refresh, introspection — is a lookup here, never a wait on
 //! the store. The mirror is loaded from the store at start and updated after
-//! every durable revocation, so it can only lag the store, never lead it.
+//! every durable revocation (and, with a shared store, by a follower that
+//! tails what other replicas write), so it can only lag the store.
+//!
+//! It also keeps the entries as an ordered log for the revocation feed. Entries
+//! can arrive out of order (a replica applies its own write at once, while
+//! an earlier one from another replica is still on its way), so the feed only
+//! publishes up to the *watermark*: the highest sequence number below which
+//! nothing is missing. A follower of the feed that resumes after the
+//! watermark therefore never skips an entry.
 
 use crate::store::{Revocation, RevocationEntry};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+use tokio::sync::broadcast;
 
 /// What a token says about itself, for a revocation check.
 #[derive(Debug, Clone, Copy)]
@@ -45,22 +56,75 @@ struct Mirror {
     /// subject → (revoked at or before this instant, entry expiry)
     subjects: HashMap<String, (i64, i64)>,
     keys: HashMap<String, i64>,
-    last_seq: u64,
+    /// Every live entry by sequence number.
+    log: BTreeMap<u64, RevocationEntry>,
+    /// Everything up to here is present (or was purged after expiring).
+    watermark: u64,
 }
 
 /// The revocation list as every check sees it.
-#[derive(Debug, Default)]
-pub struct RevocationList(RwLock<Mirror>);
+#[derive(Debug)]
+pub struct RevocationList {
+    mirror: RwLock<Mirror>,
+    /// Entries as they pass the watermark, for live feed subscribers.
+    published: broadcast::Sender<RevocationEntry>,
+    /// With a shared store: when the follower last heard from it (Unix ms).
+    /// `None`: the store is local and every write passes through here.
+    synced_at_ms: Option<AtomicI64>,
+}
+
+impl Default for RevocationList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl RevocationList {
+    /// A mirror of a local store: always current.
     pub fn new() -> Self {
-        Self::default()
+        Self { mirror: RwLock::default(), published: broadcast::channel(4096).0, synced_at_ms: None }
     }
 
-    /// Add entries (idempotent; entries may arrive more than once).
+    /// A mirror of a shared store, current only while its follower reports in.
+    pub fn followed() -> Self {
+        Self { synced_at_ms: Some(AtomicI64::new(0)), ..Self::new() }
+    }
+
+    /// The follower heard from the store at `now_ms`.
+    pub fn mark_synced(&self, now_ms: i64) {
+        if let Some(synced) = &self.synced_at_ms {
+            synced.store(now_ms, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether checks may trust the mirror at `now_ms`.
+    pub fn is_fresh(&self, now_ms: i64, max_staleness: Duration) -> bool {
+        match &self.synced_at_ms {
+            None => true,
+            Some(synced) => now_ms.saturating_sub(synced.load(Ordering::Relaxed)) <= max_staleness.as_millis() as i64,
+        }
+    }
+
+    /// Load a complete snapshot (at start or after a reconnect): everything
+    /// up to its highest sequence number is now known.
+    pub fn load(&self, snapshot: &[RevocationEntry]) {
+        self.apply(snapshot);
+        let top = snapshot.iter().map(|e| e.seq).max().unwrap_or(0);
+        let mut mirror = self.mirror.write().unwrap_or_else(|e| e.into_inner());
+        if top > mirror.watermark {
+            mirror.watermark = top;
+            self.advance(&mut mirror);
+        }
+    }
+
+    /// Add entries (idempotent; entries may arrive more than once and out of
+    /// order).
     pub fn apply(&self, entries: &[RevocationEntry]) {
-        let mut mirror = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut mirror = self.mirror.write().unwrap_or_else(|e| e.into_inner());
         for entry in entries {
+            if mirror.log.contains_key(&entry.seq) {
+                continue;
+            }
             let expires = entry.expires_at;
             match &entry.revocation {
                 Revocation::Token { jti } => {
@@ -77,13 +141,29 @@ impl RevocationList {
                     mirror.keys.insert(kid.clone(), expires);
                 }
             }
-            mirror.last_seq = mirror.last_seq.max(entry.seq);
+            mirror.log.insert(entry.seq, entry.clone());
+        }
+        self.advance(&mut mirror);
+    }
+
+    /// Move the watermark over every entry now contiguous, publishing each.
+    fn advance(&self, mirror: &mut Mirror) {
+        loop {
+            let next = mirror.watermark + 1;
+            match mirror.log.get(&next) {
+                Some(entry) => {
+                    // No subscriber is not an error.
+                    let _ = self.published.send(entry.clone());
+                    mirror.watermark = next;
+                }
+                None => break,
+            }
         }
     }
 
     /// Whether any entry covers this token.
     pub fn check(&self, token: TokenFacts<'_>) -> Option<Revoked> {
-        let mirror = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let mirror = self.mirror.read().unwrap_or_else(|e| e.into_inner());
         if mirror.tokens.contains_key(token.jti) {
             return Some(Revoked::Token);
         }
@@ -99,27 +179,39 @@ impl RevocationList {
         None
     }
 
-    pub fn session_revoked(&self, sid: &str) -> bool {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).sessions.contains_key(sid)
+    /// Live entries after `cursor` up to the watermark, and the watermark
+    /// (the cursor to resume from).
+    pub fn since(&self, cursor: u64) -> (Vec<RevocationEntry>, u64) {
+        let mirror = self.mirror.read().unwrap_or_else(|e| e.into_inner());
+        let watermark = mirror.watermark;
+        if cursor >= watermark {
+            return (Vec::new(), watermark);
+        }
+        (mirror.log.range(cursor + 1..=watermark).map(|(_, e)| e.clone()).collect(), watermark)
+    }
+
+    /// A live feed: entries as they pass the watermark.
+    pub fn subscribe(&self) -> broadcast::Receiver<RevocationEntry> {
+        self.published.subscribe()
     }
 
     /// Drop entries that expired before `now`.
     pub fn purge(&self, now: i64) {
-        let mut mirror = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut mirror = self.mirror.write().unwrap_or_else(|e| e.into_inner());
         mirror.tokens.retain(|_, e| *e >= now);
         mirror.sessions.retain(|_, e| *e >= now);
         mirror.subjects.retain(|_, (_, e)| *e >= now);
         mirror.keys.retain(|_, e| *e >= now);
+        mirror.log.retain(|_, e| e.expires_at >= now);
     }
 
-    /// The highest sequence number applied.
-    pub fn last_seq(&self) -> u64 {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).last_seq
+    /// The feed's current cursor.
+    pub fn watermark(&self) -> u64 {
+        self.mirror.read().unwrap_or_else(|e| e.into_inner()).watermark
     }
 
     pub fn len(&self) -> usize {
-        let m = self.0.read().unwrap_or_else(|e| e.into_inner());
-        m.tokens.len() + m.sessions.len() + m.subjects.len() + m.keys.len()
+        self.mirror.read().unwrap_or_else(|e| e.into_inner()).log.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -133,6 +225,10 @@ mod tests {
 
     fn entry(seq: u64, revocation: Revocation) -> RevocationEntry {
         RevocationEntry { seq, revocation, expires_at: 1_000 }
+    }
+
+    fn token(seq: u64) -> RevocationEntry {
+        entry(seq, Revocation::Token { jti: format!("t{seq}") })
     }
 
     fn facts<'a>(jti: &'a str, sid: Option<&'a str>, sub: &'a str, iat: i64) -> TokenFacts<'a> {
@@ -154,16 +250,54 @@ mod tests {
         assert_eq!(list.check(facts("x", Some("other"), "bob", 0)), None);
         list.apply(&[entry(4, Revocation::Key { kid: "k1".into() })]);
         assert_eq!(list.check(facts("x", None, "bob", 0)), Some(Revoked::Key));
-        assert_eq!(list.last_seq(), 4);
+        assert_eq!(list.watermark(), 4);
     }
 
     #[test]
     fn entries_leave_when_they_expire() {
         let list = RevocationList::new();
-        list.apply(&[entry(1, Revocation::Token { jti: "t".into() })]);
+        list.apply(&[token(1)]);
         list.purge(1_000);
         assert_eq!(list.len(), 1);
         list.purge(1_001);
         assert!(list.is_empty());
+        assert_eq!(list.check(facts("t1", None, "x", 0)), None);
+    }
+
+    #[test]
+    fn the_feed_waits_for_a_gap_to_fill_and_never_skips() {
+        let list = RevocationList::new();
+        let mut live = list.subscribe();
+        list.apply(&[token(1), token(3)]);
+        // 3 is checked at once but not published while 2 is missing.
+        assert!(list.check(facts("t3", None, "x", 0)).is_some());
+        assert_eq!(list.since(0), (vec![token(1)], 1));
+        list.apply(&[token(2)]);
+        assert_eq!(list.since(1), (vec![token(2), token(3)], 3));
+        let seqs: Vec<u64> = std::iter::from_fn(|| live.try_recv().ok()).map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        // Duplicates change nothing.
+        list.apply(&[token(2)]);
+        assert!(live.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_snapshot_with_purged_gaps_sets_the_watermark() {
+        let list = RevocationList::new();
+        list.load(&[token(5), token(9)]);
+        assert_eq!(list.watermark(), 9);
+        assert_eq!(list.since(5), (vec![token(9)], 9));
+        list.apply(&[token(10)]);
+        assert_eq!(list.watermark(), 10);
+    }
+
+    #[test]
+    fn a_followed_mirror_goes_stale_without_news() {
+        let list = RevocationList::followed();
+        assert!(!list.is_fresh(10_000, Duration::from_secs(5)));
+        list.mark_synced(10_000);
+        assert!(list.is_fresh(14_000, Duration::from_secs(5)));
+        assert!(!list.is_fresh(15_001, Duration::from_secs(5)));
+        assert!(RevocationList::new().is_fresh(0, Duration::ZERO));
     }
 }

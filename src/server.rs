@@ -12,6 +12,7 @@ use crate::sessions::TokenService;
 use crate::store::Store;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::memory::MemoryStore;
+use crate::store::redis::RedisStore;
 use anyhow::Context;
 use std::sync::Arc;
 
@@ -30,9 +31,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
 
     let metrics = Arc::new(Metrics::default());
-    let store = open_store(&config, metrics.clone())?;
-    let revocations = Arc::new(RevocationList::new());
-    revocations.apply(&store.revocations_since(0).await.context("loading the revocation list")?);
+    let (store, revocations) = open_store(&config, metrics.clone()).await?;
 
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -50,19 +49,39 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     keyring.clone().spawn_reloader(config.keys.reload_interval);
     let state = AppState::new(config, issuer, keyring, store, revocations, metrics);
     spawn_purger(state.tokens.clone());
-    axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
+    let draining = state.clone();
+    let stop = async move {
+        shutdown_signal().await;
+        draining.begin_shutdown();
+    };
+    axum::serve(listener, http::router(state)).with_graceful_shutdown(stop).await.context("serving HTTP")?;
     tracing::info!("shut down cleanly");
     Ok(())
 }
 
-fn open_store(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(match &config.store {
+/// Open the configured store and load its revocation list into memory. A
+/// shared store also gets a follower that keeps the list current with what
+/// other replicas write.
+async fn open_store(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<(Arc<dyn Store>, Arc<RevocationList>)> {
+    let store: Arc<dyn Store> = match &config.store {
         StoreConfig::Embedded { path } => {
             Arc::new(EmbeddedStore::open(path, metrics).with_context(|| format!("opening the store {}", path.display()))?)
         }
         StoreConfig::Memory => Arc::new(MemoryStore::new()),
-        StoreConfig::Redis { .. } => anyhow::bail!("store.kind = \"redis\" is not available in this build yet; use \"embedded\""),
-    })
+        StoreConfig::Redis(redis) => {
+            // rediss:// uses rustls with ring, the one crypto library here.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let store = Arc::new(RedisStore::connect(redis.clone()).await.context("connecting to Redis")?);
+            let revocations = Arc::new(RevocationList::followed());
+            revocations.load(&store.revocations_since(0).await.context("loading the revocation list")?);
+            revocations.mark_synced(chrono::Utc::now().timestamp_millis());
+            store.spawn_follower(revocations.clone());
+            return Ok((store, revocations));
+        }
+    };
+    let revocations = Arc::new(RevocationList::new());
+    revocations.load(&store.revocations_since(0).await.context("loading the revocation list")?);
+    Ok((store, revocations))
 }
 
 /// Delete expired revocations and consumption records once a minute.

@@ -17,6 +17,7 @@ pub fn render_metadata(issuer: &str) -> bytes::Bytes {
         "token_endpoint": format!("{issuer}/oauth2/token"),
         "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
         "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
+        "revocation_feed_endpoint": format!("{issuer}/v1/revocations"),
         "grant_types_supported": GRANT_TYPES,
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

@@ -16,11 +16,12 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let (signing, mac) = state.keyring.key_uses_present();
     let store = tokio::time::timeout(std::time::Duration::from_secs(2), state.tokens.store().ping()).await.is_ok_and(|r| r.is_ok());
-    let ready = signing && mac && store;
+    let revocations_current = state.tokens.require_fresh_revocations().is_ok();
+    let ready = signing && mac && store && revocations_current;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
-        "checks": { "signing_key": signing, "refresh_mac_key": mac, "store": store },
+        "checks": { "signing_key": signing, "refresh_mac_key": mac, "store": store, "revocations_current": revocations_current },
     });
     (status, Json(body))
 }

@@ -8,6 +8,7 @@
 
 pub mod discovery;
 pub mod error;
+pub mod feed;
 pub mod health;
 pub mod introspect;
 pub mod revoke;
@@ -41,6 +42,9 @@ pub struct Inner {
     pub tokens: TokenService,
     /// RFC 8414 metadata, rendered once.
     pub metadata: bytes::Bytes,
+    /// Flips to true when the server starts shutting down, so long-lived
+    /// streams end and the drain can finish.
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::ops::Deref for AppState {
@@ -60,9 +64,22 @@ impl AppState {
         revocations: Arc<RevocationList>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let tokens = TokenService::new(&issuer, config.tokens.clone(), keyring.clone(), store, revocations, metrics);
+        let mut tokens = TokenService::new(&issuer, config.tokens.clone(), keyring.clone(), store, revocations, metrics);
+        if let crate::config::StoreConfig::Redis(redis) = &config.store {
+            tokens = tokens.with_max_staleness(redis.mirror_max_staleness);
+        }
         let metadata = discovery::render_metadata(&issuer);
-        Self(Arc::new(Inner { config, issuer, keyring, tokens, metadata }))
+        let shutdown = tokio::sync::watch::Sender::new(false);
+        Self(Arc::new(Inner { config, issuer, keyring, tokens, metadata, shutdown }))
+    }
+
+    /// Tell long-lived responses (the revocation stream) to end.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 }
 
@@ -78,6 +95,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/oauth2/token"),
     ("POST", "/oauth2/revoke"),
     ("POST", "/oauth2/introspect"),
+    ("GET", "/v1/revocations"),
+    ("GET", "/v1/revocations/stream"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -96,6 +115,8 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth2/token", post(token::token))
         .route("/oauth2/revoke", post(revoke::revoke))
         .route("/oauth2/introspect", post(introspect::introspect))
+        .route("/v1/revocations", get(feed::document))
+        .route("/v1/revocations/stream", get(feed::stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

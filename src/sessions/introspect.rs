@@ -45,6 +45,8 @@ impl Introspection {
 
 impl TokenService {
     pub async fn introspect(&self, token: &str) -> Result<Introspection, GrantError> {
+        // Answer from the in-memory list only while it is known to be current.
+        self.require_fresh_revocations()?;
         let now = self.clock.now();
         let view = self.keyring.view();
         let leeway = self.policy.leeway.as_secs() as i64;
@@ -63,7 +65,7 @@ impl TokenService {
             }
             // A consumed refresh token cannot be used again (a retry inside
             // the grace window gets its child, not a new one).
-            if self.store.consumed_refresh(&claims.jti).await.map_err(|_| GrantError::StoreUnavailable)?.is_some() {
+            if self.store.consumed_refresh(&claims.sid, &claims.jti).await.map_err(|_| GrantError::StoreUnavailable)?.is_some() {
                 return Ok(Introspection::inactive());
             }
             return Ok(Introspection {

@@ -110,6 +110,8 @@ pub struct TokenService {
     store: Arc<dyn Store>,
     revocations: Arc<RevocationList>,
     metrics: Arc<Metrics>,
+    /// How stale a followed revocation list may be before checks refuse.
+    max_staleness: std::time::Duration,
 }
 
 impl TokenService {
@@ -122,7 +124,44 @@ impl TokenService {
         metrics: Arc<Metrics>,
     ) -> Self {
         let clock = keyring.clock().clone();
-        Self { issuer: issuer.into(), policy, keyring, clock, store, revocations, metrics }
+        Self {
+            issuer: issuer.into(),
+            policy,
+            keyring,
+            clock,
+            store,
+            revocations,
+            metrics,
+            max_staleness: std::time::Duration::from_secs(5),
+        }
+    }
+
+    /// Set how long a followed revocation list may go without news.
+    pub fn with_max_staleness(mut self, bound: std::time::Duration) -> Self {
+        self.max_staleness = bound;
+        self
+    }
+
+    /// Refuse to decide on a revocation list that may be missing entries
+    /// (a shared store that has not been heard from): fail closed.
+    pub(crate) fn require_fresh_revocations(&self) -> Result<(), GrantError> {
+        if self.revocations.is_fresh(self.clock.now().timestamp_millis(), self.max_staleness) {
+            Ok(())
+        } else {
+            Err(GrantError::StoreUnavailable)
+        }
+    }
+
+    pub fn revocations(&self) -> &Arc<RevocationList> {
+        &self.revocations
+    }
+
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -171,6 +210,7 @@ impl TokenService {
         if !caller.may(Permission::Sessions) {
             return Err(GrantError::Forbidden(format!("client {:?} lacks the \"sessions\" permission", caller.id)));
         }
+        self.require_fresh_revocations()?;
         let target = match request.client_id.as_deref() {
             None => caller,
             Some(id) => clients.get(id).ok_or_else(|| {

@@ -75,6 +75,7 @@ fn narrow_scope(requested: Option<&str>, granted: Option<&str>) -> Result<Option
 impl TokenService {
     /// `grant_type=refresh_token` for an authenticated `client`.
     pub async fn refresh(&self, client: &Client, token: &str, scope: Option<&str>) -> Result<IssuedSession, GrantError> {
+        self.require_fresh_revocations()?;
         let now = self.clock.now();
         let view = self.keyring.view();
         let rejected = |message: &str| {
@@ -110,7 +111,7 @@ impl TokenService {
             access_scope,
             expires_at: parent.exp,
         };
-        let consumption = self.store.consume_refresh(&parent.jti, record.clone()).await.map_err(|error| {
+        let consumption = self.store.consume_refresh(&parent.sid, &parent.jti, record.clone()).await.map_err(|error| {
             tracing::error!(%error, "refresh not served: the store could not record the consumption");
             GrantError::StoreUnavailable
         })?;

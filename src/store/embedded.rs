@@ -216,7 +216,7 @@ fn unexpected() -> StoreError {
 }
 
 impl Store for EmbeddedStore {
-    fn consume_refresh(&self, jti: &str, record: ConsumedRefresh) -> StoreFuture<'_, Consumption> {
+    fn consume_refresh(&self, _sid: &str, jti: &str, record: ConsumedRefresh) -> StoreFuture<'_, Consumption> {
         let done = self.submit(Op::Consume { jti: jti.to_string(), record });
         Box::pin(async move {
             match done.await? {
@@ -226,7 +226,7 @@ impl Store for EmbeddedStore {
         })
     }
 
-    fn consumed_refresh(&self, jti: &str) -> StoreFuture<'_, Option<ConsumedRefresh>> {
+    fn consumed_refresh(&self, _sid: &str, jti: &str) -> StoreFuture<'_, Option<ConsumedRefresh>> {
         let jti = jti.to_string();
         self.read(move |db| {
             let txn = db.begin_read().map_err(store_error)?;
@@ -336,7 +336,7 @@ mod tests {
         {
             let store = open(&dir);
             store.revoke(vec![(Revocation::Session { sid: "s".into() }, i64::MAX)]).await.unwrap();
-            store.consume_refresh("p", contract::record("c", "web", i64::MAX)).await.unwrap();
+            store.consume_refresh("s", "p", contract::record("c", "web", i64::MAX)).await.unwrap();
         }
         // The writer thread holds the database until its queue closes.
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
@@ -354,7 +354,7 @@ mod tests {
         let next = store.revoke(vec![(Revocation::Token { jti: "t".into() }, i64::MAX)]).await.unwrap();
         assert_eq!(next[0].seq, 2, "sequence numbers continue after a restart");
         assert_eq!(
-            store.consume_refresh("p", contract::record("other", "web", i64::MAX)).await.unwrap(),
+            store.consume_refresh("s", "p", contract::record("other", "web", i64::MAX)).await.unwrap(),
             Consumption::Already(contract::record("c", "web", i64::MAX))
         );
     }
@@ -367,7 +367,7 @@ mod tests {
         for i in 0..64 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
-                store.consume_refresh("shared", contract::record(&format!("child-{i}"), "web", i64::MAX)).await.unwrap()
+                store.consume_refresh("s", "shared", contract::record(&format!("child-{i}"), "web", i64::MAX)).await.unwrap()
             }));
         }
         let mut firsts = 0;

@@ -28,7 +28,7 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn consume_refresh(&self, jti: &str, record: ConsumedRefresh) -> StoreFuture<'_, Consumption> {
+    fn consume_refresh(&self, _sid: &str, jti: &str, record: ConsumedRefresh) -> StoreFuture<'_, Consumption> {
         let result = self.with(|state| match state.consumed.get(jti) {
             Some(existing) => Consumption::Already(existing.clone()),
             None => {
@@ -39,7 +39,7 @@ impl Store for MemoryStore {
         Box::pin(async move { Ok(result) })
     }
 
-    fn consumed_refresh(&self, jti: &str) -> StoreFuture<'_, Option<ConsumedRefresh>> {
+    fn consumed_refresh(&self, _sid: &str, jti: &str) -> StoreFuture<'_, Option<ConsumedRefresh>> {
         let result = self.with(|state| state.consumed.get(jti).cloned());
         Box::pin(async move { Ok(result) })
     }

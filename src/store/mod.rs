@@ -9,10 +9,12 @@
 //!
 //! Implementations: [`memory::MemoryStore`] (tests, benchmarks; not
 //! durable) and [`embedded::EmbeddedStore`] (the default: a redb file,
-//! fsync'd before any write is acknowledged, group-committed).
+//! fsync'd before any write is acknowledged, group-committed) and
+//! [`redis::RedisStore`] (shared by several replicas).
 
 pub mod embedded;
 pub mod memory;
+pub mod redis;
 
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -93,10 +95,11 @@ pub trait Store: Send + Sync + 'static {
     /// was consumed already — in which case return the earlier record and
     /// change nothing. Of any number of concurrent calls for one `jti`,
     /// exactly one sees [`Consumption::First`].
-    fn consume_refresh(&self, jti: &str, record: ConsumedRefresh) -> StoreFuture<'_, Consumption>;
+    /// (`sid` keeps a session's records together on a sharded store.)
+    fn consume_refresh(&self, sid: &str, jti: &str, record: ConsumedRefresh) -> StoreFuture<'_, Consumption>;
 
-    /// The consumption record of `jti`, if any.
-    fn consumed_refresh(&self, jti: &str) -> StoreFuture<'_, Option<ConsumedRefresh>>;
+    /// The consumption record of `jti` of session `sid`, if any.
+    fn consumed_refresh(&self, sid: &str, jti: &str) -> StoreFuture<'_, Option<ConsumedRefresh>>;
 
     /// Record revocations durably; returns them with their sequence numbers.
     fn revoke(&self, revocations: Vec<(Revocation, i64)>) -> StoreFuture<'_, Vec<RevocationEntry>>;
@@ -140,11 +143,11 @@ pub(crate) mod contract {
     }
 
     pub async fn consumption_happens_once(store: &dyn Store) {
-        assert_eq!(store.consume_refresh("parent", record("child-a", "web", 1_000)).await.unwrap(), Consumption::First);
-        let again = store.consume_refresh("parent", record("child-b", "web", 1_000)).await.unwrap();
+        assert_eq!(store.consume_refresh("s", "parent", record("child-a", "web", 1_000)).await.unwrap(), Consumption::First);
+        let again = store.consume_refresh("s", "parent", record("child-b", "web", 1_000)).await.unwrap();
         assert_eq!(again, Consumption::Already(record("child-a", "web", 1_000)));
-        assert_eq!(store.consumed_refresh("parent").await.unwrap(), Some(record("child-a", "web", 1_000)));
-        assert_eq!(store.consumed_refresh("other").await.unwrap(), None);
+        assert_eq!(store.consumed_refresh("s", "parent").await.unwrap(), Some(record("child-a", "web", 1_000)));
+        assert_eq!(store.consumed_refresh("s", "other").await.unwrap(), None);
     }
 
     pub async fn revocations_get_increasing_sequence_numbers(store: &dyn Store) {
@@ -162,15 +165,15 @@ pub(crate) mod contract {
 
     pub async fn expired_entries_are_purged(store: &dyn Store) {
         store.revoke(vec![(Revocation::Token { jti: "old".into() }, 10), (Revocation::Token { jti: "new".into() }, 1_000)]).await.unwrap();
-        store.consume_refresh("old-parent", record("c", "web", 10)).await.unwrap();
-        store.consume_refresh("new-parent", record("c2", "web", 1_000)).await.unwrap();
+        store.consume_refresh("s", "old-parent", record("c", "web", 10)).await.unwrap();
+        store.consume_refresh("s", "new-parent", record("c2", "web", 1_000)).await.unwrap();
         let removed = store.purge_expired(100).await.unwrap();
         assert_eq!(removed, 2);
         let left = store.revocations_since(0).await.unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].revocation, Revocation::Token { jti: "new".into() });
-        assert_eq!(store.consumed_refresh("old-parent").await.unwrap(), None);
-        assert!(store.consumed_refresh("new-parent").await.unwrap().is_some());
+        assert_eq!(store.consumed_refresh("s", "old-parent").await.unwrap(), None);
+        assert!(store.consumed_refresh("s", "new-parent").await.unwrap().is_some());
     }
 
     pub async fn session_index_keeps_the_newest_within_the_limit(store: &dyn Store) {

@@ -1,0 +1,93 @@
+//! The revocation feed: the revocation list, signed, for offline verifiers.
+//!
+//! Offline verification cannot see a revocation until the access token
+//! expires — unless the verifier follows this feed. `GET /v1/revocations`
+//! answers a JWT (`typ: revocations+jwt`) signed by the active service key,
+//! so a cache or CDN can carry it and a verifier checks it with the same
+//! JWKS it uses for access tokens; its explicit `typ` keeps it from ever
+//! passing for an access token (RFC 8725 §3.11). `GET /v1/revocations/stream`
+//! pushes each entry as a Server-Sent Event the moment it is recorded.
+//!
+//! Cursors are the entries' sequence numbers; the feed never publishes past
+//! the mirror's watermark, so resuming after a cursor never skips an entry.
+
+use crate::keys::KeyView;
+use crate::store::RevocationEntry;
+use crate::tokens::access::compact_jws;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The `typ` of a signed feed document.
+pub const FEED_TYPE: &str = "revocations+jwt";
+
+/// How long a signed feed document may be relied on.
+pub const FEED_LIFETIME_SECONDS: i64 = 300;
+
+/// The claims of a feed document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedDocument {
+    pub iss: String,
+    pub iat: i64,
+    pub exp: i64,
+    /// The cursor the entries follow (0: this is the full list).
+    pub after: u64,
+    /// Resume from here: `?after=cursor`.
+    pub cursor: u64,
+    pub revocations: Vec<RevocationEntry>,
+}
+
+/// Sign a feed document with the active key; `None` if no key is active.
+pub fn sign(
+    keys: &KeyView,
+    issuer: &str,
+    after: u64,
+    cursor: u64,
+    revocations: Vec<RevocationEntry>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let key = keys.active_signer(now)?;
+    let header = serde_json::json!({"alg": key.alg.as_str(), "kid": key.kid, "typ": FEED_TYPE});
+    let header = URL_SAFE_NO_PAD.encode(header.to_string());
+    let iat = now.timestamp();
+    let document = FeedDocument { iss: issuer.to_string(), iat, exp: iat + FEED_LIFETIME_SECONDS, after, cursor, revocations };
+    Some(compact_jws(key, &header, &serde_json::to_vec(&document).expect("feed serializes")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::keys::{KeyDirectory, Keyring, SigningAlgorithm, TokenLifetimes};
+    use crate::store::Revocation;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn a_feed_document_verifies_with_the_jwks_and_is_not_an_access_token() {
+        crate::keys::provider::install();
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::at_unix(1_800_000_000));
+        let directory = KeyDirectory::new(dir.path());
+        directory.generate_signing(SigningAlgorithm::ES256, clock.now(), clock.now()).unwrap();
+        let lifetimes = TokenLifetimes { access: Duration::from_secs(600), refresh: Duration::from_secs(600) };
+        let keyring = Keyring::open(directory, lifetimes, clock.clone()).unwrap();
+        let view = keyring.view();
+        let entries = vec![RevocationEntry { seq: 3, revocation: Revocation::Session { sid: "s".into() }, expires_at: 1_800_000_900 }];
+        let token = sign(&view, "https://issuer.test", 2, 3, entries.clone(), clock.now()).unwrap();
+
+        let jwks: serde_json::Value = serde_json::from_slice(&view.jwks().body).unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["iss"]);
+        let decoded =
+            jsonwebtoken::decode::<FeedDocument>(&token, &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(), &validation).unwrap();
+        assert_eq!(decoded.header.typ.as_deref(), Some(FEED_TYPE));
+        assert_eq!(decoded.claims.revocations, entries);
+        assert_eq!(decoded.claims.cursor, 3);
+        let as_access = crate::tokens::access::check(&token, &view, "https://issuer.test", 0, clock.now());
+        assert_eq!(as_access.unwrap_err(), crate::tokens::access::AccessTokenError::WrongType);
+    }
+}
