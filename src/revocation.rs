@@ -5,12 +5,16 @@
 //! every durable revocation (and, with a shared store, by a follower that
 //! tails what other replicas write), so it can only lag the store.
 //!
-//! It also keeps the entries as an ordered log for the revocation feed. Entries
-//! can arrive out of order (a replica applies its own write at once, while
-//! an earlier one from another replica is still on its way), so the feed only
-//! publishes up to the *watermark*: the highest sequence number below which
-//! nothing is missing. A follower of the feed that resumes after the
-//! watermark therefore never skips an entry.
+//! It also keeps the entries as an ordered log for the revocation feed, and
+//! publishes them only up to a *watermark* below which nothing is missing, so
+//! a feed follower that resumes after the watermark never skips an entry:
+//!
+//! - a local store numbers entries densely (1, 2, 3…), but concurrent
+//!   writers may apply them out of order: the watermark advances over
+//!   contiguous numbers only;
+//! - a shared store's entries reach every replica in order through the
+//!   store's stream: a replica's own writes take effect in the checks at once,
+//!   but enter the feed when the stream delivers them, in order.
 
 use crate::store::{Revocation, RevocationEntry};
 use std::collections::{BTreeMap, HashMap};
@@ -108,42 +112,73 @@ impl RevocationList {
     /// Load a complete snapshot (at start or after a reconnect): everything
     /// up to its highest sequence number is now known.
     pub fn load(&self, snapshot: &[RevocationEntry]) {
-        self.apply(snapshot);
-        let top = snapshot.iter().map(|e| e.seq).max().unwrap_or(0);
         let mut mirror = self.mirror.write().unwrap_or_else(|e| e.into_inner());
+        for entry in snapshot {
+            Self::record(&mut mirror, entry);
+        }
+        let top = snapshot.iter().map(|e| e.seq).max().unwrap_or(0);
         if top > mirror.watermark {
             mirror.watermark = top;
             self.advance(&mut mirror);
         }
     }
 
-    /// Add entries (idempotent; entries may arrive more than once and out of
-    /// order).
+    /// Add entries this process just wrote (idempotent, any order). They
+    /// take effect in the checks at once.
     pub fn apply(&self, entries: &[RevocationEntry]) {
         let mut mirror = self.mirror.write().unwrap_or_else(|e| e.into_inner());
+        let followed = self.synced_at_ms.is_some();
         for entry in entries {
-            if mirror.log.contains_key(&entry.seq) {
-                continue;
+            if followed {
+                // The stream brings it into the feed, in order.
+                Self::cover(&mut mirror, entry);
+            } else {
+                Self::record(&mut mirror, entry);
             }
-            let expires = entry.expires_at;
-            match &entry.revocation {
-                Revocation::Token { jti } => {
-                    mirror.tokens.insert(jti.clone(), expires);
-                }
-                Revocation::Session { sid } => {
-                    mirror.sessions.insert(sid.clone(), expires);
-                }
-                Revocation::Subject { sub, before } => {
-                    let slot = mirror.subjects.entry(sub.clone()).or_insert((*before, expires));
-                    *slot = (slot.0.max(*before), slot.1.max(expires));
-                }
-                Revocation::Key { kid } => {
-                    mirror.keys.insert(kid.clone(), expires);
-                }
-            }
-            mirror.log.insert(entry.seq, entry.clone());
         }
         self.advance(&mut mirror);
+    }
+
+    /// Add entries from a shared store's stream, which delivers them in
+    /// order: each moves the watermark to its own number.
+    pub fn follow(&self, entries: &[RevocationEntry]) {
+        let mut mirror = self.mirror.write().unwrap_or_else(|e| e.into_inner());
+        for entry in entries {
+            if Self::record(&mut mirror, entry) && entry.seq > mirror.watermark {
+                mirror.watermark = entry.seq;
+                let _ = self.published.send(entry.clone());
+            }
+        }
+    }
+
+    /// Put an entry in the log and the lookup maps; false if it was there.
+    fn record(mirror: &mut Mirror, entry: &RevocationEntry) -> bool {
+        if mirror.log.contains_key(&entry.seq) {
+            return false;
+        }
+        Self::cover(mirror, entry);
+        mirror.log.insert(entry.seq, entry.clone());
+        true
+    }
+
+    /// Make the checks see an entry.
+    fn cover(mirror: &mut Mirror, entry: &RevocationEntry) {
+        let expires = entry.expires_at;
+        match &entry.revocation {
+            Revocation::Token { jti } => {
+                mirror.tokens.insert(jti.clone(), expires);
+            }
+            Revocation::Session { sid } => {
+                mirror.sessions.insert(sid.clone(), expires);
+            }
+            Revocation::Subject { sub, before } => {
+                let slot = mirror.subjects.entry(sub.clone()).or_insert((*before, expires));
+                *slot = (slot.0.max(*before), slot.1.max(expires));
+            }
+            Revocation::Key { kid } => {
+                mirror.keys.insert(kid.clone(), expires);
+            }
+        }
     }
 
     /// Move the watermark over every entry now contiguous, publishing each.
@@ -289,6 +324,20 @@ mod tests {
         assert_eq!(list.since(5), (vec![token(9)], 9));
         list.apply(&[token(10)]);
         assert_eq!(list.watermark(), 10);
+    }
+
+    #[test]
+    fn a_followed_mirror_checks_own_writes_at_once_and_publishes_in_stream_order() {
+        let list = RevocationList::followed();
+        let mut live = list.subscribe();
+        let big = |n: u64| token(1_800_000_000_000_000 + n);
+        list.apply(&[big(2)]);
+        assert!(list.check(facts(&format!("t{}", 1_800_000_000_000_002u64), None, "x", 0)).is_some());
+        assert_eq!(list.since(0).0, vec![], "not in the feed before the stream brings it");
+        list.follow(&[big(1), big(2)]);
+        assert_eq!(list.since(0), (vec![big(1), big(2)], big(2).seq));
+        let seqs: Vec<u64> = std::iter::from_fn(|| live.try_recv().ok()).map(|e| e.seq).collect();
+        assert_eq!(seqs, [big(1).seq, big(2).seq]);
     }
 
     #[test]

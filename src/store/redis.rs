@@ -115,7 +115,7 @@ impl Keys {
 /// or a feed follower has seen, so no cursor ever points past new entries.
 const REVOKE: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('SET', KEYS[1], tonumber(ARGV[1]) * 1000)
+  redis.call('SET', KEYS[1], string.format('%.0f', tonumber(ARGV[1]) * 1000))
 end
 local first = nil
 for i = 3, #ARGV, 2 do
@@ -299,7 +299,7 @@ impl RedisStore {
                 }
             }
             if !entries.is_empty() {
-                mirror.apply(&entries);
+                mirror.follow(&entries);
             }
             mirror.mark_synced(chrono::Utc::now().timestamp_millis());
         }
