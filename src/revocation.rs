@@ -116,11 +116,14 @@ impl RevocationList {
         for entry in snapshot {
             Self::record(&mut mirror, entry);
         }
-        let top = snapshot.iter().map(|e| e.seq).max().unwrap_or(0);
-        if top > mirror.watermark {
-            mirror.watermark = top;
-            self.advance(&mut mirror);
+        // Publish, in order, what the snapshot adds past the watermark (after
+        // a reconnect, entries a live subscriber has not seen yet).
+        let fresh: Vec<RevocationEntry> = mirror.log.range(mirror.watermark + 1..).map(|(_, e)| e.clone()).collect();
+        for entry in fresh {
+            mirror.watermark = entry.seq;
+            let _ = self.published.send(entry);
         }
+        self.advance(&mut mirror);
     }
 
     /// Add entries this process just wrote (idempotent, any order). They

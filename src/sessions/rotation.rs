@@ -41,8 +41,10 @@ pub fn decide(consumption: Consumption, client_id: &str, now: DateTime<Utc>, gra
     match consumption {
         Consumption::First => Decision::Rotate,
         Consumption::Already(record) => {
+            // Negative when a concurrent request consumed the token after this
+            // one read the clock: that is a concurrent retry, well inside the window.
             let since = now.timestamp_millis().saturating_sub(record.consumed_at_ms);
-            if !grace.is_zero() && since >= 0 && (since as u128) < grace.as_millis() && record.client_id == client_id {
+            if !grace.is_zero() && i128::from(since) < grace.as_millis() as i128 && record.client_id == client_id {
                 Decision::Replay(record)
             } else {
                 Decision::Reuse
@@ -216,6 +218,12 @@ mod tests {
     fn replay_inside_grace_by_the_same_client_gets_the_same_child() {
         let earlier = record(1_000_000, "web");
         assert_eq!(decide(Consumption::Already(earlier.clone()), "web", at_ms(1_009_999), GRACE), Decision::Replay(earlier));
+    }
+
+    #[test]
+    fn a_concurrent_request_that_read_the_clock_before_the_consumption_is_a_retry() {
+        let earlier = record(1_000_500, "web");
+        assert_eq!(decide(Consumption::Already(earlier.clone()), "web", at_ms(1_000_000), GRACE), Decision::Replay(earlier));
     }
 
     #[test]

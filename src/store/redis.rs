@@ -26,6 +26,7 @@ use super::{ConsumedRefresh, Consumption, Revocation, RevocationEntry, SessionRe
 use crate::config::RedisConfig;
 use crate::revocation::RevocationList;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
 use serde::Serialize;
 use std::sync::Arc;
@@ -70,11 +71,16 @@ fn store_error(error: impl std::fmt::Display) -> StoreError {
     StoreError(error.to_string())
 }
 
-async fn connect(config: &RedisConfig) -> Result<Connection, StoreError> {
+/// How long the follower's `XREAD` waits for news before asking again.
+const FOLLOW_BLOCK: Duration = Duration::from_millis(500);
+
+/// Connect; `patience` is added to the response timeout (for blocking reads).
+async fn connect(config: &RedisConfig, patience: Duration) -> Result<Connection, StoreError> {
+    let response_timeout = config.response_timeout + patience;
     if config.cluster {
         let client = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
             .connection_timeout(config.connect_timeout)
-            .response_timeout(config.response_timeout)
+            .response_timeout(response_timeout)
             .retries(2)
             .build()
             .map_err(store_error)?;
@@ -83,7 +89,7 @@ async fn connect(config: &RedisConfig) -> Result<Connection, StoreError> {
         let client = redis::Client::open(config.urls[0].as_str()).map_err(store_error)?;
         let settings = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.response_timeout))
+            .set_response_timeout(Some(response_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         Ok(Connection::Single(ConnectionManager::new_with_config(client, settings).await.map_err(store_error)?))
@@ -121,7 +127,8 @@ local first = nil
 for i = 3, #ARGV, 2 do
   local seq = redis.call('INCR', KEYS[1])
   if not first then first = seq end
-  local member = seq .. '|' .. ARGV[i + 1]
+  -- Lua numbers are doubles: print the sequence number as an integer.
+  local member = string.format('%.0f', seq) .. '|' .. ARGV[i + 1]
   redis.call('ZADD', KEYS[2], seq, member)
   redis.call('ZADD', KEYS[3], ARGV[i], seq)
   redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[2], '*', 'e', member)
@@ -203,7 +210,7 @@ impl RedisStore {
         let count = if config.cluster { 1 } else { config.connections };
         let mut connections = Vec::with_capacity(count);
         for _ in 0..count {
-            connections.push(connect(&config).await?);
+            connections.push(connect(&config, Duration::ZERO).await?);
         }
         let keys = Keys { prefix: config.key_prefix.clone() };
         let store = Self {
@@ -258,44 +265,25 @@ impl RedisStore {
 
     /// Load everything, then tail the stream until an error.
     async fn follow(&self, mirror: &RevocationList) -> Result<(), StoreError> {
-        let mut connection = connect(&self.config).await?;
+        let mut connection = connect(&self.config, FOLLOW_BLOCK).await?;
         let stream = self.keys.revocations("stream");
         // Remember where the stream ends before reading the log, so nothing
         // written in between is missed (re-reading it is harmless).
-        let last: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
-            .arg(&stream)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut connection)
-            .await
-            .map_err(store_error)?;
-        let mut cursor = last.first().map(|(id, _)| id.clone()).unwrap_or_else(|| "0-0".into());
+        let last: StreamRangeReply = connection.xrevrange_count(&stream, "+", "-", 1).await.map_err(store_error)?;
+        let mut cursor = last.ids.first().map(|entry| entry.id.clone()).unwrap_or_else(|| "0-0".into());
         let snapshot = self.log_range(&mut connection, 0).await?;
         mirror.load(&snapshot);
         mirror.mark_synced(chrono::Utc::now().timestamp_millis());
+        let options = StreamReadOptions::default().block(FOLLOW_BLOCK.as_millis() as usize).count(1000);
         loop {
-            let reply: Option<Vec<(String, Vec<(String, Vec<(String, String)>)>)>> = redis::cmd("XREAD")
-                .arg("BLOCK")
-                .arg(500)
-                .arg("COUNT")
-                .arg(1000)
-                .arg("STREAMS")
-                .arg(&stream)
-                .arg(&cursor)
-                .query_async(&mut connection)
-                .await
-                .map_err(store_error)?;
+            let reply: Option<StreamReadReply> = connection.xread_options(&[&stream], &[&cursor], &options).await.map_err(store_error)?;
             let mut entries = Vec::new();
-            for (_, items) in reply.unwrap_or_default() {
-                for (id, fields) in items {
-                    cursor = id;
-                    for (name, member) in fields {
-                        if name == "e" {
-                            entries.push(parse_member(&member)?);
-                        }
+            for key in reply.map(|r| r.keys).unwrap_or_default() {
+                for item in key.ids {
+                    if let Some(member) = item.get::<String>("e") {
+                        entries.push(parse_member(&member)?);
                     }
+                    cursor = item.id;
                 }
             }
             if !entries.is_empty() {

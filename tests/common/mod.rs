@@ -2,6 +2,8 @@
 //! key directory and config, and talk to it over HTTP.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
