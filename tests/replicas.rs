@@ -291,7 +291,7 @@ async fn the_feed_carries_a_logout_to_a_follower_within_a_second() {
     .await;
     assert!(seen.is_ok(), "the logout did not reach the stream within a second");
     eprintln!("logout reached the follower in {:?}", started.elapsed());
-    let event_id: u64 = text.lines().filter_map(|l| l.strip_prefix("id: ")).last().unwrap().parse().unwrap();
+    let event_id: u64 = text.lines().rev().find_map(|l| l.strip_prefix("id: ")).unwrap().parse().unwrap();
 
     // Two more logouts while "away"; after= returns exactly those.
     let mut missed = Vec::new();
