@@ -1,7 +1,7 @@
 //! Load bench of the refresh grant: the real release binary on 127.0.0.1,
 //! 64 concurrent connections, each rotating its own refresh-token chain,
-//! once with the in-memory store and once with the durable embedded store,
-//! in the same run.
+//! with the in-memory store, the durable embedded store and (when
+//! redis-server is installed) a Redis started for the run, in the same run.
 //!
 //! `cargo bench --bench refresh_load` (BENCH_SECONDS, default 10,
 //! sets each phase's length). Reports requests/s, latency percentiles and
@@ -37,10 +37,11 @@ struct Phase {
     latencies: Vec<Duration>,
 }
 
-async fn phase(store: &'static str, seconds: u64) -> Phase {
+async fn phase(store: &'static str, seconds: u64, redis_port: Option<u16>) -> Phase {
     let dir = tempfile::tempdir().unwrap();
+    let url = redis_port.map(|port| format!("url = \"redis://127.0.0.1:{port}\"\n")).unwrap_or_default();
     let config = format!(
-        "[store]\nkind = \"{store}\"\n\n[[clients]]\nid = \"backend\"\nsecret_sha256 = \"{}\"\npermissions = [\"sessions\"]\n\n[[clients]]\nid = \"web\"\npublic = true\n",
+        "[store]\nkind = \"{store}\"\n{url}\n[[clients]]\nid = \"backend\"\nsecret_sha256 = \"{}\"\npermissions = [\"sessions\"]\n\n[[clients]]\nid = \"web\"\npublic = true\n",
         sha256_hex(SECRET)
     );
     std::fs::write(dir.path().join("tessera.toml"), config).unwrap();
@@ -132,7 +133,22 @@ fn main() {
     }
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let phases: Vec<Phase> = ["memory", "embedded"].into_iter().map(|store| runtime.block_on(phase(store, seconds))).collect();
+    let mut phases: Vec<Phase> = ["memory", "embedded"].into_iter().map(|store| runtime.block_on(phase(store, seconds, None))).collect();
+    // Redis, persisting nothing, as a shared store's best case.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let redis = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn();
+    match redis {
+        Ok(mut redis) => {
+            std::thread::sleep(Duration::from_millis(300));
+            phases.push(runtime.block_on(phase("redis", seconds, Some(port))));
+            let _ = redis.kill();
+            let _ = redis.wait();
+        }
+        Err(_) => println!("redis-server not installed: Redis phase skipped"),
+    }
     println!("\nrefresh grant, {CONCURRENCY} concurrent connections, {seconds} s per store, 127.0.0.1");
     println!("| store | requests/s | p50 | p99 | server CPU per request | failures |");
     println!("|---|---|---|---|---|---|");
@@ -148,7 +164,9 @@ fn main() {
             p.failures
         );
     }
-    let ratio =
-        (phases[1].requests as f64 / phases[1].elapsed.as_secs_f64()) / (phases[0].requests as f64 / phases[0].elapsed.as_secs_f64());
-    println!("embedded / memory throughput: {ratio:.2}");
+    let rate = |p: &Phase| p.requests as f64 / p.elapsed.as_secs_f64();
+    println!("embedded / memory throughput: {:.2}", rate(&phases[1]) / rate(&phases[0]));
+    if let Some(redis) = phases.get(2) {
+        println!("redis / embedded throughput: {:.2}", rate(redis) / rate(&phases[1]));
+    }
 }
