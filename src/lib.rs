@@ -19,17 +19,37 @@
 //! | [`http`] | the axum router and the error mapping |
 //! | [`server`] | start-up and graceful shutdown |
 //! | [`cli`] | the `tessera` command line |
+//! | [`verifier`] | offline verification for services (feature `verifier`) |
+//!
+//! The server is the `server` feature; `tessera::verifier` alone builds with
+//! `--no-default-features --features verifier`, without the server's
+//! dependencies.
 
+#[cfg(feature = "server")]
 pub mod cli;
+#[cfg(feature = "server")]
 pub mod clients;
+#[cfg(feature = "server")]
 pub mod clock;
+#[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
 pub mod feed;
+#[cfg(feature = "server")]
 pub mod http;
+#[cfg(feature = "server")]
 pub mod keys;
+#[cfg(feature = "server")]
 pub mod metrics;
+#[cfg(feature = "server")]
 pub mod revocation;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
 pub mod sessions;
+#[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "server")]
 pub mod tokens;
+#[cfg(feature = "verifier")]
+pub mod verifier;

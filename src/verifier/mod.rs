@@ -1,0 +1,1 @@
+//! Offline verification of tessera's access tokens for services (work in progress).
