@@ -58,8 +58,11 @@ enum KeysCommand {
     },
     /// Show every key's timeline.
     List,
-    /// Stop signing with a key now; it stays published until its tokens expire.
+    /// Withdraw a pending key before it signs.
     Retire { kid: String },
+    /// Emergency: withdraw a key now (unpublished, untrusted, announced in the
+    /// revocation feed); an active key gets a successor that signs at once.
+    Revoke { kid: String },
     /// Delete expired keys.
     Prune,
 }
@@ -203,6 +206,17 @@ fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Retire { kid } => {
             let meta = directory.retire(&kid, lifetimes, now)?;
             println!("retired {}; it stays published until its last tokens expire", meta.kid);
+        }
+        KeysCommand::Revoke { kid } => {
+            let (meta, successor) = directory.revoke(&kid, config.tokens.algorithm, lifetimes, now)?;
+            println!(
+                "revoked {}: withdrawn from the JWKS; serving replicas announce it in the revocation feed within {}",
+                meta.kid,
+                format_duration(config.keys.reload_interval * 2)
+            );
+            if let Some(next) = successor {
+                println!("generated {} ({}) to sign from now on", next.kid, next.alg);
+            }
         }
         KeysCommand::Prune => {
             let removed = directory.prune(lifetimes, now)?;

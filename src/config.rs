@@ -81,6 +81,9 @@ pub struct KeyPolicy {
     pub jwks_max_age: Duration,
     /// How often the key directory is checked for changes while serving.
     pub reload_interval: Duration,
+    /// Rotate the signing key (and the refresh MAC key) this often, by
+    /// itself; `None`: only by hand.
+    pub rotate_every: Option<Duration>,
 }
 
 impl KeyPolicy {
@@ -178,6 +181,7 @@ const ENV_KEYS: &[(&str, bool)] = &[
     ("tokens.leeway", true),
     ("keys.jwks_max_age", true),
     ("keys.reload_interval", true),
+    ("keys.rotate_every", true),
     ("http.request_timeout", true),
     ("http.max_body_bytes", false),
     ("feed.public", false),
@@ -399,6 +403,7 @@ struct RawTokens {
 struct RawKeys {
     jwks_max_age: Option<String>,
     reload_interval: Option<String>,
+    rotate_every: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -455,6 +460,26 @@ impl RawConfig {
         let jwks_max_age = duration("keys.jwks_max_age", self.keys.jwks_max_age, "5m", Duration::ZERO, DAY)?;
         let reload_interval =
             duration("keys.reload_interval", self.keys.reload_interval, "2s", Duration::from_millis(100), Duration::from_secs(3600))?;
+        let rotate_every = match self.keys.rotate_every {
+            None => None,
+            Some(text) => {
+                let every = parse_duration(&text).ok_or_else(|| ConfigError::invalid("keys.rotate_every", &text, DURATION_ALLOWED))?;
+                // A new key is published twice the JWKS max-age before it signs,
+                // and every replica must have reloaded it by then.
+                let minimum = jwks_max_age * 2 + reload_interval * 2;
+                if every <= minimum {
+                    return Err(ConfigError::invalid(
+                        "keys.rotate_every",
+                        &text,
+                        format!(
+                            "must be longer than twice keys.jwks_max_age plus twice keys.reload_interval ({})",
+                            format_duration(minimum)
+                        ),
+                    ));
+                }
+                Some(every)
+            }
+        };
         let request_timeout =
             duration("http.request_timeout", self.http.request_timeout, "10s", Duration::from_millis(100), Duration::from_secs(600))?;
         let max_body = self.http.max_body_bytes.unwrap_or(64 * 1024);
@@ -472,7 +497,7 @@ impl RawConfig {
             keys_dir: self.keys_dir.unwrap_or_else(|| PathBuf::from("keys")),
             store,
             tokens: TokenPolicy { algorithm, access_ttl, refresh_idle_ttl, session_max_age, reuse_grace, leeway },
-            keys: KeyPolicy { jwks_max_age, reload_interval },
+            keys: KeyPolicy { jwks_max_age, reload_interval, rotate_every },
             http: HttpConfig { request_timeout, max_body_bytes: max_body as usize },
             feed_public: self.feed.public.unwrap_or(true),
             clients,

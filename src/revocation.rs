@@ -199,6 +199,11 @@ impl RevocationList {
         }
     }
 
+    /// Whether signing key `kid` has been withdrawn.
+    pub fn key_revoked(&self, kid: &str) -> bool {
+        self.mirror.read().unwrap_or_else(|e| e.into_inner()).keys.contains_key(kid)
+    }
+
     /// Whether any entry covers this token.
     pub fn check(&self, token: TokenFacts<'_>) -> Option<Revoked> {
         let mirror = self.mirror.read().unwrap_or_else(|e| e.into_inner());

@@ -5,10 +5,12 @@
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, StoreConfig};
 use crate::http::{self, AppState};
-use crate::keys::{KeyDirectory, Keyring};
+use crate::keys::rotation;
+use crate::keys::{KeyDirectory, KeyDirectoryError, KeyMeta, KeyUse, Keyring};
 use crate::metrics::Metrics;
 use crate::revocation::RevocationList;
 use crate::sessions::TokenService;
+use crate::store::Revocation;
 use crate::store::Store;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::memory::MemoryStore;
@@ -47,8 +49,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     println!("jwks:     {issuer}/.well-known/jwks.json");
 
     keyring.clone().spawn_reloader(config.keys.reload_interval);
+    let maintenance = KeyMaintenance { config: config.clone(), keyring: keyring.clone() };
     let state = AppState::new(config, issuer, keyring, store, revocations, metrics);
     spawn_purger(state.tokens.clone());
+    maintenance.spawn(state.tokens.clone());
     let draining = state.clone();
     let stop = async move {
         shutdown_signal().await;
@@ -82,6 +86,76 @@ async fn open_store(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<(A
     let revocations = Arc::new(RevocationList::new());
     revocations.load(&store.revocations_since(0).await.context("loading the revocation list")?);
     Ok((store, revocations))
+}
+
+/// Automatic rotation and announcing withdrawn keys, every reload interval.
+struct KeyMaintenance {
+    config: Config,
+    keyring: Arc<Keyring>,
+}
+
+impl KeyMaintenance {
+    fn spawn(self, tokens: TokenService) {
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(self.config.keys.reload_interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                if let Some(every) = self.config.keys.rotate_every {
+                    self.rotate(every).await;
+                }
+                self.announce_revoked_keys(&tokens).await;
+            }
+        });
+    }
+
+    /// Generate the next key of each use when it is due (one replica per slot).
+    async fn rotate(&self, every: std::time::Duration) {
+        let (directory, config, now) = (self.keyring.directory().clone(), self.config.clone(), self.keyring.clock().now());
+        let made = tokio::task::spawn_blocking(move || -> Result<Vec<KeyMeta>, KeyDirectoryError> {
+            let lifetimes = config.token_lifetimes();
+            let lead = config.keys.publication_lead();
+            let mut made = Vec::new();
+            for key_use in [KeyUse::Signing, KeyUse::RefreshMac] {
+                let metas = directory.metadata()?;
+                if let Some(due) = rotation::due(&metas, key_use, every, lead, lifetimes, now) {
+                    made.extend(directory.rotate(key_use, config.tokens.algorithm, due, now)?);
+                }
+            }
+            Ok(made)
+        })
+        .await;
+        match made {
+            Ok(Ok(made)) => {
+                for meta in made {
+                    tracing::info!(kid = %meta.kid, alg = %meta.alg, activates_at = %meta.activates_at, "rotation: next key generated and published");
+                }
+            }
+            Ok(Err(error)) => tracing::error!(%error, "automatic key rotation failed; will retry"),
+            Err(error) => tracing::error!(%error, "automatic key rotation task failed"),
+        }
+    }
+
+    /// Put every withdrawn signing key into the revocation list (and so the
+    /// feed) once, so verifiers stop trusting it before their JWKS expires.
+    async fn announce_revoked_keys(&self, tokens: &TokenService) {
+        let lifetime = chrono::Duration::from_std(self.config.token_lifetimes().access).unwrap_or(chrono::Duration::MAX);
+        let view = self.keyring.view();
+        let fresh: Vec<(Revocation, i64)> = view
+            .revoked_signing_keys()
+            .filter(|(kid, _)| !tokens.revocations().key_revoked(kid))
+            .map(|(kid, at)| {
+                (Revocation::Key { kid: kid.to_string() }, at.checked_add_signed(lifetime).map_or(i64::MAX / 2, |e| e.timestamp()))
+            })
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        match tokens.record(fresh).await {
+            Ok(()) => tracing::warn!("signing key withdrawn: announced in the revocation feed"),
+            Err(error) => tracing::error!(%error, "could not announce a withdrawn key; will retry"),
+        }
+    }
 }
 
 /// Delete expired revocations and consumption records once a minute.

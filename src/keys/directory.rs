@@ -173,6 +173,7 @@ impl KeyDirectory {
             created: now,
             activates_at,
             retires_at: None,
+            revoked_at: None,
         };
         write_atomic(&self.path.join(format!("{}.pem", meta.kid)), pem_encode(&der).as_bytes())?;
         self.write_meta(&meta)?;
@@ -183,8 +184,15 @@ impl KeyDirectory {
     pub fn generate_mac(&self, now: DateTime<Utc>, activates_at: DateTime<Utc>) -> Result<KeyMeta, KeyDirectoryError> {
         self.ensure_exists()?;
         let (kid, content) = MacKey::generate();
-        let meta =
-            KeyMeta { kid: kid.clone(), alg: "HS256".into(), key_use: KeyUse::RefreshMac, created: now, activates_at, retires_at: None };
+        let meta = KeyMeta {
+            kid: kid.clone(),
+            alg: "HS256".into(),
+            key_use: KeyUse::RefreshMac,
+            created: now,
+            activates_at,
+            retires_at: None,
+            revoked_at: None,
+        };
         write_atomic(&self.path.join(format!("{kid}.secret")), format!("{content}\n").as_bytes())?;
         self.write_meta(&meta)?;
         Ok(meta)
@@ -207,7 +215,7 @@ impl KeyDirectory {
         let usable = |key_use: KeyUse| {
             metas.iter().filter(|m| m.key_use == key_use).any(|m| {
                 matches!(
-                    schedule::state(m.activates_at, schedule::retirement(m, &metas), lifetimes.for_use(key_use), now),
+                    schedule::state(m, schedule::retirement(m, &metas), lifetimes.for_use(key_use), now),
                     KeyState::Active | KeyState::Pending
                 )
             })
@@ -230,7 +238,7 @@ impl KeyDirectory {
     pub fn retire(&self, kid: &str, lifetimes: TokenLifetimes, now: DateTime<Utc>) -> Result<KeyMeta, KeyDirectoryError> {
         let metas = self.metadata()?;
         let mut meta = metas.iter().find(|m| m.kid == kid).cloned().ok_or_else(|| KeyDirectoryError::UnknownKid(kid.into()))?;
-        let state = schedule::state(meta.activates_at, schedule::retirement(&meta, &metas), lifetimes.for_use(meta.key_use), now);
+        let state = schedule::state(&meta, schedule::retirement(&meta, &metas), lifetimes.for_use(meta.key_use), now);
         match state {
             KeyState::Pending => {}
             KeyState::Active => {
@@ -239,7 +247,7 @@ impl KeyDirectory {
                     "key {kid} is the active key; to replace it now run `tessera keys generate{flag} --activate-in 0s` (the old key is retired the moment the new one activates)"
                 )));
             }
-            KeyState::Retired | KeyState::Expired => {
+            KeyState::Retired | KeyState::Revoked | KeyState::Expired => {
                 return Err(KeyDirectoryError::Refused(format!("key {kid} is already {}", state.as_str())));
             }
         }
@@ -248,12 +256,39 @@ impl KeyDirectory {
         Ok(meta)
     }
 
+    /// Emergency withdrawal: from now on the key is neither published nor
+    /// trusted, and serving replicas announce it in the revocation feed. If
+    /// it was the active key of its use, a successor is generated that
+    /// activates at once (verifiers meet its kid early and refetch the JWKS).
+    pub fn revoke(
+        &self,
+        kid: &str,
+        alg: SigningAlgorithm,
+        lifetimes: TokenLifetimes,
+        now: DateTime<Utc>,
+    ) -> Result<(KeyMeta, Option<KeyMeta>), KeyDirectoryError> {
+        let metas = self.metadata()?;
+        let mut meta = metas.iter().find(|m| m.kid == kid).cloned().ok_or_else(|| KeyDirectoryError::UnknownKid(kid.into()))?;
+        let state = schedule::state(&meta, schedule::retirement(&meta, &metas), lifetimes.for_use(meta.key_use), now);
+        if matches!(state, KeyState::Revoked | KeyState::Expired) {
+            return Err(KeyDirectoryError::Refused(format!("key {kid} is already {}", state.as_str())));
+        }
+        let successor = match (state, meta.key_use) {
+            (KeyState::Active, KeyUse::Signing) => Some(self.generate_signing(alg, now, now)?),
+            (KeyState::Active, KeyUse::RefreshMac) => Some(self.generate_mac(now, now)?),
+            _ => None,
+        };
+        meta.revoked_at = Some(now);
+        self.write_meta(&meta)?;
+        Ok((meta, successor))
+    }
+
     /// Delete every expired key's files; returns their kids.
     pub fn prune(&self, lifetimes: TokenLifetimes, now: DateTime<Utc>) -> Result<Vec<String>, KeyDirectoryError> {
         let metas = self.metadata()?;
         let mut removed = Vec::new();
         for meta in &metas {
-            let state = schedule::state(meta.activates_at, schedule::retirement(meta, &metas), lifetimes.for_use(meta.key_use), now);
+            let state = schedule::state(meta, schedule::retirement(meta, &metas), lifetimes.for_use(meta.key_use), now);
             if state != KeyState::Expired {
                 continue;
             }

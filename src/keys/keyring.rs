@@ -25,7 +25,7 @@ struct Scheduled<T> {
 
 impl<T> Scheduled<T> {
     fn state(&self, lifetimes: TokenLifetimes, now: DateTime<Utc>) -> KeyState {
-        schedule::state(self.meta.activates_at, self.retirement, lifetimes.for_use(self.meta.key_use), now)
+        schedule::state(&self.meta, self.retirement, lifetimes.for_use(self.meta.key_use), now)
     }
 }
 
@@ -89,6 +89,11 @@ impl KeyView {
     /// A signing key by kid with its state at `now` (for `token inspect`).
     pub fn signing_key(&self, kid: &str, now: DateTime<Utc>) -> Option<(&Arc<SigningKey>, KeyState)> {
         self.signing.iter().find(|k| k.meta.kid == kid).map(|k| (&k.key, k.state(self.lifetimes, now)))
+    }
+
+    /// Signing keys withdrawn with `keys revoke`, with when they were.
+    pub fn revoked_signing_keys(&self) -> impl Iterator<Item = (&str, DateTime<Utc>)> {
+        self.signing.iter().filter_map(|k| k.meta.revoked_at.map(|at| (k.meta.kid.as_str(), at)))
     }
 
     /// The JWKS as rendered for the published keys.

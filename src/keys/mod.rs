@@ -22,6 +22,7 @@ pub mod directory;
 pub mod keyring;
 pub mod material;
 pub mod provider;
+pub mod rotation;
 pub mod schedule;
 
 pub use directory::{KeyDirectory, KeyDirectoryError};

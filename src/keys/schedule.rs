@@ -31,6 +31,10 @@ pub struct KeyMeta {
     pub activates_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retires_at: Option<DateTime<Utc>>,
+    /// Emergency withdrawal (`keys revoke`): from this instant the key is
+    /// neither published nor trusted, and the revocation feed says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// Where a key is in its life.
@@ -42,6 +46,8 @@ pub enum KeyState {
     Active,
     /// No longer signs; published until every token it signed has expired.
     Retired,
+    /// Withdrawn in an emergency: not published, not trusted.
+    Revoked,
     /// Past all use; `keys prune` deletes it.
     Expired,
 }
@@ -52,6 +58,7 @@ impl KeyState {
             Self::Pending => "pending",
             Self::Active => "active",
             Self::Retired => "retired",
+            Self::Revoked => "revoked",
             Self::Expired => "expired",
         }
     }
@@ -76,8 +83,9 @@ pub fn retirement(key: &KeyMeta, all: &[KeyMeta]) -> Option<DateTime<Utc>> {
     let superseded = all
         .iter()
         .filter(|other| other.key_use == key.key_use && other.newness() > key.newness())
-        // A key withdrawn before it activated never signs, so supersedes nothing.
-        .filter(|other| other.retires_at.is_none_or(|r| r > other.activates_at))
+        // A key withdrawn before it activated never signs, so supersedes
+        // nothing; nor does a revoked key.
+        .filter(|other| other.retires_at.is_none_or(|r| r > other.activates_at) && other.revoked_at.is_none())
         .map(|other| other.activates_at)
         .min();
     match (key.retires_at, superseded) {
@@ -88,7 +96,13 @@ pub fn retirement(key: &KeyMeta, all: &[KeyMeta]) -> Option<DateTime<Utc>> {
 
 /// The state of a key whose retirement is already known. `token_lifetime`
 /// is the longest a token made with this key stays valid.
-pub fn state(activates_at: DateTime<Utc>, retirement: Option<DateTime<Utc>>, token_lifetime: Duration, now: DateTime<Utc>) -> KeyState {
+pub fn state(meta: &KeyMeta, retirement: Option<DateTime<Utc>>, token_lifetime: Duration, now: DateTime<Utc>) -> KeyState {
+    let activates_at = meta.activates_at;
+    if let Some(revoked) = meta.revoked_at.filter(|r| *r <= now) {
+        // Kept (unpublished) until its tokens have expired, then prunable.
+        let gone = revoked.checked_add_signed(chrono::Duration::from_std(token_lifetime).unwrap_or(chrono::Duration::MAX));
+        return if gone.is_some_and(|g| now >= g) { KeyState::Expired } else { KeyState::Revoked };
+    }
     match expiry(activates_at, retirement, token_lifetime) {
         Some(expires) if now >= expires => KeyState::Expired,
         // Withdrawn before it activated: it never signed anything.
@@ -143,7 +157,7 @@ pub fn timeline(metas: &[KeyMeta], lifetimes: TokenLifetimes, now: DateTime<Utc>
             let lifetime = lifetimes.for_use(meta.key_use);
             TimelineRow {
                 meta: meta.clone(),
-                state: state(meta.activates_at, retires, lifetime, now),
+                state: state(meta, retires, lifetime, now),
                 retires,
                 expires: expiry(meta.activates_at, retires, lifetime),
             }
@@ -165,11 +179,12 @@ mod tests {
             created: at(0),
             activates_at: at(activates),
             retires_at: retires.map(at),
+            revoked_at: None,
         }
     }
 
     fn state_at(key: &KeyMeta, all: &[KeyMeta], clock: &ManualClock) -> KeyState {
-        state(key.activates_at, retirement(key, all), Duration::from_secs(600), clock.now())
+        state(key, retirement(key, all), Duration::from_secs(600), clock.now())
     }
 
     #[test]

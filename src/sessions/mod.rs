@@ -174,7 +174,7 @@ impl TokenService {
 
     /// Record revocations durably, then in the mirror; only then may the
     /// caller say they happened.
-    pub(crate) async fn record(&self, items: Vec<(Revocation, i64)>) -> Result<(), GrantError> {
+    pub async fn record(&self, items: Vec<(Revocation, i64)>) -> Result<(), GrantError> {
         if items.is_empty() {
             return Ok(());
         }
