@@ -28,7 +28,13 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the token service.
-    Serve,
+    Serve {
+        /// Development mode: serve the demo page at /demo (with a public
+        /// `demo` client) and, on an http://localhost issuer, relax the
+        /// refresh cookie's Secure flag and prefix. Never in production.
+        #[arg(long)]
+        dev: bool,
+    },
     /// Manage the key directory.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -127,9 +133,9 @@ fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(cli.config)?;
     match cli.command {
-        Command::Serve => {
+        Command::Serve { dev } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(crate::server::serve(config))?;
+            runtime.block_on(crate::server::serve(config, dev))?;
         }
         Command::Keys(command) => keys(&config, command)?,
         Command::Clients(ClientsCommand::Add { id, public, permissions, audiences, scopes, append_to }) => {

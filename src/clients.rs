@@ -75,6 +75,20 @@ impl Client {
     pub fn may(&self, permission: Permission) -> bool {
         self.permissions.contains(&permission)
     }
+    /// The public client of the `--dev` demo page: refresh cookie, one origin.
+    pub fn demo(id: &str, origin: &str, access_ttl: Duration) -> Self {
+        Self {
+            id: id.to_string(),
+            secret_sha256: None,
+            permissions: Vec::new(),
+            audiences: Vec::new(),
+            scopes: vec!["profile".into()],
+            access_ttl,
+            allowed_origins: vec![origin.to_string()],
+            refresh_cookie: true,
+            max_sessions_per_subject: None,
+        }
+    }
 }
 
 /// A client as written in the config file, before validation.
@@ -320,6 +334,13 @@ impl ClientRegistry {
             map.insert(client.id.clone(), client);
         }
         Ok(Self(Arc::new(map)))
+    }
+
+    /// The registry plus `client` (unless a client of that id exists).
+    pub fn with(&self, client: Client) -> Self {
+        let mut map = (*self.0).clone();
+        map.entry(client.id.clone()).or_insert(client);
+        Self(Arc::new(map))
     }
 
     pub fn get(&self, id: &str) -> Option<&Client> {

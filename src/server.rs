@@ -2,8 +2,10 @@
 //! the store and load the revocation list into memory, bind, say where
 //! everything is, serve until SIGTERM/SIGINT, then drain.
 
+use crate::clients::Client;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, StoreConfig};
+use crate::http::demo::DEMO_CLIENT;
 use crate::http::{self, AppState};
 use crate::keys::rotation;
 use crate::keys::{KeyDirectory, KeyDirectoryError, KeyMeta, KeyUse, Keyring};
@@ -19,7 +21,7 @@ use anyhow::Context;
 use std::sync::Arc;
 
 /// Run the server until a shutdown signal.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     crate::keys::provider::install();
     let clock: SharedClock = Arc::new(SystemClock);
     let lifetimes = config.token_lifetimes();
@@ -47,10 +49,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     println!("store:    {} ({} revocations loaded)", store.describe(), revocations.len());
     println!("clients:  {}", config.clients.len());
     println!("jwks:     {issuer}/.well-known/jwks.json");
+    if dev {
+        config.clients = config.clients.with(Client::demo(DEMO_CLIENT, &issuer, config.tokens.access_ttl));
+        println!("demo:     {issuer}/demo  (development mode: never expose this)");
+        if crate::http::browser::is_local_http(&issuer) {
+            tracing::warn!(
+                "development mode on http://localhost: the refresh cookie is sent without Secure and without the __Secure- prefix"
+            );
+        }
+    }
 
     keyring.clone().spawn_reloader(config.keys.reload_interval);
     let maintenance = KeyMaintenance { config: config.clone(), keyring: keyring.clone() };
-    let state = AppState::new(config, issuer, keyring, store, revocations, metrics);
+    let state = AppState::new(config, issuer, keyring, store, revocations, metrics, dev);
     spawn_purger(state.tokens.clone());
     maintenance.spawn(state.tokens.clone());
     let draining = state.clone();

@@ -6,6 +6,8 @@
 //! logs carry the method, path and status, never a body, query or header,
 //! so tokens and secrets cannot reach them.
 
+pub mod browser;
+pub mod demo;
 pub mod discovery;
 pub mod error;
 pub mod feed;
@@ -42,6 +44,12 @@ pub struct Inner {
     pub tokens: TokenService,
     /// RFC 8414 metadata, rendered once.
     pub metadata: bytes::Bytes,
+    /// `serve --dev`: the demo page and its stand-in login backend.
+    pub dev: bool,
+    pub cookie: browser::CookiePolicy,
+    /// Dev only: the refresh token each demo session presented last, for the
+    /// demo's "replay" button.
+    pub demo: demo::DemoMemory,
     /// Flips to true when the server starts shutting down, so long-lived
     /// streams end and the drain can finish.
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -63,6 +71,7 @@ impl AppState {
         store: Arc<dyn Store>,
         revocations: Arc<RevocationList>,
         metrics: Arc<Metrics>,
+        dev: bool,
     ) -> Self {
         let mut tokens = TokenService::new(&issuer, config.tokens.clone(), keyring.clone(), store, revocations, metrics);
         if let crate::config::StoreConfig::Redis(redis) = &config.store {
@@ -70,7 +79,8 @@ impl AppState {
         }
         let metadata = discovery::render_metadata(&issuer);
         let shutdown = tokio::sync::watch::Sender::new(false);
-        Self(Arc::new(Inner { config, issuer, keyring, tokens, metadata, shutdown }))
+        let cookie = browser::CookiePolicy::for_issuer(&issuer, dev);
+        Self(Arc::new(Inner { config, issuer, keyring, tokens, metadata, dev, cookie, demo: Default::default(), shutdown }))
     }
 
     /// Tell long-lived responses (the revocation stream) to end.
@@ -95,11 +105,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/oauth2/token"),
     ("POST", "/oauth2/revoke"),
     ("POST", "/oauth2/introspect"),
+    ("POST", "/oauth2/logout"),
     ("GET", "/v1/revocations"),
     ("GET", "/v1/revocations/stream"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("GET", "/demo"),
+    ("POST", "/demo/login"),
+    ("POST", "/demo/replay"),
+    ("POST", "/demo/logout-everywhere"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -115,16 +130,19 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth2/token", post(token::token))
         .route("/oauth2/revoke", post(revoke::revoke))
         .route("/oauth2/introspect", post(introspect::introspect))
+        .route("/oauth2/logout", post(browser::logout))
         .route("/v1/revocations", get(feed::document))
         .route("/v1/revocations/stream", get(feed::stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(demo::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), refuse_oversized))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(middleware::from_fn_with_state(state.clone(), browser::cors))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| tracing::info_span!("http", method = %request.method(), path = %request.uri().path()))

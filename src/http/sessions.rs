@@ -5,7 +5,7 @@
 use super::error::Problem;
 use super::{AppState, has_content_type, is_too_large};
 use crate::clients::{Client, Credentials, Permission};
-use crate::sessions::{IssuedSession, SessionRequest};
+use crate::sessions::{SessionRequest, SessionStarted};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -37,9 +37,16 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Res
         ));
     }
     let request: SessionRequest = serde_json::from_slice(&body).map_err(json_problem)?;
-    let issued: IssuedSession = state.tokens.create_session(caller, &state.config.clients, request).await?;
-    tracing::info!(client = %caller.id, sid = %issued.session_id, "session created");
-    let mut response = (StatusCode::CREATED, Json(issued)).into_response();
+    let mut response = match state.tokens.create_session(caller, &state.config.clients, request).await? {
+        SessionStarted::Tokens(issued) => {
+            tracing::info!(client = %caller.id, sid = %issued.session_id, "session created");
+            (StatusCode::CREATED, Json(issued)).into_response()
+        }
+        SessionStarted::Code(code) => {
+            tracing::info!(client = %caller.id, sid = %code.session_id, "session created behind a one-time code");
+            (StatusCode::CREATED, Json(code)).into_response()
+        }
+    };
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }

@@ -1,9 +1,11 @@
 //! `POST /oauth2/token` (RFC 6749 §3.2): form-encoded requests, client
 //! authentication, and one branch per grant type.
 
+use super::browser::check_csrf;
 use super::error::OAuthError;
 use super::{AppState, has_content_type, is_too_large};
-use crate::clients::Credentials;
+use crate::clients::{Client, Credentials};
+use crate::sessions::IssuedSession;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -82,12 +84,45 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Resu
             Ok(no_store(Json(issued)))
         }
         "refresh_token" => {
-            let refresh_token = form.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+            let from_cookie = if client.refresh_cookie { state.cookie.read(&headers) } else { None };
+            let refresh_token = match (form.get("refresh_token"), from_cookie.as_deref()) {
+                (Some(token), _) => token,
+                (None, Some(token)) => {
+                    check_csrf(&headers, client)?;
+                    token
+                }
+                (None, None) => return Err(OAuthError::invalid_request("refresh_token is required")),
+            };
             let issued = state.tokens.refresh(client, refresh_token, form.get("scope")).await?;
-            Ok(no_store(Json(issued)))
+            if state.dev {
+                crate::http::demo::remember_presented(&state, &issued.session_id, refresh_token);
+            }
+            Ok(deliver(&state, client, issued))
+        }
+        "authorization_code" => {
+            let code = form.get("code").ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+            let issued = state.tokens.exchange_code(client, code, form.get("code_verifier")).await?;
+            tracing::info!(client = %client.id, sid = %issued.session_id, "session handed over by a one-time code");
+            Ok(deliver(&state, client, issued))
         }
         other => Err(OAuthError::unsupported_grant_type(other)),
     }
+}
+
+/// A session's tokens as the client receives them: for a client with
+/// `refresh_cookie`, the refresh token goes into the cookie and the body
+/// carries only the access token.
+pub fn deliver(state: &AppState, client: &Client, mut issued: IssuedSession) -> Response {
+    let cookie = if client.refresh_cookie {
+        issued.refresh_token.take().map(|token| state.cookie.set(&token, issued.refresh_expires_in))
+    } else {
+        None
+    };
+    let mut response = no_store(Json(issued));
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
 /// RFC 6749 §5.1: token responses must not be cached.

@@ -4,6 +4,7 @@
 //! the client and parses the body; this module decides, records and mints,
 //! and never touches HTTP.
 
+pub mod handoff;
 pub mod introspect;
 pub mod request;
 pub mod revoke;
@@ -74,6 +75,33 @@ pub struct SessionRequest {
     pub scope: Option<String>,
     #[serde(default)]
     pub claims: Option<serde_json::Value>,
+    /// RFC 7636: hand the session to a browser through a one-time code
+    /// bound to this challenge instead of returning tokens.
+    #[serde(default)]
+    pub code_challenge: Option<String>,
+    /// Only `S256`.
+    #[serde(default)]
+    pub code_challenge_method: Option<String>,
+}
+
+/// A validated new session, before any token exists.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub sid: String,
+    pub sub: String,
+    pub client_id: String,
+    pub aud: Vec<String>,
+    pub scope: Option<String>,
+    pub custom: serde_json::Map<String, serde_json::Value>,
+    pub auth_time: i64,
+    pub session_exp: i64,
+}
+
+/// What `POST /v1/sessions` produced.
+#[derive(Debug, Clone)]
+pub enum SessionStarted {
+    Tokens(IssuedSession),
+    Code(handoff::IssuedCode),
 }
 
 /// A new session's tokens.
@@ -82,7 +110,9 @@ pub struct IssuedSession {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: u64,
-    pub refresh_token: String,
+    /// Moved into a cookie for clients with `refresh_cookie`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     pub refresh_expires_in: u64,
     pub session_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -206,70 +236,43 @@ impl TokenService {
         caller: &Client,
         clients: &ClientRegistry,
         request: SessionRequest,
-    ) -> Result<IssuedSession, GrantError> {
+    ) -> Result<SessionStarted, GrantError> {
         if !caller.may(Permission::Sessions) {
             return Err(GrantError::Forbidden(format!("client {:?} lacks the \"sessions\" permission", caller.id)));
         }
-        self.require_fresh_revocations()?;
         let target = match request.client_id.as_deref() {
             None => caller,
             Some(id) => clients.get(id).ok_or_else(|| {
                 GrantError::field("client_id", format!("names no configured client: {:?}", id.chars().take(64).collect::<String>()))
             })?,
         };
-        let sub = request::subject(&request.sub)?;
-        let aud = request::audience(request.aud, target, &self.issuer)?;
-        let scope = request::scope(request.scope.as_deref(), target)?;
-        let custom = request::custom_claims(request.claims)?;
+        self.start_session_for(target, request).await
+    }
 
-        let now = self.clock.now();
-        let view = self.keyring.view();
-        let signer = view.active_signer(now).ok_or(GrantError::KeysUnavailable)?;
-        let mac = view.active_mac(now).ok_or(GrantError::KeysUnavailable)?;
-        let iat = now.timestamp();
-        let sid = random_id();
-        let session_exp = iat + self.policy.session_max_age.as_secs() as i64;
-        let refresh_exp = (iat + self.policy.refresh_idle_ttl.as_secs() as i64).min(session_exp);
-        let access_exp = (iat + target.access_ttl.as_secs() as i64).min(session_exp);
-        let aud = Audience::from_list(aud);
-
-        let claims = AccessClaims {
-            iss: self.issuer.to_string(),
-            sub: sub.clone(),
-            aud: aud.clone(),
-            exp: access_exp,
-            iat,
-            jti: random_id(),
+    /// Start a session for `target` (the caller's permission already checked).
+    pub async fn start_session_for(&self, target: &Client, request: SessionRequest) -> Result<SessionStarted, GrantError> {
+        self.require_fresh_revocations()?;
+        let challenge = handoff::challenge(request.code_challenge.as_deref(), request.code_challenge_method.as_deref())?;
+        let now = self.clock.now().timestamp();
+        let session = NewSession {
+            sid: random_id(),
+            sub: request::subject(&request.sub)?,
             client_id: target.id.clone(),
-            scope: scope.clone(),
-            sid: Some(sid.clone()),
-            auth_time: Some(iat),
-            custom: custom.clone(),
+            aud: request::audience(request.aud, target, &self.issuer)?,
+            scope: request::scope(request.scope.as_deref(), target)?,
+            custom: request::custom_claims(request.claims)?,
+            auth_time: now,
+            session_exp: now + self.policy.session_max_age.as_secs() as i64,
         };
-        let access_token = access::mint(signer, &claims);
-        let refresh_claims = RefreshClaims {
-            iss: self.issuer.to_string(),
-            jti: random_id(),
-            sid: sid.clone(),
-            sub,
-            client_id: target.id.clone(),
-            generation: 0,
-            scope: scope.clone(),
-            aud,
-            custom,
-            iat,
-            exp: refresh_exp,
-            session_exp,
-            auth_time: Some(iat),
-        };
-        let refresh_token = refresh::seal(mac, &refresh_claims);
+        // Make sure tokens can be minted before promising any.
+        self.keyring.view().active_signer(self.clock.now()).ok_or(GrantError::KeysUnavailable)?;
         if let Some(limit) = target.max_sessions_per_subject {
             let record = SessionRecord {
-                sid: sid.clone(),
-                sub: refresh_claims.sub.clone(),
+                sid: session.sid.clone(),
+                sub: session.sub.clone(),
                 client_id: target.id.clone(),
-                created_at: iat,
-                expires_at: session_exp,
+                created_at: now,
+                expires_at: session.session_exp,
             };
             let evicted = self.store.track_session(record, limit).await.map_err(|_| GrantError::StoreUnavailable)?;
             let ended: Vec<_> = evicted.into_iter().map(|s| (Revocation::Session { sid: s.sid }, s.expires_at)).collect();
@@ -278,15 +281,71 @@ impl TokenService {
             }
             self.record(ended).await?;
         }
-        self.metrics.issued(Grant::Session);
+        match challenge {
+            Some(challenge) => Ok(SessionStarted::Code(self.issue_code(session, challenge).await?)),
+            None => {
+                self.metrics.issued(Grant::Session);
+                Ok(SessionStarted::Tokens(self.mint_first_pair(&session, target)?))
+            }
+        }
+    }
+
+    /// The first pair of a session (refresh generation 0).
+    pub(crate) fn mint_first_pair(&self, session: &NewSession, client: &Client) -> Result<IssuedSession, GrantError> {
+        let iat = self.clock.now().timestamp();
+        let refresh = RefreshClaims {
+            iss: self.issuer.to_string(),
+            jti: random_id(),
+            sid: session.sid.clone(),
+            sub: session.sub.clone(),
+            client_id: client.id.clone(),
+            generation: 0,
+            scope: session.scope.clone(),
+            aud: Audience::from_list(session.aud.clone()),
+            custom: session.custom.clone(),
+            iat,
+            exp: (iat + self.policy.refresh_idle_ttl.as_secs() as i64).min(session.session_exp),
+            session_exp: session.session_exp,
+            auth_time: Some(session.auth_time),
+        };
+        self.mint_pair(client, refresh, random_id(), session.scope.clone())
+    }
+
+    /// Mint an access token for `refresh`'s session and seal `refresh`.
+    pub(crate) fn mint_pair(
+        &self,
+        client: &Client,
+        refresh: RefreshClaims,
+        access_jti: String,
+        access_scope: Option<String>,
+    ) -> Result<IssuedSession, GrantError> {
+        let now = self.clock.now();
+        let view = self.keyring.view();
+        let signer = view.active_signer(now).ok_or(GrantError::KeysUnavailable)?;
+        let mac = view.active_mac(now).ok_or(GrantError::KeysUnavailable)?;
+        let access_exp = (refresh.iat + client.access_ttl.as_secs() as i64).min(refresh.session_exp);
+        let claims = AccessClaims {
+            iss: self.issuer.to_string(),
+            sub: refresh.sub.clone(),
+            aud: refresh.aud.clone(),
+            exp: access_exp,
+            iat: refresh.iat,
+            jti: access_jti,
+            client_id: client.id.clone(),
+            scope: access_scope.clone(),
+            sid: Some(refresh.sid.clone()),
+            auth_time: refresh.auth_time,
+            custom: refresh.custom.clone(),
+        };
+        let now_s = now.timestamp();
         Ok(IssuedSession {
-            access_token,
+            access_token: access::mint(signer, &claims),
             token_type: "Bearer",
-            expires_in: (access_exp - iat) as u64,
-            refresh_token,
-            refresh_expires_in: (refresh_exp - iat) as u64,
-            session_id: sid,
-            scope,
+            expires_in: (access_exp - now_s).max(0) as u64,
+            refresh_token: Some(refresh::seal(mac, &refresh)),
+            refresh_expires_in: (refresh.exp - now_s).max(0) as u64,
+            session_id: refresh.sid.clone(),
+            scope: access_scope,
         })
     }
 

@@ -17,7 +17,6 @@ use crate::clients::Client;
 use crate::metrics::{Grant, RefreshOutcome};
 use crate::revocation::TokenFacts;
 use crate::store::{ConsumedRefresh, Consumption, Revocation};
-use crate::tokens::access::{self, AccessClaims};
 use crate::tokens::random_id;
 use crate::tokens::refresh::{self, RefreshClaims};
 use chrono::{DateTime, Utc};
@@ -146,44 +145,16 @@ impl TokenService {
     /// The child pair described by a consumption record: deterministic in
     /// its claims, so a replay gets the same `jti`s, times and scope.
     fn mint_child(&self, client: &Client, parent: &RefreshClaims, record: &ConsumedRefresh) -> Result<IssuedSession, GrantError> {
-        let now = self.clock.now();
-        let view = self.keyring.view();
-        let signer = view.active_signer(now).ok_or(GrantError::KeysUnavailable)?;
-        let mac = view.active_mac(now).ok_or(GrantError::KeysUnavailable)?;
         let iat = record.issued_at;
-        let refresh_exp = (iat + self.policy.refresh_idle_ttl.as_secs() as i64).min(parent.session_exp);
-        let access_exp = (iat + client.access_ttl.as_secs() as i64).min(parent.session_exp);
         let child = RefreshClaims {
             jti: record.child_jti.clone(),
             generation: parent.generation.saturating_add(1),
             iat,
-            exp: refresh_exp,
+            exp: (iat + self.policy.refresh_idle_ttl.as_secs() as i64).min(parent.session_exp),
             ..parent.clone()
         };
-        let claims = AccessClaims {
-            iss: self.issuer.to_string(),
-            sub: parent.sub.clone(),
-            aud: parent.aud.clone(),
-            exp: access_exp,
-            iat,
-            jti: record.access_jti.clone(),
-            client_id: client.id.clone(),
-            scope: record.access_scope.clone(),
-            sid: Some(parent.sid.clone()),
-            auth_time: parent.auth_time,
-            custom: parent.custom.clone(),
-        };
         self.metrics.issued(Grant::RefreshToken);
-        let now_s = now.timestamp();
-        Ok(IssuedSession {
-            access_token: access::mint(signer, &claims),
-            token_type: "Bearer",
-            expires_in: (access_exp - now_s).max(0) as u64,
-            refresh_token: refresh::seal(mac, &child),
-            refresh_expires_in: (refresh_exp - now_s).max(0) as u64,
-            session_id: parent.sid.clone(),
-            scope: record.access_scope.clone(),
-        })
+        self.mint_pair(client, child, record.access_jti.clone(), record.access_scope.clone())
     }
 }
 

@@ -65,13 +65,24 @@ impl Harness {
         self.clients.get(id).unwrap()
     }
 
-    async fn session(&self, sub: &str, client: &str) -> IssuedSession {
-        let request = SessionRequest { sub: sub.into(), client_id: Some(client.into()), aud: None, scope: None, claims: None };
-        self.tokens.create_session(self.client("backend"), &self.clients, request).await.unwrap()
+    async fn session(&self, sub: &str, client: &str) -> Pair {
+        let request = SessionRequest {
+            sub: sub.into(),
+            client_id: Some(client.into()),
+            aud: None,
+            scope: None,
+            claims: None,
+            code_challenge: None,
+            code_challenge_method: None,
+        };
+        match self.tokens.create_session(self.client("backend"), &self.clients, request).await.unwrap() {
+            SessionStarted::Tokens(issued) => issued.into(),
+            SessionStarted::Code(_) => panic!("no challenge was sent"),
+        }
     }
 
-    async fn refresh(&self, client: &str, token: &str) -> Result<IssuedSession, GrantError> {
-        self.tokens.refresh(self.client(client), token, None).await
+    async fn refresh(&self, client: &str, token: &str) -> Result<Pair, GrantError> {
+        self.tokens.refresh(self.client(client), token, None).await.map(Pair::from)
     }
 
     async fn active(&self, token: &str) -> bool {
@@ -80,6 +91,21 @@ impl Harness {
 
     fn advance(&self, by: Duration) {
         self.clock.advance(by);
+    }
+}
+
+/// A session's tokens as a test holds them.
+#[derive(Debug)]
+struct Pair {
+    access_token: String,
+    refresh_token: String,
+    session_id: String,
+    scope: Option<String>,
+}
+
+impl From<IssuedSession> for Pair {
+    fn from(issued: IssuedSession) -> Self {
+        Self { access_token: issued.access_token, refresh_token: issued.refresh_token.expect("refresh token in the body"), session_id: issued.session_id, scope: issued.scope }
     }
 }
 
@@ -96,7 +122,7 @@ fn refresh_claims_of(token: &str) -> serde_json::Value {
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-fn invalid_grant(result: Result<IssuedSession, GrantError>) -> String {
+fn invalid_grant(result: Result<Pair, GrantError>) -> String {
     match result {
         Err(GrantError::InvalidGrant(message)) => message,
         other => panic!("expected invalid_grant, got {other:?}"),
@@ -187,7 +213,7 @@ async fn scope_may_be_narrowed_never_widened() {
     let h = harness();
     let session = h.session("alice", "web").await;
     assert_eq!(session.scope.as_deref(), Some("read write"));
-    let narrowed = h.tokens.refresh(h.client("web"), &session.refresh_token, Some("read")).await.unwrap();
+    let narrowed = Pair::from(h.tokens.refresh(h.client("web"), &session.refresh_token, Some("read")).await.unwrap());
     assert_eq!(claims_of(&narrowed.access_token)["scope"], "read");
     // The refresh token keeps the scope originally granted.
     let widened_back = h.refresh("web", &narrowed.refresh_token).await.unwrap();

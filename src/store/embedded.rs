@@ -11,7 +11,7 @@
 //! Reads use redb's MVCC read transactions and never wait for the writer.
 
 use super::memory::evict_oldest;
-use super::{ConsumedRefresh, Consumption, Revocation, RevocationEntry, SessionRecord, Store, StoreError, StoreFuture};
+use super::{ConsumedRefresh, Consumption, HandoffCode, Revocation, RevocationEntry, SessionRecord, Store, StoreError, StoreFuture};
 use crate::metrics::Metrics;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::future::Future;
@@ -25,6 +25,7 @@ const REVOCATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("revocatio
 const CONSUMED: TableDefinition<&str, &[u8]> = TableDefinition::new("consumed_refresh");
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("handoff_codes");
 
 /// Most writes folded into one commit.
 const MAX_BATCH: usize = 4096;
@@ -35,6 +36,8 @@ enum Op {
     Revoke { revocations: Vec<(Revocation, i64)> },
     TrackSession { record: SessionRecord, limit: usize },
     Purge { now: i64 },
+    PutCode { code_id: String, record: HandoffCode },
+    RedeemCode { code_id: String },
 }
 
 /// What a write produced, sent to its caller once the batch commits.
@@ -43,6 +46,8 @@ enum Outcome {
     Revoked(Vec<RevocationEntry>),
     Evicted(Vec<SessionRecord>),
     Purged(usize),
+    Stored,
+    Redeemed(Option<HandoffCode>),
 }
 
 type Reply = oneshot::Sender<Result<Outcome, StoreError>>;
@@ -71,6 +76,7 @@ impl EmbeddedStore {
             txn.open_table(CONSUMED).map_err(store_error)?;
             txn.open_table(SESSIONS).map_err(store_error)?;
             txn.open_table(META).map_err(store_error)?;
+            txn.open_table(CODES).map_err(store_error)?;
         }
         txn.commit().map_err(store_error)?;
         let db = Arc::new(db);
@@ -137,6 +143,7 @@ fn apply(db: &Database, ops: Vec<Op>) -> Result<Vec<Outcome>, StoreError> {
         let mut consumed = txn.open_table(CONSUMED).map_err(store_error)?;
         let mut sessions = txn.open_table(SESSIONS).map_err(store_error)?;
         let mut meta = txn.open_table(META).map_err(store_error)?;
+        let mut codes = txn.open_table(CODES).map_err(store_error)?;
         for op in ops {
             let outcome = match op {
                 Op::Consume { jti, record } => {
@@ -194,7 +201,23 @@ fn apply(db: &Database, ops: Vec<Op>) -> Result<Vec<Outcome>, StoreError> {
                     revocations.retain(|_, v| keep(v)).map_err(store_error)?;
                     consumed.retain(|_, v| keep(v)).map_err(store_error)?;
                     sessions.retain(|_, v| keep(v)).map_err(store_error)?;
+                    codes.retain(|_, v| keep(v)).map_err(store_error)?;
                     Outcome::Purged(removed)
+                }
+                Op::PutCode { code_id, record } => {
+                    codes.insert(code_id.as_str(), serde_json::to_vec(&record).map_err(store_error)?.as_slice()).map_err(store_error)?;
+                    Outcome::Stored
+                }
+                Op::RedeemCode { code_id } => {
+                    let before: Option<HandoffCode> = match codes.get(code_id.as_str()).map_err(store_error)? {
+                        Some(found) => Some(serde_json::from_slice(found.value()).map_err(store_error)?),
+                        None => None,
+                    };
+                    if let Some(before) = &before {
+                        let used = HandoffCode { redeemed: true, ..before.clone() };
+                        codes.insert(code_id.as_str(), serde_json::to_vec(&used).map_err(store_error)?.as_slice()).map_err(store_error)?;
+                    }
+                    Outcome::Redeemed(before)
                 }
             };
             outcomes.push(outcome);
@@ -298,6 +321,26 @@ impl Store for EmbeddedStore {
         })
     }
 
+    fn put_code(&self, code_id: &str, record: HandoffCode) -> StoreFuture<'_, ()> {
+        let done = self.submit(Op::PutCode { code_id: code_id.to_string(), record });
+        Box::pin(async move {
+            match done.await? {
+                Outcome::Stored => Ok(()),
+                _ => Err(unexpected()),
+            }
+        })
+    }
+
+    fn redeem_code(&self, code_id: &str) -> StoreFuture<'_, Option<HandoffCode>> {
+        let done = self.submit(Op::RedeemCode { code_id: code_id.to_string() });
+        Box::pin(async move {
+            match done.await? {
+                Outcome::Redeemed(before) => Ok(before),
+                _ => Err(unexpected()),
+            }
+        })
+    }
+
     fn ping(&self) -> StoreFuture<'_, ()> {
         self.read(|db| db.begin_read().map(|_| ()).map_err(store_error))
     }
@@ -318,14 +361,15 @@ mod tests {
 
     #[tokio::test]
     async fn embedded_store_meets_the_contract() {
-        for run in 0..4 {
+        for run in 0..5 {
             let dir = tempfile::tempdir().unwrap();
             let store = open(&dir);
             match run {
                 0 => contract::consumption_happens_once(&store).await,
                 1 => contract::revocations_get_increasing_sequence_numbers(&store).await,
                 2 => contract::expired_entries_are_purged(&store).await,
-                _ => contract::session_index_keeps_the_newest_within_the_limit(&store).await,
+                3 => contract::session_index_keeps_the_newest_within_the_limit(&store).await,
+                _ => contract::a_code_is_redeemed_once(&store).await,
             }
         }
     }

@@ -1,7 +1,7 @@
 //! An in-memory [`Store`]: the reference behaviour, for unit tests and for
 //! measuring what durability costs. Nothing survives a restart.
 
-use super::{ConsumedRefresh, Consumption, Revocation, RevocationEntry, SessionRecord, Store, StoreFuture};
+use super::{ConsumedRefresh, Consumption, HandoffCode, Revocation, RevocationEntry, SessionRecord, Store, StoreFuture};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -11,6 +11,7 @@ struct State {
     revocations: BTreeMap<u64, RevocationEntry>,
     consumed: HashMap<String, ConsumedRefresh>,
     sessions: HashMap<String, Vec<SessionRecord>>,
+    codes: HashMap<String, HandoffCode>,
 }
 
 /// A store that lives and dies with the process.
@@ -85,10 +86,27 @@ impl Store for MemoryStore {
             state.consumed.retain(|_, c| c.expires_at >= now);
             state.sessions.values_mut().for_each(|list| list.retain(|s| s.expires_at >= now));
             state.sessions.retain(|_, list| !list.is_empty());
+            state.codes.retain(|_, c| c.expires_at >= now);
             let after = state.revocations.len() + state.consumed.len() + state.sessions.values().map(Vec::len).sum::<usize>();
             before - after
         });
         Box::pin(async move { Ok(removed) })
+    }
+
+    fn put_code(&self, code_id: &str, record: HandoffCode) -> StoreFuture<'_, ()> {
+        self.with(|state| state.codes.insert(code_id.to_string(), record));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn redeem_code(&self, code_id: &str) -> StoreFuture<'_, Option<HandoffCode>> {
+        let before = self.with(|state| {
+            state.codes.get_mut(code_id).map(|record| {
+                let before = record.clone();
+                record.redeemed = true;
+                before
+            })
+        });
+        Box::pin(async move { Ok(before) })
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
@@ -124,5 +142,6 @@ mod tests {
         contract::revocations_get_increasing_sequence_numbers(&MemoryStore::new()).await;
         contract::expired_entries_are_purged(&MemoryStore::new()).await;
         contract::session_index_keeps_the_newest_within_the_limit(&MemoryStore::new()).await;
+        contract::a_code_is_redeemed_once(&MemoryStore::new()).await;
     }
 }

@@ -79,6 +79,30 @@ pub enum Consumption {
     Already(ConsumedRefresh),
 }
 
+/// A one-time code that hands a new session to a browser, bound to the
+/// PKCE challenge the page made. Stored under the SHA-256 of the code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandoffCode {
+    pub sid: String,
+    pub sub: String,
+    pub client_id: String,
+    pub scope: Option<String>,
+    pub aud: Vec<String>,
+    #[serde(default)]
+    pub custom: serde_json::Map<String, serde_json::Value>,
+    pub auth_time: i64,
+    pub session_exp: i64,
+    /// BASE64URL(SHA-256(code_verifier)) (RFC 7636 S256).
+    pub code_challenge: String,
+    /// The code may be exchanged until this instant.
+    pub use_by: i64,
+    /// Whether it has been presented before (set by the store).
+    #[serde(default)]
+    pub redeemed: bool,
+    /// The record is kept, to recognise a second use, until this instant.
+    pub expires_at: i64,
+}
+
 /// One live session in the per-subject index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
@@ -117,6 +141,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Delete everything that expired before `now`; returns how many entries went.
     fn purge_expired(&self, now: i64) -> StoreFuture<'_, usize>;
+
+    /// Store a new handoff code under `code_id` (a hash of the code).
+    fn put_code(&self, code_id: &str, record: HandoffCode) -> StoreFuture<'_, ()>;
+
+    /// Atomically mark a code used and return its record as it was before:
+    /// `redeemed: false` for exactly one caller, `true` for every later one;
+    /// `None` for an unknown or forgotten code.
+    fn redeem_code(&self, code_id: &str) -> StoreFuture<'_, Option<HandoffCode>>;
 
     /// Whether the store answers at all (for `/readyz`).
     fn ping(&self) -> StoreFuture<'_, ()>;
@@ -174,6 +206,32 @@ pub(crate) mod contract {
         assert_eq!(left[0].revocation, Revocation::Token { jti: "new".into() });
         assert_eq!(store.consumed_refresh("s", "old-parent").await.unwrap(), None);
         assert!(store.consumed_refresh("s", "new-parent").await.unwrap().is_some());
+    }
+
+    pub fn code(sid: &str) -> HandoffCode {
+        HandoffCode {
+            sid: sid.into(),
+            sub: "alice".into(),
+            client_id: "web".into(),
+            scope: None,
+            aud: vec!["api".into()],
+            custom: Default::default(),
+            auth_time: 1,
+            session_exp: 1_000,
+            code_challenge: "challenge".into(),
+            use_by: 100,
+            redeemed: false,
+            expires_at: 1_000,
+        }
+    }
+
+    pub async fn a_code_is_redeemed_once(store: &dyn Store) {
+        store.put_code("c1", code("s1")).await.unwrap();
+        assert_eq!(store.redeem_code("c1").await.unwrap(), Some(code("s1")));
+        let again = store.redeem_code("c1").await.unwrap().unwrap();
+        assert!(again.redeemed, "the second presentation sees the first");
+        assert_eq!(again.sid, "s1");
+        assert_eq!(store.redeem_code("unknown").await.unwrap(), None);
     }
 
     pub async fn session_index_keeps_the_newest_within_the_limit(store: &dyn Store) {

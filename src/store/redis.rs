@@ -22,7 +22,7 @@
 //! reconnects, reloads and resumes. Each successful round marks the mirror
 //! fresh; checks that must not run on stale data answer 503 once it is not.
 
-use super::{ConsumedRefresh, Consumption, Revocation, RevocationEntry, SessionRecord, Store, StoreError, StoreFuture};
+use super::{ConsumedRefresh, Consumption, HandoffCode, Revocation, RevocationEntry, SessionRecord, Store, StoreError, StoreFuture};
 use crate::config::RedisConfig;
 use crate::revocation::RevocationList;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -107,6 +107,10 @@ impl Keys {
     }
     fn sessions(&self, sub: &str) -> String {
         format!("{}:sess:{{{sub}}}", self.prefix)
+    }
+    /// A handoff code and its "used" marker share a slot.
+    fn code(&self, code_id: &str, part: &str) -> String {
+        format!("{}:code:{{{code_id}}}:{part}", self.prefix)
     }
     fn revocations(&self, part: &str) -> String {
         format!("{}:{{rev}}:{part}", self.prefix)
@@ -392,6 +396,45 @@ impl Store for RedisStore {
                 .invoke_async(&mut self.connection())
                 .await
                 .map_err(store_error)
+        })
+    }
+
+    fn put_code(&self, code_id: &str, record: HandoffCode) -> StoreFuture<'_, ()> {
+        let key = self.keys.code(code_id, "record");
+        Box::pin(async move {
+            let ttl_ms = (record.expires_at * 1000 - chrono::Utc::now().timestamp_millis()).max(1_000);
+            let json = serde_json::to_string(&record).map_err(store_error)?;
+            let _: () = redis::cmd("SET")
+                .arg(&key)
+                .arg(json)
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async(&mut self.connection())
+                .await
+                .map_err(store_error)?;
+            Ok(())
+        })
+    }
+
+    fn redeem_code(&self, code_id: &str) -> StoreFuture<'_, Option<HandoffCode>> {
+        let (record_key, used_key) = (self.keys.code(code_id, "record"), self.keys.code(code_id, "used"));
+        Box::pin(async move {
+            let mut connection = self.connection();
+            // The marker is the atomic part: exactly one SET NX succeeds.
+            let first: Option<String> = redis::cmd("SET")
+                .arg(&used_key)
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(3_600_000)
+                .query_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            let found: Option<String> = connection.get(&record_key).await.map_err(store_error)?;
+            let Some(json) = found else { return Ok(None) };
+            let mut record: HandoffCode = serde_json::from_str(&json).map_err(store_error)?;
+            record.redeemed = first.is_none();
+            Ok(Some(record))
         })
     }
 

@@ -1,0 +1,137 @@
+//! `tessera serve --dev`: a demo page that shows the browser flow end to
+//! end, and the stand-in login backend it needs. Off unless `--dev`.
+//!
+//! The page (plain HTML + JS, compiled into the binary) signs in through the
+//! one-time code + PKCE handoff, keeps the refresh token in the HttpOnly
+//! cookie, shows the access token's claims and a countdown, refreshes by
+//! itself, logs out, logs out everywhere, and can replay the previous
+//! refresh token to show theft detection ending the session. The page never
+//! sees a refresh token; the stand-in backend remembers the last one a demo
+//! session presented so that the replay button has something to replay.
+
+use super::AppState;
+use super::error::Problem;
+use crate::sessions::{SessionRequest, SessionStarted};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The demo's public client.
+pub const DEMO_CLIENT: &str = "demo";
+
+const PAGE: &str = include_str!("demo/index.html");
+
+/// The last refresh token each demo session presented (dev mode only).
+#[derive(Debug, Default)]
+pub struct DemoMemory(Mutex<HashMap<String, String>>);
+
+/// Remember what a demo session presented, for the replay button.
+pub fn remember_presented(state: &AppState, sid: &str, token: &str) {
+    let mut memory = state.demo.0.lock().unwrap_or_else(|e| e.into_inner());
+    if memory.len() > 10_000 {
+        memory.clear();
+    }
+    memory.insert(sid.to_string(), token.to_string());
+}
+
+/// The demo routes, present only in dev mode.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    if !state.dev {
+        return Router::new();
+    }
+    Router::new()
+        .route("/demo", get(page))
+        .route("/demo/login", post(login))
+        .route("/demo/replay", post(replay))
+        .route("/demo/logout-everywhere", post(logout_everywhere))
+}
+
+async fn page() -> Response {
+    let mut response = Html(PAGE).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'; frame-ancestors 'none'"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_body", format!("the body does not match: {e}")))
+}
+
+#[derive(Deserialize)]
+struct Login {
+    sub: String,
+    code_challenge: String,
+}
+
+/// Stand-in login backend: "authenticates" anyone and starts a session for
+/// the demo client behind a one-time code bound to the page's challenge.
+async fn login(State(state): State<AppState>, bytes: Bytes) -> Result<Response, Problem> {
+    let login: Login = body(&bytes)?;
+    let demo = state
+        .config
+        .clients
+        .get(DEMO_CLIENT)
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no_demo_client", "the demo client is missing"))?;
+    let request = SessionRequest {
+        sub: login.sub,
+        client_id: None,
+        aud: None,
+        scope: None,
+        claims: Some(serde_json::json!({"demo": true})),
+        code_challenge: Some(login.code_challenge),
+        code_challenge_method: Some("S256".into()),
+    };
+    match state.tokens.start_session_for(demo, request).await? {
+        SessionStarted::Code(code) => Ok((StatusCode::CREATED, Json(code)).into_response()),
+        SessionStarted::Tokens(_) => Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected", "the demo asked for a code")),
+    }
+}
+
+#[derive(Deserialize)]
+struct Replay {
+    session_id: String,
+}
+
+/// Replay the refresh token the session presented last — what a thief
+/// holding a stolen copy would do.
+async fn replay(State(state): State<AppState>, bytes: Bytes) -> Result<Response, Problem> {
+    let replay: Replay = body(&bytes)?;
+    let previous = state.demo.0.lock().unwrap_or_else(|e| e.into_inner()).get(&replay.session_id).cloned();
+    let Some(previous) = previous else {
+        return Err(Problem::new(StatusCode::CONFLICT, "nothing_to_replay", "refresh once first: there is no previous refresh token yet"));
+    };
+    let demo = state
+        .config
+        .clients
+        .get(DEMO_CLIENT)
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no_demo_client", "the demo client is missing"))?;
+    let outcome = match state.tokens.refresh(demo, &previous, None).await {
+        Ok(_) => {
+            serde_json::json!({"outcome": "retry", "detail": "inside the reuse grace window: treated as a retry (same child returned)"})
+        }
+        Err(error) => serde_json::json!({"outcome": "theft_detected", "detail": error.to_string()}),
+    };
+    Ok(Json(outcome).into_response())
+}
+
+#[derive(Deserialize)]
+struct Everywhere {
+    sub: String,
+}
+
+async fn logout_everywhere(State(state): State<AppState>, bytes: Bytes) -> Result<StatusCode, Problem> {
+    let everywhere: Everywhere = body(&bytes)?;
+    state.tokens.end_subject(&everywhere.sub).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
