@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// Grant types `/oauth2/token` accepts.
-pub const GRANT_TYPES: &[&str] = &["refresh_token", "client_credentials"];
+pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 
 pub fn render_metadata(issuer: &str) -> bytes::Bytes {
     let metadata = serde_json::json!({
@@ -19,6 +19,9 @@ pub fn render_metadata(issuer: &str) -> bytes::Bytes {
         "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
         "revocation_feed_endpoint": format!("{issuer}/v1/revocations"),
         "grant_types_supported": GRANT_TYPES,
+        // Codes come from POST /v1/sessions (the login backend), not from an
+        // authorization endpoint; PKCE S256 is mandatory.
+        "code_challenge_methods_supported": ["S256"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

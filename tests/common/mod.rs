@@ -80,13 +80,23 @@ impl TestServer {
         Self::start_in(dir, config, env).await
     }
 
+    /// Start with extra `serve` flags (e.g. `--dev`).
+    pub async fn start_with_flags(config: &str, env: &[(&str, &str)], flags: &[&str]) -> Self {
+        Self::launch(tempfile::tempdir().expect("temp dir"), config, env, flags).await
+    }
+
     /// Start in an existing directory (to restart on the same keys).
     pub async fn start_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Self {
+        Self::launch(dir, config, env, &[]).await
+    }
+
+    async fn launch(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)], flags: &[&str]) -> Self {
         std::fs::write(dir.path().join("tessera.toml"), config).expect("write config");
         let started = Instant::now();
         let mut command = Command::new(binary());
         command
             .arg("serve")
+            .args(flags)
             .current_dir(dir.path())
             .env("TESSERA_LISTEN", "127.0.0.1:0")
             .env("TESSERA_LOG", "info")
