@@ -138,30 +138,6 @@ fn add_cors(headers: &mut HeaderMap, origin: &str) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cookie_has_every_attribute_and_is_relaxed_only_for_local_dev() {
-        let strict = CookiePolicy::for_issuer("https://auth.example.com", true);
-        let value = strict.set("rt1.x", 60).to_str().unwrap().to_string();
-        assert_eq!(value, "__Secure-tessera-refresh=rt1.x; Max-Age=60; Path=/oauth2; HttpOnly; Secure; SameSite=Strict");
-        assert!(!value.contains("Domain"));
-        assert_eq!(CookiePolicy::for_issuer("http://localhost:8080", false), strict);
-        let relaxed = CookiePolicy::for_issuer("http://localhost:8080", true);
-        assert!(!relaxed.secure && !relaxed.name.starts_with("__"));
-        assert!(!is_local_http("http://localhost.evil.com"));
-    }
-
-    #[test]
-    fn cookies_are_read_by_exact_name() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; __Secure-tessera-refresh=rt1.tok; tessera-refresh=other"));
-        assert_eq!(CookiePolicy::for_issuer("https://x", false).read(&headers).as_deref(), Some("rt1.tok"));
-    }
-}
-
 /// `POST /oauth2/logout`: the browser's logout. Ends the session of the
 /// refresh cookie and clears the cookie; passes the CSRF checks first.
 pub async fn logout(
@@ -186,4 +162,28 @@ pub async fn logout(
     response.headers_mut().append(header::SET_COOKIE, state.cookie.clear());
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cookie_has_every_attribute_and_is_relaxed_only_for_local_dev() {
+        let strict = CookiePolicy::for_issuer("https://auth.example.com", true);
+        let value = strict.set("rt1.x", 60).to_str().unwrap().to_string();
+        assert_eq!(value, "__Secure-tessera-refresh=rt1.x; Max-Age=60; Path=/oauth2; HttpOnly; Secure; SameSite=Strict");
+        assert!(!value.contains("Domain"));
+        assert_eq!(CookiePolicy::for_issuer("http://localhost:8080", false), strict);
+        let relaxed = CookiePolicy::for_issuer("http://localhost:8080", true);
+        assert!(!relaxed.secure && !relaxed.name.starts_with("__"));
+        assert!(!is_local_http("http://localhost.evil.com"));
+    }
+
+    #[test]
+    fn cookies_are_read_by_exact_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; __Secure-tessera-refresh=rt1.tok; tessera-refresh=other"));
+        assert_eq!(CookiePolicy::for_issuer("https://x", false).read(&headers).as_deref(), Some("rt1.tok"));
+    }
 }

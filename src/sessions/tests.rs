@@ -105,7 +105,12 @@ struct Pair {
 
 impl From<IssuedSession> for Pair {
     fn from(issued: IssuedSession) -> Self {
-        Self { access_token: issued.access_token, refresh_token: issued.refresh_token.expect("refresh token in the body"), session_id: issued.session_id, scope: issued.scope }
+        Self {
+            access_token: issued.access_token,
+            refresh_token: issued.refresh_token.expect("refresh token in the body"),
+            session_id: issued.session_id,
+            scope: issued.scope,
+        }
     }
 }
 

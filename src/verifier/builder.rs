@@ -1,0 +1,198 @@
+//! Building a [`Verifier`]: what it trusts, and the first load of the keys
+//! (and of the revocation list) — a verifier is only handed out once it can
+//! verify.
+//!
+//! The issuer is required, because every token's `iss` is compared with it,
+//! and so is at least one audience (RFC 9068 §4 has a resource server check
+//! `aud`, or a token for another service would pass here). The JWKS is found
+//! through the issuer's RFC 8414 metadata, whose `issuer` must be identical
+//! to the configured one (RFC 8414 §3.3), or is given directly with
+//! [`VerifierBuilder::jwks_url`].
+//!
+//! The revocation feed is on by default: a logout that never reaches the
+//! service is a security gap, and a build that fails says so loudly.
+
+use super::feed::RevocationFeed;
+use super::fetch::{self, FetchError, REQUEST_TIMEOUT};
+use super::jwk::Algorithm;
+use super::jwks::JwksCache;
+use super::revocations::RevocationMirror;
+use super::token::Policy;
+use super::{Inner, Verifier};
+use serde::Deserialize;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Why a verifier could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error("no issuer: set .issuer(url); every token's iss is compared with it")]
+    MissingIssuer,
+    #[error("no audience: set .audience(name); a token for another service must not pass here (RFC 9068 §4)")]
+    MissingAudience,
+    #[error("the algorithm allow-list is empty; this verifier implements ES256, ES384, EdDSA, RS256 and PS256")]
+    NoAlgorithms,
+    #[error("the HTTP client could not be set up: {0}")]
+    HttpClient(String),
+    #[error("issuer discovery failed: {0}")]
+    Discovery(FetchError),
+    #[error("the metadata at {url} names issuer {found:?}, not the configured {expected:?} (RFC 8414 §3.3 wants them identical)")]
+    IssuerMismatch { url: String, found: String, expected: String },
+    #[error("the JWKS could not be loaded: {0}")]
+    Jwks(FetchError),
+    #[error("the revocation feed could not be read: {0} (turn it off with .revocation_feed(false) if the issuer has none)")]
+    RevocationFeed(FetchError),
+}
+
+/// Configures and builds a [`Verifier`]; start with [`Verifier::builder`].
+#[derive(Debug, Clone)]
+pub struct VerifierBuilder {
+    issuer: Option<String>,
+    jwks_url: Option<String>,
+    audiences: Vec<String>,
+    leeway: Duration,
+    algorithms: Vec<Algorithm>,
+    refetch_cooldown: Duration,
+    revocation_feed: bool,
+}
+
+impl Default for VerifierBuilder {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            jwks_url: None,
+            audiences: Vec::new(),
+            leeway: Duration::from_secs(30),
+            algorithms: Algorithm::ALL.to_vec(),
+            refetch_cooldown: Duration::from_secs(30),
+            revocation_feed: true,
+        }
+    }
+}
+
+/// RFC 8414 §2, the members used here.
+#[derive(Deserialize)]
+struct Metadata {
+    issuer: String,
+    jwks_uri: String,
+    /// tessera's extension; `{issuer}/v1/revocations` without it.
+    revocation_feed_endpoint: Option<String>,
+}
+
+impl VerifierBuilder {
+    /// The issuer identifier, exactly as tokens carry it in `iss`; its
+    /// metadata is read from `{issuer}/.well-known/oauth-authorization-server`.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Load keys from this JWKS instead of discovering it from the issuer's
+    /// metadata (the issuer is still required, for `iss`).
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwks_url = Some(url.into());
+        self
+    }
+
+    /// An audience this service answers to; call again to add more. A token
+    /// passes if its `aud` names any of them.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s; whole
+    /// seconds count).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// The algorithms keys may have (default: all of [`Algorithm::ALL`]).
+    pub fn algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        self.algorithms = algorithms.to_vec();
+        self
+    }
+
+    /// The least time between two JWKS fetches caused by unknown kids
+    /// (default 30 s).
+    pub fn refetch_cooldown(mut self, cooldown: Duration) -> Self {
+        self.refetch_cooldown = cooldown;
+        self
+    }
+
+    /// Whether to follow the issuer's revocation feed (default on).
+    pub fn revocation_feed(mut self, follow: bool) -> Self {
+        self.revocation_feed = follow;
+        self
+    }
+
+    /// Discover, load the keys and (when followed) the revocation list, and
+    /// start the background tasks that keep both current (on the Tokio
+    /// runtime this is called from).
+    pub async fn build(self) -> Result<Verifier, BuildError> {
+        let issuer = self.issuer.ok_or(BuildError::MissingIssuer)?;
+        if self.audiences.is_empty() {
+            return Err(BuildError::MissingAudience);
+        }
+        if self.algorithms.is_empty() {
+            return Err(BuildError::NoAlgorithms);
+        }
+        let http = fetch::client().map_err(|e| BuildError::HttpClient(e.to_string()))?;
+        let base = issuer.trim_end_matches('/');
+        let (jwks_url, feed_url) = match self.jwks_url {
+            Some(jwks_url) => (jwks_url, format!("{base}/v1/revocations")),
+            None => {
+                let metadata = discover(&http, &issuer).await?;
+                (metadata.jwks_uri, metadata.revocation_feed_endpoint.unwrap_or_else(|| format!("{base}/v1/revocations")))
+            }
+        };
+        let policy = Arc::new(Policy {
+            issuer,
+            audiences: self.audiences,
+            leeway_seconds: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
+            algorithms: self.algorithms,
+        });
+        let (jwks, refresh_in) = JwksCache::load(jwks_url, http.clone(), self.refetch_cooldown).await.map_err(BuildError::Jwks)?;
+        let jwks = Arc::new(jwks);
+        // Dropped with the last clone of the verifier, which ends the tasks.
+        let (stop, stopped) = watch::channel(());
+        let revocations = if self.revocation_feed {
+            let mirror = Arc::new(RevocationMirror::default());
+            let mut feed = RevocationFeed::new(http, feed_url, policy.clone(), jwks.clone(), mirror.clone());
+            let stream = feed.sync().await.map_err(BuildError::RevocationFeed)?;
+            spawn_until(stopped.clone(), feed.follow(stream));
+            Some(mirror)
+        } else {
+            None
+        };
+        spawn_until(stopped, jwks.clone().refresh_forever(refresh_in));
+        Ok(Verifier { inner: Arc::new(Inner { policy, jwks, revocations, _stop: stop }) })
+    }
+}
+
+async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Metadata, BuildError> {
+    let url = format!("{}/.well-known/oauth-authorization-server", issuer.trim_end_matches('/'));
+    let response = fetch::send(http.get(&url).timeout(REQUEST_TIMEOUT).header("accept", "application/json"), &url)
+        .await
+        .map_err(BuildError::Discovery)?;
+    let body = fetch::body(response, &url).await.map_err(BuildError::Discovery)?;
+    let metadata: Metadata = serde_json::from_slice(&body)
+        .map_err(|e| BuildError::Discovery(FetchError::document(&url, format!("not RFC 8414 metadata with issuer and jwks_uri: {e}"))))?;
+    if metadata.issuer != issuer {
+        return Err(BuildError::IssuerMismatch { url, found: metadata.issuer, expected: issuer.to_string() });
+    }
+    Ok(metadata)
+}
+
+/// Run `task` until the sender of `stop` is dropped.
+fn spawn_until(mut stop: watch::Receiver<()>, task: impl Future<Output = ()> + Send + 'static) {
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = stop.changed() => {}
+            () = task => {}
+        }
+    });
+}

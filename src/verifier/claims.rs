@@ -1,0 +1,156 @@
+//! The claims of a verified access token (RFC 9068 §2.2) and the checks on
+//! them that need no key: issuer, audience and time.
+//!
+//! [`Claims`] is what `verify` hands a service: the registered claims as
+//! typed fields, everything else (tessera's custom claims) in `extra`. `aud`
+//! may be a string or an array on the wire (RFC 7519 §4.1.3); here it is
+//! always a list.
+
+use super::token::{Policy, VerifyError};
+use serde::{Deserialize, Deserializer};
+
+/// The claims of an access token that passed every check.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    #[serde(deserialize_with = "one_or_many")]
+    pub aud: Vec<String>,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(default)]
+    pub nbf: Option<i64>,
+    pub jti: String,
+    pub client_id: String,
+    /// Space-delimited (RFC 8693 §4.2); see [`Claims::scopes`].
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// The tessera session the token belongs to.
+    #[serde(default)]
+    pub sid: Option<String>,
+    #[serde(default)]
+    pub auth_time: Option<i64>,
+    /// Every other claim: the custom claims the login backend asked for.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Claims {
+    /// The granted scopes, one by one.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.as_deref().unwrap_or_default().split(' ').filter(|s| !s.is_empty())
+    }
+
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().any(|granted| granted == scope)
+    }
+
+    /// `iss`, `aud`, then `exp`, `nbf` and `iat` against `now` (Unix
+    /// seconds) with the policy's leeway.
+    pub(crate) fn check(&self, policy: &Policy, now: i64) -> Result<(), VerifyError> {
+        if self.iss != policy.issuer {
+            return Err(VerifyError::WrongIssuer { iss: self.iss.clone(), expected: policy.issuer.clone() });
+        }
+        if !self.aud.iter().any(|aud| policy.audiences.contains(aud)) {
+            return Err(VerifyError::WrongAudience { aud: self.aud.clone(), expected: policy.audiences.clone() });
+        }
+        let leeway = policy.leeway_seconds;
+        // RFC 7519 §4.1.4: valid only while now is before exp.
+        if now >= self.exp.saturating_add(leeway) {
+            return Err(VerifyError::Expired { exp: self.exp });
+        }
+        if let Some(nbf) = self.nbf
+            && now.saturating_add(leeway) < nbf
+        {
+            return Err(VerifyError::NotYetValid { nbf });
+        }
+        if self.iat > now.saturating_add(leeway) {
+            return Err(VerifyError::IssuedInFuture { iat: self.iat });
+        }
+        Ok(())
+    }
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Audience {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Audience::deserialize(deserializer)? {
+        Audience::One(one) => vec![one],
+        Audience::Many(many) => many,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verifier::jwk::Algorithm;
+    use serde_json::json;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn policy(leeway_seconds: i64) -> Policy {
+        Policy {
+            issuer: "https://issuer.test".into(),
+            audiences: vec!["orders-api".into(), "billing-api".into()],
+            leeway_seconds,
+            algorithms: Algorithm::ALL.to_vec(),
+        }
+    }
+
+    fn claims(overrides: serde_json::Value) -> Claims {
+        let mut base = json!({
+            "iss": "https://issuer.test", "sub": "alice", "aud": "orders-api", "exp": NOW + 600, "iat": NOW,
+            "jti": "j1", "client_id": "web", "scope": "orders:read  orders:write", "sid": "s1", "tenant": "acme"
+        });
+        base.as_object_mut().unwrap().extend(overrides.as_object().unwrap().clone());
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn registered_claims_are_fields_and_the_rest_is_extra() {
+        let claims = claims(json!({"aud": ["billing-api", "orders-api"]}));
+        assert_eq!(claims.aud, ["billing-api", "orders-api"]);
+        assert_eq!(claims.sid.as_deref(), Some("s1"));
+        assert_eq!(claims.extra.len(), 1);
+        assert_eq!(claims.extra["tenant"], "acme");
+        assert_eq!(claims.scopes().collect::<Vec<_>>(), ["orders:read", "orders:write"]);
+        assert!(claims.has_scope("orders:write"));
+        assert!(!claims.has_scope("orders"));
+    }
+
+    #[test]
+    fn missing_jti_or_client_id_is_not_an_access_token() {
+        for missing in ["jti", "client_id", "exp"] {
+            let mut value = json!({"iss": "i", "sub": "s", "aud": "a", "exp": 1, "iat": 1, "jti": "j", "client_id": "c"});
+            value.as_object_mut().unwrap().remove(missing);
+            assert!(serde_json::from_value::<Claims>(value).is_err(), "{missing}");
+        }
+    }
+
+    #[test]
+    fn issuer_and_audience_must_match() {
+        assert_eq!(claims(json!({})).check(&policy(0), NOW), Ok(()));
+        assert_eq!(claims(json!({"aud": ["x", "billing-api"]})).check(&policy(0), NOW), Ok(()));
+        let wrong_issuer = claims(json!({"iss": "https://issuer.test/"})).check(&policy(0), NOW);
+        assert!(matches!(wrong_issuer, Err(VerifyError::WrongIssuer { .. })), "{wrong_issuer:?}");
+        let wrong_audience = claims(json!({"aud": ["x", "y"]})).check(&policy(0), NOW);
+        assert!(matches!(wrong_audience, Err(VerifyError::WrongAudience { .. })), "{wrong_audience:?}");
+    }
+
+    #[test]
+    fn time_checks_honour_the_leeway() {
+        let expired = claims(json!({"exp": NOW}));
+        assert_eq!(expired.check(&policy(0), NOW), Err(VerifyError::Expired { exp: NOW }));
+        assert_eq!(expired.check(&policy(1), NOW), Ok(()));
+        let early = claims(json!({"nbf": NOW + 10}));
+        assert_eq!(early.check(&policy(9), NOW), Err(VerifyError::NotYetValid { nbf: NOW + 10 }));
+        assert_eq!(early.check(&policy(10), NOW), Ok(()));
+        let future = claims(json!({"iat": NOW + 10}));
+        assert_eq!(future.check(&policy(9), NOW), Err(VerifyError::IssuedInFuture { iat: NOW + 10 }));
+        assert_eq!(future.check(&policy(10), NOW), Ok(()));
+    }
+}
