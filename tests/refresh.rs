@@ -65,25 +65,10 @@ async fn fifty_concurrent_refreshes_of_one_token_yield_exactly_one_child() {
     let server = TestServer::start().await;
     let session = web_session(&server, "alice").await;
     let token = session["refresh_token"].as_str().unwrap().to_string();
-    let client = reqwest::Client::new();
-    let url = server.url("/oauth2/token");
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let (client, url, token) = (client.clone(), url.clone(), token.clone());
-            tokio::spawn(async move {
-                let body = form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs([("grant_type", "refresh_token"), ("client_id", "web"), ("refresh_token", token.as_str())])
-                    .finish();
-                let response =
-                    client.post(url).header("content-type", "application/x-www-form-urlencoded").body(body).send().await.unwrap();
-                (response.status().as_u16(), response.json::<Value>().await.unwrap())
-            })
-        })
-        .collect();
+    let urls = vec![server.url("/oauth2/token"); 50];
     let mut access_jtis = HashSet::new();
     let mut refresh_tokens = HashSet::new();
-    for task in tasks {
-        let (status, body) = task.await.unwrap();
+    for (status, body) in refresh_concurrently(urls, &token).await {
         assert_eq!(status, 200, "inside the grace window every caller gets the child: {body}");
         access_jtis.insert(jti_of(body["access_token"].as_str().unwrap()));
         refresh_tokens.insert(body["refresh_token"].as_str().unwrap().to_string());

@@ -115,24 +115,9 @@ async fn a_hundred_concurrent_refreshes_across_two_replicas_yield_one_child() {
     let replicas = pair(&[("TESSERA_STORE_URL", url.as_str()), ("TESSERA_TOKENS_REUSE_GRACE", "10s")]).await;
     let session = web_session(&replicas.a, "alice").await;
     let token = session["refresh_token"].as_str().unwrap().to_string();
-    let client = reqwest::Client::new();
-    let tasks: Vec<_> = (0..100)
-        .map(|i| {
-            let url = if i % 2 == 0 { replicas.a.url("/oauth2/token") } else { replicas.b.url("/oauth2/token") };
-            let (client, token) = (client.clone(), token.clone());
-            tokio::spawn(async move {
-                let body = form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs([("grant_type", "refresh_token"), ("client_id", "web"), ("refresh_token", token.as_str())])
-                    .finish();
-                let response =
-                    client.post(url).header("content-type", "application/x-www-form-urlencoded").body(body).send().await.unwrap();
-                (response.status().as_u16(), response.json::<Value>().await.unwrap())
-            })
-        })
-        .collect();
+    let urls = (0..100).map(|i| if i % 2 == 0 { replicas.a.url("/oauth2/token") } else { replicas.b.url("/oauth2/token") }).collect();
     let mut children = HashSet::new();
-    for task in tasks {
-        let (status, body) = task.await.unwrap();
+    for (status, body) in refresh_concurrently(urls, &token).await {
         assert_eq!(status, 200, "{body}");
         children.insert(jti_of(body["access_token"].as_str().unwrap()));
     }

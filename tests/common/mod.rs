@@ -231,6 +231,30 @@ impl Drop for TestServer {
     }
 }
 
+/// Fire one refresh of `token` (as the public client `web`) at each of
+/// `urls`, all at once; returns each answer's status and body.
+pub async fn refresh_concurrently(urls: Vec<String>, token: &str) -> Vec<(u16, serde_json::Value)> {
+    let client = reqwest::Client::new();
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("grant_type", "refresh_token"), ("client_id", "web"), ("refresh_token", token)])
+        .finish();
+    let tasks: Vec<_> = urls
+        .into_iter()
+        .map(|url| {
+            let request = client.post(url).header("content-type", "application/x-www-form-urlencoded").body(body.clone());
+            tokio::spawn(async move {
+                let response = request.send().await.unwrap();
+                (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
 /// Verify a compact JWS against a JWKS with ring alone — an independent
 /// path from tessera's signing code and from jsonwebtoken. Returns the
 /// header and claims.
