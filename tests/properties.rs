@@ -124,11 +124,14 @@ fn form() -> impl Strategy<Value = Vec<u8>> {
         Just("client_id".into()),
         Just("client_secret".into()),
         Just("refresh_token".into()),
+        Just("code".into()),
+        Just("code_verifier".into()),
         ".{0,10}"
     ];
     let value = prop_oneof![
         Just("client_credentials".to_string()),
         Just("refresh_token".into()),
+        Just("authorization_code".into()),
         Just("orders:read".into()),
         Just(common::SERVICE_ID.into()),
         Just("web".into()),
