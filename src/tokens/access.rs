@@ -133,6 +133,9 @@ struct Header {
     kid: String,
     #[serde(default)]
     typ: Option<String>,
+    /// RFC 7515 §4.1.11: extensions we do not implement must be refused.
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
 }
 
 /// Check a token this service issued: format, `typ`, the key (active or
@@ -153,6 +156,9 @@ pub fn check(
     let (signed, signature) = token.rsplit_once('.').ok_or(E::Malformed)?;
     let (header, payload) = signed.split_once('.').ok_or(E::Malformed)?;
     let header: Header = URL_SAFE_NO_PAD.decode(header).ok().and_then(|h| serde_json::from_slice(&h).ok()).ok_or(E::Malformed)?;
+    if header.crit.is_some() {
+        return Err(E::Malformed);
+    }
     // RFC 9068 §4: typ "at+jwt" or its full media type.
     let typ = header.typ.as_deref().map(str::to_ascii_lowercase);
     if !matches!(typ.as_deref(), Some("at+jwt" | "application/at+jwt")) {
