@@ -40,12 +40,26 @@ async fn code_for(server: &TestServer, sub: &str) -> Value {
     body
 }
 
+/// The page's code exchange: from the app's origin, with the CSRF header.
 async fn exchange(server: &TestServer, code: &str, verifier: Option<&str>) -> reqwest::Response {
+    exchange_from(server, code, verifier, Some(APP), true).await
+}
+
+async fn exchange_from(server: &TestServer, code: &str, verifier: Option<&str>, origin: Option<&str>, csrf: bool) -> reqwest::Response {
     let mut form = vec![("grant_type", "authorization_code"), ("code", code), ("client_id", "spa")];
     if let Some(verifier) = verifier {
         form.push(("code_verifier", verifier));
     }
-    server.token(None, &form).await
+    let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let mut request =
+        reqwest::Client::new().post(server.url("/oauth2/token")).header("content-type", "application/x-www-form-urlencoded").body(body);
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    if csrf {
+        request = request.header("x-tessera-request", "1");
+    }
+    request.send().await.unwrap()
 }
 
 /// The refresh cookie's value and its attributes, from Set-Cookie.
@@ -94,6 +108,33 @@ async fn the_code_handoff_sets_a_strict_host_only_cookie_and_keeps_the_token_out
     assert!(body.get("refresh_token").is_none(), "the body carries only the access token: {body}");
     assert_eq!(body["session_id"], code["session_id"]);
     assert!(server.active(body["access_token"].as_str().unwrap()).await);
+}
+
+#[tokio::test]
+async fn a_cross_site_form_cannot_exchange_a_code_into_the_cookie() {
+    let server = server().await;
+    let code = code_for(&server, "mallory").await;
+    for (origin, csrf) in [(Some("https://evil.example"), false), (Some("https://evil.example"), true), (None, true), (Some(APP), false)] {
+        let response = exchange_from(&server, code["code"].as_str().unwrap(), Some(VERIFIER), origin, csrf).await;
+        assert_eq!(response.status(), 403, "origin {origin:?}, header {csrf}");
+        assert!(!response.headers().contains_key(SET_COOKIE), "no cookie may be set");
+    }
+}
+
+#[tokio::test]
+async fn a_code_for_a_session_ended_before_the_exchange_is_refused() {
+    let server = server().await;
+    let code = code_for(&server, "dave").await;
+    let response = reqwest::Client::new()
+        .post(server.url("/v1/subjects/dave/revoke"))
+        .basic_auth(BACKEND_ID, Some(BACKEND_SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let response = exchange(&server, code["code"].as_str().unwrap(), Some(VERIFIER)).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_grant");
 }
 
 #[tokio::test]
@@ -240,17 +281,23 @@ async fn dev_mode_serves_the_demo_and_relaxes_the_cookie_only_on_localhost() {
         .json()
         .await
         .unwrap();
-    let response = dev
-        .token(
-            None,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", login["code"].as_str().unwrap()),
-                ("client_id", "demo"),
-                ("code_verifier", VERIFIER),
-            ],
-        )
-        .await;
+    let form = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", "authorization_code"),
+            ("code", login["code"].as_str().unwrap()),
+            ("client_id", "demo"),
+            ("code_verifier", VERIFIER),
+        ])
+        .finish();
+    let response = reqwest::Client::new()
+        .post(dev.url("/oauth2/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", dev.base.as_str())
+        .header("x-tessera-request", "1")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let set = response.headers()[SET_COOKIE].to_str().unwrap().to_string();
     assert!(

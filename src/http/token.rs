@@ -101,6 +101,11 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Resu
         }
         "authorization_code" => {
             let code = form.get("code").ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+            // The answer sets the refresh cookie: a cross-site form must not
+            // be able to sign the browser into someone else's session.
+            if client.refresh_cookie {
+                check_csrf(&headers, client)?;
+            }
             let issued = state.tokens.exchange_code(client, code, form.get("code_verifier")).await?;
             tracing::info!(client = %client.id, sid = %issued.session_id, "session handed over by a one-time code");
             Ok(deliver(&state, client, issued))

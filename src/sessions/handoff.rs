@@ -11,6 +11,7 @@
 use super::{GrantError, IssuedSession, NewSession, TokenService};
 use crate::clients::Client;
 use crate::metrics::Grant;
+use crate::revocation::TokenFacts;
 use crate::store::{HandoffCode, Revocation};
 use crate::tokens::random_id;
 use base64::Engine;
@@ -40,6 +41,8 @@ pub fn challenge(challenge: Option<&str>, method: Option<&str>) -> Result<Option
     match (challenge, method) {
         (None, None) => Ok(None),
         (None, Some(_)) => Err(GrantError::field("code_challenge", "is required with code_challenge_method")),
+        // RFC 7636 §4.3: an absent method means "plain", which is refused.
+        (Some(_), None) => Err(GrantError::field("code_challenge_method", "is required and must be \"S256\" (plain is not supported)")),
         (Some(_), Some(method)) if method != "S256" => Err(GrantError::field(
             "code_challenge_method",
             format!("{:?} is not supported; only \"S256\"", method.chars().take(16).collect::<String>()),
@@ -99,6 +102,11 @@ impl TokenService {
         if self.clock.unix() > record.use_by {
             return Err(GrantError::InvalidGrant("the code has expired".into()));
         }
+        // Logout or logout-everywhere between the code and its exchange.
+        let facts = TokenFacts { jti: "", sid: Some(&record.sid), sub: &record.sub, iat: record.auth_time, kid: None };
+        if let Some(revoked) = self.revocations.check(facts) {
+            return Err(GrantError::InvalidGrant(revoked.describe().to_string()));
+        }
         let computed = URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()).as_ref());
         if !valid_pkce_value(verifier) || !ring_eq(computed.as_bytes(), record.code_challenge.as_bytes()) {
             return Err(GrantError::InvalidGrant("the code_verifier does not match the code_challenge".into()));
@@ -131,7 +139,7 @@ mod tests {
     fn only_s256_challenges_of_the_right_shape_are_accepted() {
         let good = URL_SAFE_NO_PAD.encode(digest(&SHA256, b"a-verifier-of-at-least-forty-three-characters-long").as_ref());
         assert_eq!(challenge(Some(&good), Some("S256")).unwrap().as_deref(), Some(good.as_str()));
-        assert_eq!(challenge(Some(&good), None).unwrap().as_deref(), Some(good.as_str()));
+        assert!(challenge(Some(&good), None).is_err(), "an absent method means plain");
         assert!(challenge(Some(&good), Some("plain")).is_err());
         assert!(challenge(Some("short"), Some("S256")).is_err());
         assert!(challenge(None, Some("S256")).is_err());

@@ -208,11 +208,18 @@ impl TokenService {
         if items.is_empty() {
             return Ok(());
         }
-        let entries = self.store.revoke(items).await.map_err(|error| {
+        // Detached: if the request is dropped (client gone, timeout) after the
+        // store committed, the entry still reaches the in-memory list.
+        let (store, revocations) = (self.store.clone(), self.revocations.clone());
+        let recorded = tokio::spawn(async move {
+            let entries = store.revoke(items).await?;
+            revocations.apply(&entries);
+            Ok::<_, crate::store::StoreError>(entries)
+        });
+        let entries = recorded.await.map_err(|_| GrantError::StoreUnavailable)?.map_err(|error| {
             tracing::error!(%error, "revocation not recorded");
             GrantError::StoreUnavailable
         })?;
-        self.revocations.apply(&entries);
         for entry in &entries {
             let kind = match entry.revocation {
                 Revocation::Token { .. } => RevocationKind::Token,
