@@ -109,19 +109,23 @@ impl RevocationList {
         }
     }
 
-    /// Load a complete snapshot (at start or after a reconnect): everything
-    /// up to its highest sequence number is now known.
-    pub fn load(&self, snapshot: &[RevocationEntry]) {
+    /// Load a complete snapshot (at start or after a reconnect), taken when
+    /// the store's last sequence number was `last`: everything up to it is
+    /// now known (entries below it that are missing have expired).
+    pub fn load(&self, snapshot: &[RevocationEntry], last: u64) {
         let mut mirror = self.mirror.write().unwrap_or_else(|e| e.into_inner());
         for entry in snapshot {
             Self::record(&mut mirror, entry);
         }
         // Publish, in order, what the snapshot adds past the watermark (after
         // a reconnect, entries a live subscriber has not seen yet).
-        let fresh: Vec<RevocationEntry> = mirror.log.range(mirror.watermark + 1..).map(|(_, e)| e.clone()).collect();
-        for entry in fresh {
-            mirror.watermark = entry.seq;
-            let _ = self.published.send(entry);
+        let top = last.max(snapshot.iter().map(|e| e.seq).max().unwrap_or(0));
+        if top > mirror.watermark {
+            let fresh: Vec<RevocationEntry> = mirror.log.range(mirror.watermark + 1..=top).map(|(_, e)| e.clone()).collect();
+            for entry in fresh {
+                let _ = self.published.send(entry);
+            }
+            mirror.watermark = top;
         }
         self.advance(&mut mirror);
     }
@@ -327,7 +331,7 @@ mod tests {
     #[test]
     fn a_snapshot_with_purged_gaps_sets_the_watermark() {
         let list = RevocationList::new();
-        list.load(&[token(5), token(9)]);
+        list.load(&[token(5), token(9)], 9);
         assert_eq!(list.watermark(), 9);
         assert_eq!(list.since(5), (vec![token(9)], 9));
         list.apply(&[token(10)]);

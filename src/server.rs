@@ -88,15 +88,23 @@ async fn open_store(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<(A
             let _ = rustls::crypto::ring::default_provider().install_default();
             let store = Arc::new(RedisStore::connect(redis.clone()).await.context("connecting to Redis")?);
             let revocations = Arc::new(RevocationList::followed());
-            revocations.load(&store.revocations_since(0).await.context("loading the revocation list")?);
+            load_revocations(store.as_ref(), &revocations).await?;
             revocations.mark_synced(chrono::Utc::now().timestamp_millis());
             store.spawn_follower(revocations.clone());
             return Ok((store, revocations));
         }
     };
     let revocations = Arc::new(RevocationList::new());
-    revocations.load(&store.revocations_since(0).await.context("loading the revocation list")?);
+    load_revocations(store.as_ref(), &revocations).await?;
     Ok((store, revocations))
+}
+
+/// Load the store's revocation list into memory: the last sequence number
+/// first, so nothing written while the list is read can be skipped.
+async fn load_revocations(store: &dyn Store, revocations: &RevocationList) -> anyhow::Result<()> {
+    let last = store.last_sequence().await.context("reading the revocation sequence")?;
+    revocations.load(&store.revocations_since(0).await.context("loading the revocation list")?, last);
+    Ok(())
 }
 
 /// Automatic rotation and announcing withdrawn keys, every reload interval.

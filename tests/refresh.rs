@@ -240,3 +240,56 @@ async fn consumed_refresh_tokens_survive_kill_9() {
     let (status, _) = server.refresh("web", child["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 400, "and the session it belonged to is ended");
 }
+
+#[tokio::test]
+async fn a_session_created_right_after_logout_everywhere_works() {
+    let server = TestServer::start().await;
+    let old = web_session(&server, "frank").await;
+    let response = reqwest::Client::new()
+        .post(server.url("/v1/subjects/frank/revoke"))
+        .basic_auth(BACKEND_ID, Some(BACKEND_SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    // The password-change flow: revoke everything, then sign in again at once.
+    let new = web_session(&server, "frank").await;
+    assert!(!server.active(old["access_token"].as_str().unwrap()).await);
+    assert!(server.active(new["access_token"].as_str().unwrap()).await);
+    let (status, body) = server.refresh("web", new["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn revocations_whose_requests_are_abandoned_still_reach_the_list_and_the_feed() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start().await;
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{BACKEND_ID}:{BACKEND_SECRET}"));
+    let mut abandoned = Vec::new();
+    for i in 0..20 {
+        let session = web_session(&server, &format!("gone-{i}")).await;
+        let sid = session["session_id"].as_str().unwrap().to_string();
+        // Send the logout and hang up at once, without reading the answer.
+        let mut stream = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
+        let request = format!("DELETE /v1/sessions/{sid} HTTP/1.1\r\nhost: x\r\nauthorization: Basic {auth}\r\ncontent-length: 0\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        drop(stream);
+        abandoned.push(session);
+    }
+    // A logout answered normally must appear in the feed: no gap left behind
+    // by an abandoned request may hold the feed back.
+    let last = web_session(&server, "kept").await;
+    let url = server.url(&format!("/v1/sessions/{}", last["session_id"].as_str().unwrap()));
+    assert_eq!(reqwest::Client::new().delete(url).basic_auth(BACKEND_ID, Some(BACKEND_SECRET)).send().await.unwrap().status(), 204);
+    let jwks: Value = reqwest::get(server.url("/.well-known/jwks.json")).await.unwrap().json().await.unwrap();
+    let feed = reqwest::get(server.url("/v1/revocations")).await.unwrap().text().await.unwrap();
+    let (_, claims) = verify_with_ring(&feed, &jwks);
+    let sids: Vec<&str> = claims["revocations"].as_array().unwrap().iter().filter_map(|e| e["sid"].as_str()).collect();
+    assert!(sids.contains(&last["session_id"].as_str().unwrap()), "the feed is stuck: {sids:?}");
+    // Every abandoned logout that the store took is in force in the checks.
+    for session in &abandoned {
+        if sids.contains(&session["session_id"].as_str().unwrap()) {
+            assert!(!server.active(session["access_token"].as_str().unwrap()).await);
+        }
+    }
+}

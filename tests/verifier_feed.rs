@@ -201,3 +201,29 @@ async fn a_feed_the_verifier_cannot_read_fails_the_build() {
     let without_feed = Verifier::builder().issuer(&server.base).audience("orders-api").revocation_feed(false).build().await;
     assert!(without_feed.is_ok());
 }
+
+#[tokio::test]
+async fn a_private_feed_is_followed_with_client_credentials() {
+    let server = TestServer::start_with(&format!("{}\n[feed]\npublic = false\n", default_config()), &[]).await;
+    let verifier = Verifier::builder()
+        .issuer(&server.base)
+        .audience("backend-api")
+        .feed_credentials(BACKEND_ID, BACKEND_SECRET)
+        .build()
+        .await
+        .expect("the feed is readable with credentials");
+    let session: serde_json::Value = server.create_session(serde_json::json!({"sub": "private-feed"})).await.json().await.unwrap();
+    let token = session["access_token"].as_str().unwrap();
+    verifier.verify(token).await.expect("valid before the logout");
+    let url = server.url(&format!("/v1/sessions/{}", session["session_id"].as_str().unwrap()));
+    assert_eq!(reqwest::Client::new().delete(url).basic_auth(BACKEND_ID, Some(BACKEND_SECRET)).send().await.unwrap().status(), 204);
+    let started = std::time::Instant::now();
+    while verifier.verify(token).await.is_ok() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "the logout did not arrive through the private feed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The private feed is never cacheable by shared caches.
+    let response =
+        reqwest::Client::new().get(server.url("/v1/revocations")).basic_auth(BACKEND_ID, Some(BACKEND_SECRET)).send().await.unwrap();
+    assert_eq!(response.headers()["cache-control"], "private, no-store");
+}

@@ -132,6 +132,7 @@ struct Everywhere {
 
 async fn logout_everywhere(State(state): State<AppState>, bytes: Bytes) -> Result<StatusCode, Problem> {
     let everywhere: Everywhere = body(&bytes)?;
-    state.tokens.end_subject(&everywhere.sub).await?;
+    let before = state.tokens.end_subject(&everywhere.sub).await?;
+    super::sessions::after_second(before).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -52,7 +52,10 @@ pub async fn document(State(state): State<AppState>, headers: HeaderMap, RawQuer
     let etag = format!("W/\"{after}.{watermark}.{}\"", entries.len());
     let validators = [
         (header::ETAG, HeaderValue::from_str(&etag).expect("ASCII")),
-        (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=1")),
+        // A feed behind client authentication must never be stored by a
+        // shared cache and handed to someone else (RFC 9111 §3.5).
+        (header::CACHE_CONTROL, HeaderValue::from_static(if state.config.feed_public { "public, max-age=1" } else { "private, no-store" })),
+        (header::VARY, HeaderValue::from_static("Authorization")),
     ];
     let matches = headers
         .get(header::IF_NONE_MATCH)

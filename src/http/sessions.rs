@@ -117,7 +117,8 @@ pub async fn end_all(
 ) -> Result<StatusCode, Problem> {
     let client = management_client(&state, &headers, &[Permission::RevokeSessions])?;
     let sub = path_segment(sub, "sub")?;
-    state.tokens.end_subject(&sub).await?;
+    let before = state.tokens.end_subject(&sub).await?;
+    after_second(before).await;
     tracing::info!(client = %client.id, "logout everywhere");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -138,4 +139,14 @@ pub async fn list(
     let mut response = Json(serde_json::json!({ "sessions": body })).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// Answer only once the clock has left the second of a logout-everywhere:
+/// tokens carry whole-second `iat`s, so a session the caller creates next
+/// (the usual password-change flow) must not share the revoked second.
+pub(crate) async fn after_second(before: i64) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    if now.as_secs() as i64 <= before {
+        tokio::time::sleep(std::time::Duration::from_millis(1_001 - u64::from(now.subsec_millis()))).await;
+    }
 }

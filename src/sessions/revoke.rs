@@ -88,10 +88,13 @@ impl TokenService {
         Ok(live)
     }
 
-    /// Delete what has expired, in the store and the mirror.
+    /// Delete what has expired, in the store and the mirror, and pick up
+    /// anything the mirror is missing (a belt to the braces of `record`).
     pub async fn purge_expired(&self) -> Result<usize, GrantError> {
         let now = self.clock.unix();
         self.revocations.purge(now);
+        let missed = self.store.revocations_since(self.revocations.watermark()).await.map_err(|_| GrantError::StoreUnavailable)?;
+        self.revocations.apply(&missed);
         self.store.purge_expired(now).await.map_err(|_| GrantError::StoreUnavailable)
     }
 }

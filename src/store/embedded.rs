@@ -75,7 +75,14 @@ impl EmbeddedStore {
             txn.open_table(REVOCATIONS).map_err(store_error)?;
             txn.open_table(CONSUMED).map_err(store_error)?;
             txn.open_table(SESSIONS).map_err(store_error)?;
-            txn.open_table(META).map_err(store_error)?;
+            let mut meta = txn.open_table(META).map_err(store_error)?;
+            // A new file numbers from the clock (× 1000), not from 1: a feed
+            // follower that kept a cursor from an earlier, deleted store still
+            // sees every new entry as new.
+            if meta.get("next_seq").map_err(store_error)?.is_none() {
+                let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_millis() as u64 * 1000);
+                meta.insert("next_seq", start).map_err(store_error)?;
+            }
             txn.open_table(CODES).map_err(store_error)?;
         }
         txn.commit().map_err(store_error)?;
@@ -161,7 +168,11 @@ fn apply(db: &Database, ops: Vec<Op>) -> Result<Vec<Outcome>, StoreError> {
                     }
                 }
                 Op::Revoke { revocations: items } => {
-                    let mut next = meta.get("next_seq").map_err(store_error)?.map(|v| v.value()).unwrap_or(1);
+                    let mut next = meta
+                        .get("next_seq")
+                        .map_err(store_error)?
+                        .map(|v| v.value())
+                        .ok_or_else(|| StoreError("the sequence counter is missing".into()))?;
                     let mut entries = Vec::with_capacity(items.len());
                     for (revocation, expires_at) in items {
                         let entry = RevocationEntry { seq: next, revocation, expires_at };
@@ -268,6 +279,14 @@ impl Store for EmbeddedStore {
                 Outcome::Revoked(entries) => Ok(entries),
                 _ => Err(unexpected()),
             }
+        })
+    }
+
+    fn last_sequence(&self) -> StoreFuture<'_, u64> {
+        self.read(|db| {
+            let txn = db.begin_read().map_err(store_error)?;
+            let meta = txn.open_table(META).map_err(store_error)?;
+            Ok(meta.get("next_seq").map_err(store_error)?.map_or(0, |v| v.value().saturating_sub(1)))
         })
     }
 
@@ -396,7 +415,9 @@ mod tests {
         };
         assert_eq!(store.revocations_since(0).await.unwrap().len(), 1);
         let next = store.revoke(vec![(Revocation::Token { jti: "t".into() }, i64::MAX)]).await.unwrap();
-        assert_eq!(next[0].seq, 2, "sequence numbers continue after a restart");
+        let before = store.revocations_since(0).await.unwrap()[0].seq;
+        assert_eq!(next[0].seq, before + 1, "sequence numbers continue after a restart");
+        assert_eq!(store.last_sequence().await.unwrap(), next[0].seq);
         assert_eq!(
             store.consume_refresh("s", "p", contract::record("other", "web", i64::MAX)).await.unwrap(),
             Consumption::Already(contract::record("c", "web", i64::MAX))

@@ -60,6 +60,11 @@ impl Store for MemoryStore {
         Box::pin(async move { Ok(entries) })
     }
 
+    fn last_sequence(&self) -> StoreFuture<'_, u64> {
+        let last = self.with(|state| state.next_seq);
+        Box::pin(async move { Ok(last) })
+    }
+
     fn revocations_since(&self, after: u64) -> StoreFuture<'_, Vec<RevocationEntry>> {
         let entries = self.with(|state| state.revocations.range(after + 1..).map(|(_, e)| e.clone()).collect());
         Box::pin(async move { Ok(entries) })

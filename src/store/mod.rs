@@ -128,6 +128,11 @@ pub trait Store: Send + Sync + 'static {
     /// Record revocations durably; returns them with their sequence numbers.
     fn revoke(&self, revocations: Vec<(Revocation, i64)>) -> StoreFuture<'_, Vec<RevocationEntry>>;
 
+    /// The highest sequence number assigned so far (every later entry gets a
+    /// higher one), so a fresh mirror knows where the feed stands even when
+    /// every earlier entry has expired.
+    fn last_sequence(&self) -> StoreFuture<'_, u64>;
+
     /// Every live revocation with a sequence number above `after`, in order.
     fn revocations_since(&self, after: u64) -> StoreFuture<'_, Vec<RevocationEntry>>;
 

@@ -275,8 +275,9 @@ impl RedisStore {
         // written in between is missed (re-reading it is harmless).
         let last: StreamRangeReply = connection.xrevrange_count(&stream, "+", "-", 1).await.map_err(store_error)?;
         let mut cursor = last.ids.first().map(|entry| entry.id.clone()).unwrap_or_else(|| "0-0".into());
+        let last: Option<u64> = connection.get(self.keys.revocations("seq")).await.map_err(store_error)?;
         let snapshot = self.log_range(&mut connection, 0).await?;
-        mirror.load(&snapshot);
+        mirror.load(&snapshot, last.unwrap_or(0));
         mirror.mark_synced(chrono::Utc::now().timestamp_millis());
         let options = StreamReadOptions::default().block(FOLLOW_BLOCK.as_millis() as usize).count(1000);
         loop {
@@ -353,6 +354,14 @@ impl Store for RedisStore {
                 .enumerate()
                 .map(|(i, (revocation, expires_at))| RevocationEntry { seq: first + i as u64, revocation, expires_at })
                 .collect())
+        })
+    }
+
+    fn last_sequence(&self) -> StoreFuture<'_, u64> {
+        let key = self.keys.revocations("seq");
+        Box::pin(async move {
+            let last: Option<u64> = self.connection().get(&key).await.map_err(store_error)?;
+            Ok(last.unwrap_or(0))
         })
     }
 

@@ -56,6 +56,7 @@ pub struct VerifierBuilder {
     algorithms: Vec<Algorithm>,
     refetch_cooldown: Duration,
     revocation_feed: bool,
+    feed_credentials: Option<(String, String)>,
 }
 
 impl Default for VerifierBuilder {
@@ -68,6 +69,7 @@ impl Default for VerifierBuilder {
             algorithms: Algorithm::ALL.to_vec(),
             refetch_cooldown: Duration::from_secs(30),
             revocation_feed: true,
+            feed_credentials: None,
         }
     }
 }
@@ -129,6 +131,13 @@ impl VerifierBuilder {
         self
     }
 
+    /// Read a feed that requires authentication (`feed.public = false` on
+    /// the server) as this confidential client, with HTTP Basic.
+    pub fn feed_credentials(mut self, client_id: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.feed_credentials = Some((client_id.into(), secret.into()));
+        self
+    }
+
     /// Discover, load the keys and (when followed) the revocation list, and
     /// start the background tasks that keep both current (on the Tokio
     /// runtime this is called from).
@@ -161,7 +170,7 @@ impl VerifierBuilder {
         let (stop, stopped) = watch::channel(());
         let revocations = if self.revocation_feed {
             let mirror = Arc::new(RevocationMirror::default());
-            let mut feed = RevocationFeed::new(http, feed_url, policy.clone(), jwks.clone(), mirror.clone());
+            let mut feed = RevocationFeed::new(http, feed_url, policy.clone(), jwks.clone(), mirror.clone(), self.feed_credentials);
             let stream = feed.sync().await.map_err(BuildError::RevocationFeed)?;
             spawn_until(stopped.clone(), feed.follow(stream));
             Some(mirror)

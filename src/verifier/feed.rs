@@ -69,6 +69,8 @@ pub(crate) struct RevocationFeed {
     policy: Arc<Policy>,
     jwks: Arc<JwksCache>,
     mirror: Arc<RevocationMirror>,
+    /// HTTP Basic credentials for a feed that is not public.
+    credentials: Option<(String, String)>,
     /// The last sequence number applied.
     cursor: u64,
 }
@@ -80,9 +82,19 @@ impl RevocationFeed {
         policy: Arc<Policy>,
         jwks: Arc<JwksCache>,
         mirror: Arc<RevocationMirror>,
+        credentials: Option<(String, String)>,
     ) -> Self {
         let stream_url = format!("{document_url}/stream");
-        Self { http, document_url, stream_url, policy, jwks, mirror, cursor: 0 }
+        Self { http, document_url, stream_url, policy, jwks, mirror, credentials, cursor: 0 }
+    }
+
+    /// A GET to the feed, with credentials when the feed requires them.
+    fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        let request = self.http.get(url);
+        match &self.credentials {
+            Some((id, secret)) => request.basic_auth(id, Some(secret)),
+            None => request,
+        }
     }
 
     /// The first synchronisation: read the stream up to `ready`, or, if it
@@ -129,8 +141,7 @@ impl RevocationFeed {
     }
 
     async fn open(&self) -> Result<EventStream, FetchError> {
-        let request =
-            self.http.get(&self.stream_url).header("accept", "text/event-stream").header("last-event-id", self.cursor.to_string());
+        let request = self.get(&self.stream_url).header("accept", "text/event-stream").header("last-event-id", self.cursor.to_string());
         let response = timeout(REQUEST_TIMEOUT, fetch::send(request, &self.stream_url))
             .await
             .map_err(|_| FetchError::document(&self.stream_url, "no response within 10 s"))??;
@@ -199,7 +210,7 @@ impl RevocationFeed {
     /// Fetch, check and apply the signed document after our cursor.
     async fn poll(&mut self) -> Result<(), FetchError> {
         let url = format!("{}?after={}", self.document_url, self.cursor);
-        let request = self.http.get(&url).timeout(REQUEST_TIMEOUT).header("accept", "application/jwt");
+        let request = self.get(&url).timeout(REQUEST_TIMEOUT).header("accept", "application/jwt");
         let body = fetch::body(fetch::send(request, &url).await?, &url).await?;
         let text = std::str::from_utf8(&body).map_err(|_| FetchError::document(&url, "the document is not UTF-8"))?;
         let document = self.check_document(text.trim()).await.map_err(|e| FetchError::document(&url, e.to_string()))?;
