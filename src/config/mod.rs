@@ -1,0 +1,290 @@
+//! Configuration: a TOML file, overridden key by key by `TESSERA_*`
+//! environment variables, parsed once at start into typed values.
+//!
+//! Everything the rest of tessera sees is already valid: durations are
+//! [`std::time::Duration`], the algorithm is a [`SigningAlgorithm`], clients
+//! are [`crate::clients::Client`]s. A bad value stops the start with an error
+//! that names the key, the value and what is allowed, so an operator never
+//! has to guess which line is wrong.
+
+mod duration;
+mod raw;
+
+pub use duration::{format_duration, parse_duration};
+
+use crate::clients::ClientRegistry;
+use crate::keys::SigningAlgorithm;
+use raw::RawConfig;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration value that was refused, with the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("config file {path} is not valid TOML for tessera: {message}")]
+    Syntax { path: String, message: String },
+    #[error("config `{key}` = {value}: {allowed}")]
+    Invalid { key: String, value: String, allowed: String },
+    #[error("unknown environment variable {name}: tessera reads TESSERA_CONFIG, TESSERA_LOG and {known}")]
+    UnknownEnv { name: String, known: String },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(key: impl Into<String>, value: impl std::fmt::Debug, allowed: impl Into<String>) -> Self {
+        ConfigError::Invalid { key: key.into(), value: format!("{value:?}"), allowed: allowed.into() }
+    }
+}
+
+/// Which store keeps the revocation list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// A file on local disk (the default).
+    Embedded { path: PathBuf },
+    /// A Redis server or cluster shared by several replicas.
+    Redis(RedisConfig),
+    /// In memory only: nothing survives a restart (tests, benchmarks).
+    Memory,
+}
+
+/// How to reach Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// One URL for a standalone server; the seed nodes of a cluster.
+    pub urls: Vec<String>,
+    pub cluster: bool,
+    /// Prefix of every key tessera writes (several deployments can share a Redis).
+    pub key_prefix: String,
+    /// Multiplexed connections to a standalone server.
+    pub connections: usize,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    /// How long the in-memory revocation list may go without hearing from
+    /// Redis before checks that depend on it answer 503.
+    pub mirror_max_staleness: Duration,
+}
+
+/// Lifetimes and algorithm of the tokens tessera issues.
+#[derive(Debug, Clone)]
+pub struct TokenPolicy {
+    pub algorithm: SigningAlgorithm,
+    pub access_ttl: Duration,
+    pub refresh_idle_ttl: Duration,
+    pub session_max_age: Duration,
+    pub reuse_grace: Duration,
+    /// Clock skew tolerated when checking `exp`/`nbf`/`iat`.
+    pub leeway: Duration,
+}
+
+/// How keys are published.
+#[derive(Debug, Clone)]
+pub struct KeyPolicy {
+    /// `Cache-Control: max-age` of the JWKS; a new key is published at least
+    /// twice this long before it signs.
+    pub jwks_max_age: Duration,
+    /// How often the key directory is checked for changes while serving.
+    pub reload_interval: Duration,
+    /// Rotate the signing key (and the refresh MAC key) this often, by
+    /// itself; `None`: only by hand.
+    pub rotate_every: Option<Duration>,
+}
+
+impl KeyPolicy {
+    /// How long before activation a newly generated key must be published.
+    pub fn publication_lead(&self) -> Duration {
+        self.jwks_max_age * 2
+    }
+}
+
+/// HTTP server limits.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The configured issuer; `None` means "http://" + the bound address.
+    pub issuer: Option<String>,
+    pub listen: SocketAddr,
+    pub keys_dir: PathBuf,
+    pub store: StoreConfig,
+    pub tokens: TokenPolicy,
+    pub keys: KeyPolicy,
+    pub http: HttpConfig,
+    /// Whether anyone may read the revocation feed (else: confidential clients).
+    pub feed_public: bool,
+    pub clients: ClientRegistry,
+}
+
+impl Config {
+    /// Load from an optional file plus the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with_env(file, &env)
+    }
+
+    /// Load from an optional file plus the given environment (for tests).
+    pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.to_path_buf(), error })?;
+                text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax { path: path.display().to_string(), message: e.to_string() })?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, env)?;
+        let source = file.map(|p| p.display().to_string()).unwrap_or_else(|| "defaults".into());
+        let raw: RawConfig =
+            table.try_into().map_err(|e: toml::de::Error| ConfigError::Syntax { path: source, message: e.message().to_string() })?;
+        raw.validate()
+    }
+
+    /// The issuer identifier for a server bound to `addr`.
+    pub fn issuer_for(&self, addr: SocketAddr) -> String {
+        self.issuer.clone().unwrap_or_else(|| format!("http://{addr}"))
+    }
+
+    /// The longest a token signed by each kind of key can live: how long a
+    /// retired key stays published (signing) or accepted (refresh MAC).
+    pub fn token_lifetimes(&self) -> crate::keys::TokenLifetimes {
+        let longest_client = self.clients.iter().map(|c| c.access_ttl).max().unwrap_or_default();
+        crate::keys::TokenLifetimes { access: self.tokens.access_ttl.max(longest_client), refresh: self.tokens.refresh_idle_ttl }
+    }
+
+    /// A configuration of defaults only (no file, no environment).
+    pub fn defaults() -> Self {
+        Self::load_with_env(None, &[]).expect("defaults are valid")
+    }
+}
+
+/// Settings that can be set from the environment: the key path, and whether
+/// the value is always a plain string (so `TESSERA_LISTEN=127.0.0.1:0` needs
+/// no TOML quoting) or is read as a TOML value (numbers, arrays of tables).
+const ENV_KEYS: &[(&str, bool)] = &[
+    ("issuer", true),
+    ("listen", true),
+    ("keys_dir", true),
+    ("store.kind", true),
+    ("store.path", true),
+    ("store.url", true),
+    ("store.cluster_urls", false),
+    ("store.key_prefix", true),
+    ("store.connections", false),
+    ("store.connect_timeout", true),
+    ("store.response_timeout", true),
+    ("store.mirror_max_staleness", true),
+    ("tokens.algorithm", true),
+    ("tokens.access_ttl", true),
+    ("tokens.refresh_idle_ttl", true),
+    ("tokens.session_max_age", true),
+    ("tokens.reuse_grace", true),
+    ("tokens.leeway", true),
+    ("keys.jwks_max_age", true),
+    ("keys.reload_interval", true),
+    ("keys.rotate_every", true),
+    ("http.request_timeout", true),
+    ("http.max_body_bytes", false),
+    ("feed.public", false),
+    ("clients", false),
+];
+
+fn env_name(key: &str) -> String {
+    format!("TESSERA_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+    for (name, value) in env {
+        let Some(_) = name.strip_prefix("TESSERA_") else {
+            continue;
+        };
+        if name == "TESSERA_CONFIG" || name == "TESSERA_LOG" {
+            continue;
+        }
+        let Some((key, plain)) = ENV_KEYS.iter().find(|(key, _)| env_name(key) == *name) else {
+            let known = ENV_KEYS.iter().map(|(k, _)| env_name(k)).collect::<Vec<_>>().join(", ");
+            return Err(ConfigError::UnknownEnv { name: name.clone(), known });
+        };
+        let parsed = if *plain {
+            toml::Value::String(value.clone())
+        } else {
+            format!("v = {value}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v")).ok_or_else(|| {
+                ConfigError::invalid(
+                    name.clone(),
+                    value,
+                    "expected a TOML value: a number, an array like [\"redis://a:7000\"], or an array of inline tables for TESSERA_CLIENTS",
+                )
+            })?
+        };
+        let mut parts: Vec<&str> = key.split('.').collect();
+        let leaf = parts.pop().expect("non-empty key");
+        let mut node = &mut *table;
+        for part in parts {
+            let entry = node.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            node = match entry {
+                toml::Value::Table(t) => t,
+                other => {
+                    return Err(ConfigError::invalid(part, other.to_string(), "expected a table"));
+                }
+            };
+        }
+        node.insert(leaf.to_string(), parsed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let config = Config::defaults();
+        assert_eq!(config.issuer, None);
+        assert_eq!(config.issuer_for(config.listen), "http://127.0.0.1:8080");
+        assert_eq!(config.tokens.access_ttl, Duration::from_secs(600));
+        assert_eq!(config.tokens.algorithm, SigningAlgorithm::ES256);
+        assert_eq!(config.store, StoreConfig::Embedded { path: "data/tessera.redb".into() });
+    }
+
+    #[test]
+    fn environment_overrides_file_values() {
+        let config = Config::load_with_env(
+            None,
+            &env(&[("TESSERA_TOKENS_ACCESS_TTL", "5m"), ("TESSERA_LISTEN", "127.0.0.1:0"), ("TESSERA_HTTP_MAX_BODY_BYTES", "2048")]),
+        )
+        .unwrap();
+        assert_eq!(config.tokens.access_ttl, Duration::from_secs(300));
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(config.http.max_body_bytes, 2048);
+    }
+
+    #[test]
+    fn a_bad_value_names_key_value_and_what_is_allowed() {
+        let err = Config::load_with_env(None, &env(&[("TESSERA_TOKENS_ACCESS_TTL", "10 minutes")])).unwrap_err().to_string();
+        assert!(err.contains("tokens.access_ttl"), "{err}");
+        assert!(err.contains("10 minutes"), "{err}");
+        assert!(err.contains("\"10m\""), "{err}");
+        let err = Config::load_with_env(None, &env(&[("TESSERA_TOKENS_ALGORITHM", "HS256")])).unwrap_err().to_string();
+        assert!(err.contains("ES256") && err.contains("HS256"), "{err}");
+        let err = Config::load_with_env(None, &env(&[("TESSERA_TOKNS_ALGORITHM", "ES256")])).unwrap_err().to_string();
+        assert!(err.contains("TESSERA_TOKNS_ALGORITHM"), "{err}");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(&path, "[tokens]\naccess_tl = \"5m\"\n").unwrap();
+        let err = Config::load_with_env(Some(&path), &[]).unwrap_err().to_string();
+        assert!(err.contains("access_tl"), "{err}");
+    }
+}

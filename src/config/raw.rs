@@ -1,0 +1,244 @@
+//! The configuration as written (every field optional, unknown keys
+//! refused) and its validation into [`Config`]: defaults, bounds, and an
+//! error that names the key, the value and what is allowed.
+
+use super::duration::{DURATION_ALLOWED, duration, format_duration, parse_duration};
+use super::{Config, ConfigError, HttpConfig, KeyPolicy, RedisConfig, StoreConfig, TokenPolicy};
+use crate::clients::{Client, ClientRegistry};
+use crate::keys::SigningAlgorithm;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    issuer: Option<String>,
+    listen: Option<String>,
+    keys_dir: Option<PathBuf>,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    tokens: RawTokens,
+    #[serde(default)]
+    keys: RawKeys,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    feed: RawFeed,
+    #[serde(default)]
+    clients: Vec<crate::clients::RawClient>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    kind: Option<String>,
+    path: Option<PathBuf>,
+    url: Option<String>,
+    cluster_urls: Option<Vec<String>>,
+    key_prefix: Option<String>,
+    connections: Option<i64>,
+    connect_timeout: Option<String>,
+    response_timeout: Option<String>,
+    mirror_max_staleness: Option<String>,
+}
+
+impl RawStore {
+    fn redis(self) -> Result<RedisConfig, ConfigError> {
+        let (urls, cluster) = match (self.url, self.cluster_urls) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "store.cluster_urls",
+                    "",
+                    "set store.url (one server) or store.cluster_urls (a cluster), not both",
+                ));
+            }
+            (Some(url), None) => (vec![url], false),
+            (None, Some(urls)) if !urls.is_empty() => (urls, true),
+            _ => {
+                return Err(ConfigError::invalid(
+                    "store.url",
+                    "",
+                    "required when store.kind = \"redis\": a redis:// or rediss:// URL (or store.cluster_urls for a cluster)",
+                ));
+            }
+        };
+        for url in &urls {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                let key = if cluster { "store.cluster_urls" } else { "store.url" };
+                return Err(ConfigError::invalid(key, url, "expected a redis:// or rediss:// URL, like \"redis://127.0.0.1:6379/0\""));
+            }
+        }
+        let key_prefix = self.key_prefix.unwrap_or_else(|| "tessera".into());
+        if key_prefix.is_empty() || key_prefix.len() > 64 || !key_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
+            return Err(ConfigError::invalid("store.key_prefix", &key_prefix, "expected 1 to 64 letters, digits or -_.:"));
+        }
+        let connections = self.connections.unwrap_or(2);
+        if !(1..=64).contains(&connections) {
+            return Err(ConfigError::invalid("store.connections", connections, "expected a number from 1 to 64"));
+        }
+        let ms = Duration::from_millis;
+        Ok(RedisConfig {
+            urls,
+            cluster,
+            key_prefix,
+            connections: connections as usize,
+            connect_timeout: duration("store.connect_timeout", self.connect_timeout, "2s", ms(100), Duration::from_secs(60))?,
+            response_timeout: duration("store.response_timeout", self.response_timeout, "1s", ms(50), Duration::from_secs(60))?,
+            mirror_max_staleness: duration(
+                "store.mirror_max_staleness",
+                self.mirror_max_staleness,
+                "5s",
+                ms(500),
+                Duration::from_secs(3600),
+            )?,
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokens {
+    algorithm: Option<String>,
+    access_ttl: Option<String>,
+    refresh_idle_ttl: Option<String>,
+    session_max_age: Option<String>,
+    reuse_grace: Option<String>,
+    leeway: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeys {
+    jwks_max_age: Option<String>,
+    reload_interval: Option<String>,
+    rotate_every: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    public: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    request_timeout: Option<String>,
+    max_body_bytes: Option<i64>,
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const DAY: Duration = Duration::from_secs(86_400);
+
+impl RawConfig {
+    pub(super) fn validate(self) -> Result<Config, ConfigError> {
+        let listen_text = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| ConfigError::invalid("listen", &listen_text, "expected an IP address and port like \"127.0.0.1:8080\""))?;
+        let issuer = self.issuer.as_deref().map(validate_issuer).transpose()?;
+
+        let store = match self.store.kind.as_deref().unwrap_or("embedded") {
+            "memory" => StoreConfig::Memory,
+            "embedded" => StoreConfig::Embedded { path: self.store.path.unwrap_or_else(|| PathBuf::from("data/tessera.redb")) },
+            "redis" => StoreConfig::Redis(self.store.redis()?),
+            other => {
+                return Err(ConfigError::invalid("store.kind", other, "expected \"embedded\", \"redis\" or \"memory\""));
+            }
+        };
+
+        let t = self.tokens;
+        let algorithm_text = t.algorithm.unwrap_or_else(|| "ES256".into());
+        let algorithm = SigningAlgorithm::parse(&algorithm_text).ok_or_else(|| {
+            ConfigError::invalid("tokens.algorithm", &algorithm_text, format!("expected one of {}", SigningAlgorithm::NAMES.join(", ")))
+        })?;
+        let access_ttl = duration("tokens.access_ttl", t.access_ttl, "10m", SECOND, DAY)?;
+        let refresh_idle_ttl = duration("tokens.refresh_idle_ttl", t.refresh_idle_ttl, "14d", SECOND, 365 * DAY)?;
+        let session_max_age = duration("tokens.session_max_age", t.session_max_age, "90d", SECOND, 3650 * DAY)?;
+        let reuse_grace = duration("tokens.reuse_grace", t.reuse_grace, "10s", Duration::ZERO, Duration::from_secs(300))?;
+        let leeway = duration("tokens.leeway", t.leeway, "30s", Duration::ZERO, Duration::from_secs(300))?;
+        if refresh_idle_ttl > session_max_age {
+            return Err(ConfigError::invalid(
+                "tokens.refresh_idle_ttl",
+                format_duration(refresh_idle_ttl),
+                format!("must not exceed tokens.session_max_age ({})", format_duration(session_max_age)),
+            ));
+        }
+
+        let jwks_max_age = duration("keys.jwks_max_age", self.keys.jwks_max_age, "5m", Duration::ZERO, DAY)?;
+        let reload_interval =
+            duration("keys.reload_interval", self.keys.reload_interval, "2s", Duration::from_millis(100), Duration::from_secs(3600))?;
+        let rotate_every = match self.keys.rotate_every {
+            None => None,
+            Some(text) => {
+                let every = parse_duration(&text).ok_or_else(|| ConfigError::invalid("keys.rotate_every", &text, DURATION_ALLOWED))?;
+                // A new key is published twice the JWKS max-age before it signs,
+                // and every replica must have reloaded it by then.
+                let minimum = jwks_max_age * 2 + reload_interval * 2;
+                if every <= minimum {
+                    return Err(ConfigError::invalid(
+                        "keys.rotate_every",
+                        &text,
+                        format!(
+                            "must be longer than twice keys.jwks_max_age plus twice keys.reload_interval ({})",
+                            format_duration(minimum)
+                        ),
+                    ));
+                }
+                Some(every)
+            }
+        };
+        let request_timeout =
+            duration("http.request_timeout", self.http.request_timeout, "10s", Duration::from_millis(100), Duration::from_secs(600))?;
+        let max_body = self.http.max_body_bytes.unwrap_or(64 * 1024);
+        if !(1024..=16 * 1024 * 1024).contains(&max_body) {
+            return Err(ConfigError::invalid("http.max_body_bytes", max_body, "expected a number of bytes between 1024 and 16777216"));
+        }
+
+        let clients =
+            self.clients.into_iter().enumerate().map(|(index, raw)| raw.validate(index, access_ttl)).collect::<Result<Vec<Client>, _>>()?;
+        let clients = ClientRegistry::new(clients)?;
+
+        Ok(Config {
+            issuer,
+            listen,
+            keys_dir: self.keys_dir.unwrap_or_else(|| PathBuf::from("keys")),
+            store,
+            tokens: TokenPolicy { algorithm, access_ttl, refresh_idle_ttl, session_max_age, reuse_grace, leeway },
+            keys: KeyPolicy { jwks_max_age, reload_interval, rotate_every },
+            http: HttpConfig { request_timeout, max_body_bytes: max_body as usize },
+            feed_public: self.feed.public.unwrap_or(true),
+            clients,
+        })
+    }
+}
+
+/// RFC 8414 §2: the issuer is an https URL (http allowed for loopback and
+/// development) with no query or fragment; a trailing slash is dropped so
+/// `iss` and the metadata's `issuer` compare byte for byte.
+fn validate_issuer(issuer: &str) -> Result<String, ConfigError> {
+    let allowed = "expected an http(s) URL without query or fragment, like \"https://auth.example.com\"";
+    let rest = issuer
+        .strip_prefix("https://")
+        .or_else(|| issuer.strip_prefix("http://"))
+        .ok_or_else(|| ConfigError::invalid("issuer", issuer, allowed))?;
+    if rest.is_empty() || rest.starts_with('/') || issuer.contains(['?', '#', ' ']) {
+        return Err(ConfigError::invalid("issuer", issuer, allowed));
+    }
+    Ok(issuer.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_must_be_an_http_url_without_query() {
+        assert!(validate_issuer("https://auth.example.com/").is_ok());
+        assert!(validate_issuer("auth.example.com").is_err());
+        assert!(validate_issuer("https://a.example/?x=1").is_err());
+    }
+}
