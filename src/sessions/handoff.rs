@@ -9,7 +9,7 @@
 //! someone else has seen the code.
 
 use super::{GrantError, IssuedSession, NewSession, TokenService};
-use crate::clients::Client;
+use crate::clients::{Client, constant_time_eq};
 use crate::metrics::Grant;
 use crate::revocation::TokenFacts;
 use crate::store::{HandoffCode, Revocation};
@@ -108,7 +108,7 @@ impl TokenService {
             return Err(GrantError::InvalidGrant(revoked.describe().to_string()));
         }
         let computed = URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()).as_ref());
-        if !valid_pkce_value(verifier) || !ring_eq(computed.as_bytes(), record.code_challenge.as_bytes()) {
+        if !valid_pkce_value(verifier) || !constant_time_eq(computed.as_bytes(), record.code_challenge.as_bytes()) {
             return Err(GrantError::InvalidGrant("the code_verifier does not match the code_challenge".into()));
         }
         let session = NewSession {
@@ -124,11 +124,6 @@ impl TokenService {
         self.metrics.issued(Grant::Session);
         self.mint_first_pair(&session, client)
     }
-}
-
-/// Compare without an early exit.
-fn ring_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
 }
 
 #[cfg(test)]
