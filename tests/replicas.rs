@@ -321,3 +321,39 @@ async fn the_feed_carries_a_logout_to_a_follower_within_a_second() {
         .collect();
     assert_eq!(resumed_sids, missed);
 }
+
+#[tokio::test]
+async fn behind_sentinel_tessera_follows_a_failover_by_itself() {
+    if !common::redis::available() {
+        return;
+    }
+    let mut redis = common::redis::RedisSentinel::start();
+    let urls = redis.urls_toml();
+    let env = [
+        ("TESSERA_STORE_KIND", "redis"),
+        ("TESSERA_STORE_SENTINEL_URLS", urls.as_str()),
+        ("TESSERA_STORE_SENTINEL_MASTER", "mymaster"),
+        ("TESSERA_STORE_RESPONSE_TIMEOUT", "300ms"),
+        ("TESSERA_STORE_MIRROR_MAX_STALENESS", "1s"),
+    ];
+    let server = TestServer::start_with(&default_config(), &env).await;
+    let session = web_session(&server, "alice").await;
+    let (status, _) = server.refresh("web", session["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+
+    // The master dies; the Sentinel promotes the replica.
+    redis.master.kill();
+    let recovered = within(Duration::from_secs(30), || async {
+        if server.create_session(json!({"sub": "after-failover", "client_id": "web"})).await.status() != 201 {
+            return false;
+        }
+        let fresh = web_session(&server, "after-failover").await;
+        server.refresh("web", fresh["refresh_token"].as_str().unwrap()).await.0 == 200
+    })
+    .await;
+    assert!(recovered.is_some(), "tessera did not follow the failover");
+    eprintln!("recovered {:?} after the master died", recovered.unwrap());
+    let info = common::redis::command(redis.replica.port, "INFO replication").unwrap();
+    assert!(info.contains("role:master"), "the replica was promoted: {info}");
+    assert!(server.logs().contains("Sentinels name"), "the switch is logged");
+}

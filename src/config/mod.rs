@@ -49,12 +49,24 @@ pub enum StoreConfig {
     Memory,
 }
 
+/// What kind of Redis deployment `urls` point at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTopology {
+    Standalone,
+    Cluster,
+    /// Sentinels monitoring the master named here; tessera follows failovers.
+    Sentinel {
+        master: String,
+    },
+}
+
 /// How to reach Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
-    /// One URL for a standalone server; the seed nodes of a cluster.
+    /// One URL for a standalone server; the seed nodes of a Cluster; the
+    /// Sentinels that know the master.
     pub urls: Vec<String>,
-    pub cluster: bool,
+    pub topology: RedisTopology,
     /// Prefix of every key tessera writes (several deployments can share a Redis).
     pub key_prefix: String,
     /// Multiplexed connections to a standalone server.
@@ -173,6 +185,8 @@ const ENV_KEYS: &[(&str, bool)] = &[
     ("store.path", true),
     ("store.url", true),
     ("store.cluster_urls", false),
+    ("store.sentinel_urls", false),
+    ("store.sentinel_master", true),
     ("store.key_prefix", true),
     ("store.connections", false),
     ("store.connect_timeout", true),

@@ -3,7 +3,7 @@
 //! error that names the key, the value and what is allowed.
 
 use super::duration::{DURATION_ALLOWED, duration, format_duration, parse_duration};
-use super::{Config, ConfigError, HttpConfig, KeyPolicy, RedisConfig, StoreConfig, TokenPolicy};
+use super::{Config, ConfigError, HttpConfig, KeyPolicy, RedisConfig, RedisTopology, StoreConfig, TokenPolicy};
 use crate::clients::{Client, ClientRegistry};
 use crate::keys::SigningAlgorithm;
 use serde::Deserialize;
@@ -38,6 +38,8 @@ struct RawStore {
     path: Option<PathBuf>,
     url: Option<String>,
     cluster_urls: Option<Vec<String>>,
+    sentinel_urls: Option<Vec<String>>,
+    sentinel_master: Option<String>,
     key_prefix: Option<String>,
     connections: Option<i64>,
     connect_timeout: Option<String>,
@@ -47,27 +49,29 @@ struct RawStore {
 
 impl RawStore {
     fn redis(self) -> Result<RedisConfig, ConfigError> {
-        let (urls, cluster) = match (self.url, self.cluster_urls) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::invalid(
-                    "store.cluster_urls",
-                    "",
-                    "set store.url (one server) or store.cluster_urls (a cluster), not both",
-                ));
+        let (urls, topology, key) = match (self.url, self.cluster_urls, self.sentinel_urls) {
+            (Some(url), None, None) => (vec![url], RedisTopology::Standalone, "store.url"),
+            (None, Some(urls), None) if !urls.is_empty() => (urls, RedisTopology::Cluster, "store.cluster_urls"),
+            (None, None, Some(urls)) if !urls.is_empty() => {
+                let master = self.sentinel_master.ok_or_else(|| {
+                    ConfigError::invalid(
+                        "store.sentinel_master",
+                        "",
+                        "required with store.sentinel_urls: the name the Sentinels monitor, like \"mymaster\"",
+                    )
+                })?;
+                (urls, RedisTopology::Sentinel { master }, "store.sentinel_urls")
             }
-            (Some(url), None) => (vec![url], false),
-            (None, Some(urls)) if !urls.is_empty() => (urls, true),
             _ => {
                 return Err(ConfigError::invalid(
                     "store.url",
                     "",
-                    "required when store.kind = \"redis\": a redis:// or rediss:// URL (or store.cluster_urls for a cluster)",
+                    "with store.kind = \"redis\" set exactly one of store.url (one server), store.cluster_urls (a Cluster) or store.sentinel_urls (Sentinel)",
                 ));
             }
         };
         for url in &urls {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                let key = if cluster { "store.cluster_urls" } else { "store.url" };
                 return Err(ConfigError::invalid(key, url, "expected a redis:// or rediss:// URL, like \"redis://127.0.0.1:6379/0\""));
             }
         }
@@ -82,7 +86,7 @@ impl RawStore {
         let ms = Duration::from_millis;
         Ok(RedisConfig {
             urls,
-            cluster,
+            topology,
             key_prefix,
             connections: connections as usize,
             connect_timeout: duration("store.connect_timeout", self.connect_timeout, "2s", ms(100), Duration::from_secs(60))?,

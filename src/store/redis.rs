@@ -23,7 +23,7 @@
 //! fresh; checks that must not run on stale data answer 503 once it is not.
 
 use super::{ConsumedRefresh, Consumption, HandoffCode, Revocation, RevocationEntry, SessionRecord, Store, StoreError, StoreFuture};
-use crate::config::RedisConfig;
+use crate::config::{RedisConfig, RedisTopology};
 use crate::revocation::RevocationList;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
@@ -37,11 +37,12 @@ use std::time::Duration;
 /// follower further behind reloads the full list instead.
 const STREAM_RETENTION_MS: i64 = 3_600_000;
 
-/// One connection of either topology.
+/// One connection of any topology.
 #[derive(Clone)]
 enum Connection {
     Single(ConnectionManager),
     Cluster(redis::cluster_async::ClusterConnection),
+    Sentinel(Arc<SentinelLink>),
 }
 
 impl ConnectionLike for Connection {
@@ -49,6 +50,15 @@ impl ConnectionLike for Connection {
         match self {
             Connection::Single(c) => c.req_packed_command(cmd),
             Connection::Cluster(c) => c.req_packed_command(cmd),
+            Connection::Sentinel(link) => {
+                let link = link.clone();
+                Box::pin(async move {
+                    let mut master = link.master();
+                    let result = master.req_packed_command(cmd).await;
+                    link.after(&result).await;
+                    result
+                })
+            }
         }
     }
 
@@ -56,6 +66,15 @@ impl ConnectionLike for Connection {
         match self {
             Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Sentinel(link) => {
+                let link = link.clone();
+                Box::pin(async move {
+                    let mut master = link.master();
+                    let result = master.req_packed_commands(pipeline, offset, count).await;
+                    link.after(&result).await;
+                    result
+                })
+            }
         }
     }
 
@@ -63,6 +82,52 @@ impl ConnectionLike for Connection {
         match self {
             Connection::Single(c) => c.get_db(),
             Connection::Cluster(c) => c.get_db(),
+            Connection::Sentinel(link) => link.master().get_db(),
+        }
+    }
+}
+
+/// A connection to whichever server the Sentinels name as master. A
+/// failure that may mean a failover (the server is gone, or it was demoted
+/// and refuses writes) asks the Sentinels again, so the next command goes to
+/// the new master; the failed command itself is reported (503) rather than
+/// retried, since it may have been applied.
+struct SentinelLink {
+    sentinels: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+    current: std::sync::RwLock<ConnectionManager>,
+    settings: ConnectionManagerConfig,
+}
+
+impl SentinelLink {
+    async fn connect(config: &RedisConfig, master: &str, settings: ConnectionManagerConfig) -> Result<Arc<Self>, StoreError> {
+        let mut sentinels =
+            redis::sentinel::SentinelClient::build(config.urls.clone(), master, None, redis::sentinel::SentinelServerType::Master)
+                .map_err(store_error)?;
+        let client = sentinels.async_get_client().await.map_err(store_error)?;
+        let first = ConnectionManager::new_with_config(client, settings.clone()).await.map_err(store_error)?;
+        Ok(Arc::new(Self { sentinels: tokio::sync::Mutex::new(sentinels), current: std::sync::RwLock::new(first), settings }))
+    }
+
+    fn master(&self) -> ConnectionManager {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Ask the Sentinels for the master and connect to it.
+    async fn resolve(&self) -> Result<ConnectionManager, StoreError> {
+        let client = self.sentinels.lock().await.async_get_client().await.map_err(store_error)?;
+        ConnectionManager::new_with_config(client, self.settings.clone()).await.map_err(store_error)
+    }
+
+    async fn after<T>(&self, result: &redis::RedisResult<T>) {
+        let Err(error) = result else { return };
+        let failover = error.is_io_error()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+            || error.is_timeout()
+            || error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly);
+        if failover && let Ok(master) = self.resolve().await {
+            tracing::warn!("Redis master changed or unreachable; now using the master the Sentinels name");
+            *self.current.write().unwrap_or_else(|e| e.into_inner()) = master;
         }
     }
 }
@@ -77,22 +142,26 @@ const FOLLOW_BLOCK: Duration = Duration::from_millis(500);
 /// Connect; `patience` is added to the response timeout (for blocking reads).
 async fn connect(config: &RedisConfig, patience: Duration) -> Result<Connection, StoreError> {
     let response_timeout = config.response_timeout + patience;
-    if config.cluster {
-        let client = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
-            .connection_timeout(config.connect_timeout)
-            .response_timeout(response_timeout)
-            .retries(2)
-            .build()
-            .map_err(store_error)?;
-        Ok(Connection::Cluster(client.get_async_connection().await.map_err(store_error)?))
-    } else {
-        let client = redis::Client::open(config.urls[0].as_str()).map_err(store_error)?;
-        let settings = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(response_timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        Ok(Connection::Single(ConnectionManager::new_with_config(client, settings).await.map_err(store_error)?))
+    let settings = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(response_timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    match &config.topology {
+        RedisTopology::Cluster => {
+            let client = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(response_timeout)
+                .retries(2)
+                .build()
+                .map_err(store_error)?;
+            Ok(Connection::Cluster(client.get_async_connection().await.map_err(store_error)?))
+        }
+        RedisTopology::Standalone => {
+            let client = redis::Client::open(config.urls[0].as_str()).map_err(store_error)?;
+            Ok(Connection::Single(ConnectionManager::new_with_config(client, settings).await.map_err(store_error)?))
+        }
+        RedisTopology::Sentinel { master } => Ok(Connection::Sentinel(SentinelLink::connect(config, master, settings).await?)),
     }
 }
 
@@ -211,7 +280,7 @@ pub struct RedisStore {
 impl RedisStore {
     /// Connect (failing fast if Redis cannot be reached at start).
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
-        let count = if config.cluster { 1 } else { config.connections };
+        let count = if config.topology == RedisTopology::Standalone { config.connections } else { 1 };
         let mut connections = Vec::with_capacity(count);
         for _ in 0..count {
             connections.push(connect(&config, Duration::ZERO).await?);
@@ -456,7 +525,12 @@ impl Store for RedisStore {
 
     fn describe(&self) -> String {
         let urls: Vec<String> = self.config.urls.iter().map(|u| redact(u)).collect();
-        format!("redis{} ({}, prefix {:?})", if self.config.cluster { " cluster" } else { "" }, urls.join(", "), self.config.key_prefix)
+        let kind = match &self.config.topology {
+            RedisTopology::Standalone => String::new(),
+            RedisTopology::Cluster => " cluster".into(),
+            RedisTopology::Sentinel { master } => format!(" via sentinels for {master:?}"),
+        };
+        format!("redis{kind} ({}, prefix {:?})", urls.join(", "), self.config.key_prefix)
     }
 }
 

@@ -139,3 +139,63 @@ impl RedisCluster {
         format!("[{}]", urls.join(", "))
     }
 }
+
+/// A master, one replica, and a Sentinel watching them as `mymaster`.
+pub struct RedisSentinel {
+    pub master: RedisServer,
+    pub replica: RedisServer,
+    sentinel: Option<Child>,
+    pub sentinel_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisSentinel {
+    pub fn start() -> Self {
+        let master = RedisServer::start();
+        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+        let dir = tempfile::tempdir().unwrap();
+        let sentinel_port = free_port();
+        let config = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "port {sentinel_port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\nsentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 3000\n",
+                dir.path().display(),
+                master.port
+            ),
+        )
+        .unwrap();
+        let sentinel = Command::new("redis-server")
+            .arg(&config)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-sentinel");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while command(sentinel_port, "SENTINEL get-master-addr-by-name mymaster").is_none_or(|r| !r.contains(&master.port.to_string())) {
+            assert!(Instant::now() < deadline, "the Sentinel never learned the master");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The replica must be in sync before a failover can promote it.
+        while command(replica.port, "INFO replication").is_none_or(|r| !r.contains("master_link_status:up")) {
+            assert!(Instant::now() < deadline, "the replica never synced");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { master, replica, sentinel: Some(sentinel), sentinel_port, _dir: dir }
+    }
+
+    /// `TESSERA_STORE_SENTINEL_URLS` for this Sentinel.
+    pub fn urls_toml(&self) -> String {
+        format!("[\"redis://127.0.0.1:{}\"]", self.sentinel_port)
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.sentinel.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
