@@ -125,13 +125,7 @@ async fn a_cross_site_form_cannot_exchange_a_code_into_the_cookie() {
 async fn a_code_for_a_session_ended_before_the_exchange_is_refused() {
     let server = server().await;
     let code = code_for(&server, "dave").await;
-    let response = reqwest::Client::new()
-        .post(server.url("/v1/subjects/dave/revoke"))
-        .basic_auth(BACKEND_ID, Some(BACKEND_SECRET))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    assert_eq!(server.logout_everywhere("dave").await, 204);
     let response = exchange(&server, code["code"].as_str().unwrap(), Some(VERIFIER)).await;
     assert_eq!(response.status(), 400);
     assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_grant");

@@ -125,18 +125,11 @@ async fn revocation_endpoints_work_as_clients_call_them() {
     // Logout and logout everywhere, by the backend.
     let http = reqwest::Client::new();
     let one = web_session(&server, "carol").await;
-    let response = http
-        .delete(server.url(&format!("/v1/sessions/{}", one["session_id"].as_str().unwrap())))
-        .basic_auth(BACKEND_ID, Some(BACKEND_SECRET))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    assert_eq!(server.logout(one["session_id"].as_str().unwrap()).await, 204);
     assert!(!server.active(one["access_token"].as_str().unwrap()).await);
     let two = web_session(&server, "dave").await;
     let three = web_session(&server, "dave").await;
-    let response = http.post(server.url("/v1/subjects/dave/revoke")).basic_auth(BACKEND_ID, Some(BACKEND_SECRET)).send().await.unwrap();
-    assert_eq!(response.status(), 204);
+    assert_eq!(server.logout_everywhere("dave").await, 204);
     assert!(!server.active(two["access_token"].as_str().unwrap()).await);
     assert!(!server.active(three["refresh_token"].as_str().unwrap()).await);
     // Management needs the permission.
@@ -195,25 +188,18 @@ async fn introspection_answers_rfc7662_and_checks_its_caller() {
 #[tokio::test]
 async fn revocations_survive_kill_9() {
     let server = TestServer::start().await;
-    let http = reqwest::Client::new();
     let mut dead = Vec::new();
     for i in 0..10 {
         let session = web_session(&server, &format!("user-{i}")).await;
         match i % 3 {
-            0 => {
-                let url = server.url(&format!("/v1/sessions/{}", session["session_id"].as_str().unwrap()));
-                assert_eq!(http.delete(url).basic_auth(BACKEND_ID, Some(BACKEND_SECRET)).send().await.unwrap().status(), 204);
-            }
+            0 => assert_eq!(server.logout(session["session_id"].as_str().unwrap()).await, 204),
             1 => {
                 let response = server
                     .form("/oauth2/revoke", None, &[("token", session["access_token"].as_str().unwrap()), ("client_id", "web")])
                     .await;
                 assert_eq!(response.status(), 200);
             }
-            _ => {
-                let url = server.url(&format!("/v1/subjects/user-{i}/revoke"));
-                assert_eq!(http.post(url).basic_auth(BACKEND_ID, Some(BACKEND_SECRET)).send().await.unwrap().status(), 204);
-            }
+            _ => assert_eq!(server.logout_everywhere(&format!("user-{i}")).await, 204),
         }
         dead.push(session["access_token"].as_str().unwrap().to_string());
     }
@@ -245,13 +231,7 @@ async fn consumed_refresh_tokens_survive_kill_9() {
 async fn a_session_created_right_after_logout_everywhere_works() {
     let server = TestServer::start().await;
     let old = web_session(&server, "frank").await;
-    let response = reqwest::Client::new()
-        .post(server.url("/v1/subjects/frank/revoke"))
-        .basic_auth(BACKEND_ID, Some(BACKEND_SECRET))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    assert_eq!(server.logout_everywhere("frank").await, 204);
     // The password-change flow: revoke everything, then sign in again at once.
     let new = web_session(&server, "frank").await;
     assert!(!server.active(old["access_token"].as_str().unwrap()).await);
@@ -279,8 +259,7 @@ async fn revocations_whose_requests_are_abandoned_still_reach_the_list_and_the_f
     // A logout answered normally must appear in the feed: no gap left behind
     // by an abandoned request may hold the feed back.
     let last = web_session(&server, "kept").await;
-    let url = server.url(&format!("/v1/sessions/{}", last["session_id"].as_str().unwrap()));
-    assert_eq!(reqwest::Client::new().delete(url).basic_auth(BACKEND_ID, Some(BACKEND_SECRET)).send().await.unwrap().status(), 204);
+    assert_eq!(server.logout(last["session_id"].as_str().unwrap()).await, 204);
     let jwks: Value = reqwest::get(server.url("/.well-known/jwks.json")).await.unwrap().json().await.unwrap();
     let feed = reqwest::get(server.url("/v1/revocations")).await.unwrap().text().await.unwrap();
     let (_, claims) = verify_with_ring(&feed, &jwks);

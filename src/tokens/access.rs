@@ -58,13 +58,6 @@ impl Audience {
     pub fn from_list(mut list: Vec<String>) -> Self {
         if list.len() == 1 { Audience::One(list.remove(0)) } else { Audience::Many(list) }
     }
-
-    pub fn to_list(&self) -> Vec<String> {
-        match self {
-            Audience::One(one) => vec![one.clone()],
-            Audience::Many(many) => many.clone(),
-        }
-    }
 }
 
 /// The claims of an access token, in RFC 9068 terms.

@@ -183,6 +183,18 @@ impl TestServer {
         (status, response.json().await.unwrap_or_default())
     }
 
+    /// Logout of session `sid` by the login backend; returns the status.
+    pub async fn logout(&self, sid: &str) -> u16 {
+        let url = self.url(&format!("/v1/sessions/{sid}"));
+        reqwest::Client::new().delete(url).basic_auth(BACKEND_ID, Some(BACKEND_SECRET)).send().await.unwrap().status().as_u16()
+    }
+
+    /// Logout everywhere of `sub` by the login backend; returns the status.
+    pub async fn logout_everywhere(&self, sub: &str) -> u16 {
+        let url = self.url(&format!("/v1/subjects/{sub}/revoke"));
+        reqwest::Client::new().post(url).basic_auth(BACKEND_ID, Some(BACKEND_SECRET)).send().await.unwrap().status().as_u16()
+    }
+
     /// RFC 7662 introspection as the login backend; returns `active`.
     pub async fn active(&self, token: &str) -> bool {
         let response = self.form("/oauth2/introspect", Some((BACKEND_ID, BACKEND_SECRET)), &[("token", token)]).await;
