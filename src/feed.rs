@@ -12,7 +12,7 @@
 //! the mirror's watermark, so resuming after a cursor never skips an entry.
 
 use crate::keys::KeyView;
-use crate::store::RevocationEntry;
+use crate::revocations::RevocationEntry;
 use crate::tokens::access::compact_jws;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -60,7 +60,7 @@ mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
     use crate::keys::{KeyDirectory, Keyring, SigningAlgorithm, TokenLifetimes};
-    use crate::store::Revocation;
+    use crate::revocations::Covers;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -74,7 +74,7 @@ mod tests {
         let lifetimes = TokenLifetimes { access: Duration::from_secs(600), refresh: Duration::from_secs(600) };
         let keyring = Keyring::open(directory, lifetimes, clock.clone()).unwrap();
         let view = keyring.view();
-        let entries = vec![RevocationEntry { seq: 3, revocation: Revocation::Session { sid: "s".into() }, expires_at: 1_800_000_900 }];
+        let entries = vec![RevocationEntry { seq: 3, covers: Covers::Session { sid: "s".into() }, expires_at: 1_800_000_900 }];
         let token = sign(&view, "https://issuer.test", 2, 3, entries.clone(), clock.now()).unwrap();
 
         let jwks: serde_json::Value = serde_json::from_slice(&view.jwks().body).unwrap();

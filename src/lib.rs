@@ -13,7 +13,7 @@
 //! | [`tokens`] | access-token and refresh-token formats |
 //! | [`sessions`] | the rules: who gets which token, rotation, revocation |
 //! | [`store`] | the only server state: revocations, consumed refresh tokens |
-//! | [`revocation`] | the in-memory mirror of the revocation list |
+//! | [`revocations`] | the revocation list: its types, the in-memory mirror, the feed |
 //! | [`metrics`] | Prometheus counters and histograms |
 //! | [`feed`] | the signed revocation feed for offline verifiers |
 //! | [`http`] | the axum router and the error mapping |
@@ -42,7 +42,7 @@ pub mod keys;
 #[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]
-pub mod revocation;
+pub mod revocations;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

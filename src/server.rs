@@ -10,9 +10,9 @@ use crate::http::{self, AppState};
 use crate::keys::rotation;
 use crate::keys::{KeyDirectory, KeyDirectoryError, KeyMeta, KeyUse, Keyring};
 use crate::metrics::Metrics;
-use crate::revocation::RevocationList;
+use crate::revocations::RevocationList;
 use crate::sessions::TokenService;
-use crate::store::Revocation;
+use crate::revocations::{Covers, Revocation};
 use crate::store::Store;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::memory::MemoryStore;
@@ -160,11 +160,11 @@ impl KeyMaintenance {
     async fn announce_revoked_keys(&self, tokens: &TokenService) {
         let lifetime = chrono::Duration::from_std(self.config.token_lifetimes().access).unwrap_or(chrono::Duration::MAX);
         let view = self.keyring.view();
-        let fresh: Vec<(Revocation, i64)> = view
+        let fresh: Vec<Revocation> = view
             .revoked_signing_keys()
             .filter(|(kid, _)| !tokens.revocations().key_revoked(kid))
             .map(|(kid, at)| {
-                (Revocation::Key { kid: kid.to_string() }, at.checked_add_signed(lifetime).map_or(i64::MAX / 2, |e| e.timestamp()))
+                Revocation::new(Covers::Key { kid: kid.to_string() }, at.checked_add_signed(lifetime).map_or(i64::MAX / 2, |e| e.timestamp()))
             })
             .collect();
         if fresh.is_empty() {

@@ -30,7 +30,7 @@ fn app() -> &'static App {
         directory.ensure_keys(config.tokens.algorithm, config.token_lifetimes(), clock.now()).unwrap();
         let keyring = Arc::new(tessera::keys::Keyring::open(directory, config.token_lifetimes(), clock).unwrap());
         let store: Arc<dyn tessera::store::Store> = Arc::new(tessera::store::memory::MemoryStore::new());
-        let revocations = Arc::new(tessera::revocation::RevocationList::new());
+        let revocations = Arc::new(tessera::revocations::RevocationList::new());
         let metrics = Arc::new(tessera::metrics::Metrics::default());
         let state = tessera::http::AppState::new(config, "http://127.0.0.1:8080".into(), keyring, store, revocations, metrics, false);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -4,7 +4,7 @@
 use super::AppState;
 use super::error::Problem;
 use crate::clients::Credentials;
-use crate::store::RevocationEntry;
+use crate::revocations::RevocationEntry;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};

@@ -20,7 +20,7 @@ pub mod token;
 use crate::config::Config;
 use crate::keys::Keyring;
 use crate::metrics::Metrics;
-use crate::revocation::RevocationList;
+use crate::revocations::RevocationList;
 use crate::sessions::TokenService;
 use crate::store::Store;
 use axum::Router;

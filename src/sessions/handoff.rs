@@ -11,8 +11,9 @@
 use super::{GrantError, IssuedSession, NewSession, TokenService};
 use crate::clients::{Client, constant_time_eq};
 use crate::metrics::Grant;
-use crate::revocation::TokenFacts;
-use crate::store::{HandoffCode, Revocation};
+use crate::revocations::TokenFacts;
+use crate::revocations::{Covers, Revocation};
+use crate::store::HandoffCode;
 use crate::tokens::random_id;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -93,7 +94,7 @@ impl TokenService {
         let Some(record) = record else { return Err(GrantError::InvalidGrant("the code is not valid or has expired".into())) };
         if record.redeemed {
             tracing::warn!(security_event = "handoff_code_reuse", sid = %record.sid, client = %client.id, "a one-time code was presented twice; its session is ended");
-            self.record(vec![(Revocation::Session { sid: record.sid.clone() }, record.session_exp)]).await?;
+            self.record(vec![Revocation::new(Covers::Session { sid: record.sid.clone() }, record.session_exp)]).await?;
             return Err(GrantError::InvalidGrant("the code was already used; the session it started has been ended".into()));
         }
         if record.client_id != client.id {
@@ -103,7 +104,7 @@ impl TokenService {
             return Err(GrantError::InvalidGrant("the code has expired".into()));
         }
         // Logout or logout-everywhere between the code and its exchange.
-        let facts = TokenFacts { jti: "", sid: Some(&record.sid), sub: &record.sub, iat: record.auth_time, kid: None };
+        let facts = TokenFacts { jti: None, sid: Some(&record.sid), sub: &record.sub, iat: record.auth_time, kid: None };
         if let Some(revoked) = self.revocations.check(facts) {
             return Err(GrantError::InvalidGrant(revoked.describe().to_string()));
         }

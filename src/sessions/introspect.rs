@@ -3,7 +3,7 @@
 //! consumed refresh token is no longer active.
 
 use super::{GrantError, TokenService};
-use crate::revocation::TokenFacts;
+use crate::revocations::TokenFacts;
 use crate::tokens::access::{self, Audience};
 use crate::tokens::refresh;
 use serde::Serialize;
@@ -58,7 +58,7 @@ impl TokenService {
             }
             if self
                 .revocations
-                .check(TokenFacts { jti: &claims.jti, sid: Some(&claims.sid), sub: &claims.sub, iat: claims.iat, kid: None })
+                .check(TokenFacts { jti: Some(&claims.jti), sid: Some(&claims.sid), sub: &claims.sub, iat: claims.iat, kid: None })
                 .is_some()
             {
                 return Ok(Introspection::inactive());
@@ -84,7 +84,7 @@ impl TokenService {
             });
         }
         let Ok((claims, kid)) = access::check(token, &view, &self.issuer, leeway, now) else { return Ok(Introspection::inactive()) };
-        let facts = TokenFacts { jti: &claims.jti, sid: claims.sid.as_deref(), sub: &claims.sub, iat: claims.iat, kid: Some(&kid) };
+        let facts = TokenFacts { jti: Some(&claims.jti), sid: claims.sid.as_deref(), sub: &claims.sub, iat: claims.iat, kid: Some(&kid) };
         if self.revocations.check(facts).is_some() {
             return Ok(Introspection::inactive());
         }

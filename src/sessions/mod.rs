@@ -17,8 +17,9 @@ use crate::clock::SharedClock;
 use crate::config::TokenPolicy;
 use crate::keys::Keyring;
 use crate::metrics::{Grant, Metrics, RevocationKind};
-use crate::revocation::RevocationList;
-use crate::store::{Revocation, SessionRecord, Store};
+use crate::revocations::RevocationList;
+use crate::revocations::{Covers, Revocation};
+use crate::store::{SessionRecord, Store};
 use crate::tokens::access::{self, AccessClaims, Audience};
 use crate::tokens::random_id;
 use crate::tokens::refresh::{self, RefreshClaims};
@@ -204,7 +205,7 @@ impl TokenService {
 
     /// Record revocations durably, then in the mirror; only then may the
     /// caller say they happened.
-    pub async fn record(&self, items: Vec<(Revocation, i64)>) -> Result<(), GrantError> {
+    pub async fn record(&self, items: Vec<Revocation>) -> Result<(), GrantError> {
         if items.is_empty() {
             return Ok(());
         }
@@ -221,11 +222,11 @@ impl TokenService {
             GrantError::StoreUnavailable
         })?;
         for entry in &entries {
-            let kind = match entry.revocation {
-                Revocation::Token { .. } => RevocationKind::Token,
-                Revocation::Session { .. } => RevocationKind::Session,
-                Revocation::Subject { .. } => RevocationKind::Subject,
-                Revocation::Key { .. } => RevocationKind::Key,
+            let kind = match entry.covers {
+                Covers::Token { .. } => RevocationKind::Token,
+                Covers::Session { .. } => RevocationKind::Session,
+                Covers::Subject { .. } => RevocationKind::Subject,
+                Covers::Key { .. } => RevocationKind::Key,
             };
             self.metrics.revoked(kind, 1);
         }
@@ -282,7 +283,7 @@ impl TokenService {
                 expires_at: session.session_exp,
             };
             let evicted = self.store.track_session(record, limit).await.map_err(|_| GrantError::StoreUnavailable)?;
-            let ended: Vec<_> = evicted.into_iter().map(|s| (Revocation::Session { sid: s.sid }, s.expires_at)).collect();
+            let ended: Vec<_> = evicted.into_iter().map(|s| Revocation::new(Covers::Session { sid: s.sid }, s.expires_at)).collect();
             if !ended.is_empty() {
                 tracing::info!(client = %target.id, count = ended.len(), "oldest sessions ended by the session limit");
             }

@@ -5,7 +5,8 @@
 
 use super::{GrantError, TokenService};
 use crate::clients::{Client, Permission};
-use crate::store::{Revocation, SessionRecord};
+use crate::revocations::{Covers, Revocation};
+use crate::store::SessionRecord;
 use crate::tokens::{access, refresh};
 
 impl TokenService {
@@ -28,8 +29,8 @@ impl TokenService {
             tracing::info!(sid = %claims.sid, client = %client.id, "session ended by refresh-token revocation");
             return self
                 .record(vec![
-                    (Revocation::Session { sid: claims.sid }, claims.session_exp),
-                    (Revocation::Token { jti: claims.jti }, claims.exp.min(claims.session_exp)),
+                    Revocation::new(Covers::Session { sid: claims.sid }, claims.session_exp),
+                    Revocation::new(Covers::Token { jti: claims.jti }, claims.exp.min(claims.session_exp)),
                 ])
                 .await;
         }
@@ -44,7 +45,7 @@ impl TokenService {
                     return Ok(());
                 }
                 tracing::info!(jti = %claims.jti, client = %client.id, "access token revoked");
-                self.record(vec![(Revocation::Token { jti: claims.jti }, claims.exp)]).await
+                self.record(vec![Revocation::new(Covers::Token { jti: claims.jti }, claims.exp)]).await
             }
             Err(_) => Ok(()),
         }
@@ -57,7 +58,7 @@ impl TokenService {
         }
         let until = self.clock.unix() + self.policy.session_max_age.as_secs() as i64;
         tracing::info!(sid = %sid, "session ended");
-        self.record(vec![(Revocation::Session { sid: sid.to_string() }, until)]).await
+        self.record(vec![Revocation::new(Covers::Session { sid: sid.to_string() }, until)]).await
     }
 
     /// Logout everywhere: every token of `sub` issued up to now is dead.
@@ -66,7 +67,7 @@ impl TokenService {
         let now = self.clock.unix();
         let until = now + self.policy.session_max_age.as_secs() as i64;
         tracing::info!(sub = %sub, "every session of the subject ended");
-        self.record(vec![(Revocation::Subject { sub, before: now }, until)]).await?;
+        self.record(vec![Revocation::new(Covers::Subject { sub, before: now }, until)]).await?;
         Ok(now)
     }
 
@@ -80,7 +81,7 @@ impl TokenService {
             .into_iter()
             .filter(|s| s.expires_at > now)
             .filter(|s| {
-                let facts = crate::revocation::TokenFacts { jti: "", sid: Some(&s.sid), sub: &s.sub, iat: s.created_at, kid: None };
+                let facts = crate::revocations::TokenFacts { jti: None, sid: Some(&s.sid), sub: &s.sub, iat: s.created_at, kid: None };
                 self.revocations.check(facts).is_none()
             })
             .collect();

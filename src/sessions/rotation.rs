@@ -15,8 +15,9 @@
 use super::{GrantError, IssuedSession, TokenService};
 use crate::clients::Client;
 use crate::metrics::{Grant, RefreshOutcome};
-use crate::revocation::TokenFacts;
-use crate::store::{ConsumedRefresh, Consumption, Revocation};
+use crate::revocations::TokenFacts;
+use crate::revocations::{Covers, Revocation};
+use crate::store::{ConsumedRefresh, Consumption};
 use crate::tokens::random_id;
 use crate::tokens::refresh::{self, RefreshClaims};
 use chrono::{DateTime, Utc};
@@ -97,7 +98,7 @@ impl TokenService {
         if now_s >= parent.exp {
             return Err(rejected("the refresh token has expired"));
         }
-        let facts = TokenFacts { jti: &parent.jti, sid: Some(&parent.sid), sub: &parent.sub, iat: parent.iat, kid: None };
+        let facts = TokenFacts { jti: Some(&parent.jti), sid: Some(&parent.sid), sub: &parent.sub, iat: parent.iat, kid: None };
         if let Some(revoked) = self.revocations.check(facts) {
             return Err(rejected(revoked.describe()));
         }
@@ -136,7 +137,7 @@ impl TokenService {
                     generation = parent.generation,
                     "a consumed refresh token was presented again after the grace window; the session is revoked"
                 );
-                self.record(vec![(Revocation::Session { sid: parent.sid.clone() }, parent.session_exp)]).await?;
+                self.record(vec![Revocation::new(Covers::Session { sid: parent.sid.clone() }, parent.session_exp)]).await?;
                 Err(GrantError::InvalidGrant("the refresh token was already used; the session has been ended".into()))
             }
         }

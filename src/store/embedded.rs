@@ -11,7 +11,8 @@
 //! Reads use redb's MVCC read transactions and never wait for the writer.
 
 use super::memory::evict_oldest;
-use super::{ConsumedRefresh, Consumption, HandoffCode, Revocation, RevocationEntry, SessionRecord, Store, StoreError, StoreFuture};
+use crate::revocations::{Revocation, RevocationEntry};
+use super::{ConsumedRefresh, Consumption, HandoffCode, SessionRecord, Store, StoreError, StoreFuture};
 use crate::metrics::Metrics;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::future::Future;
@@ -33,7 +34,7 @@ const MAX_BATCH: usize = 4096;
 /// One write, as data.
 enum Op {
     Consume { jti: String, record: ConsumedRefresh },
-    Revoke { revocations: Vec<(Revocation, i64)> },
+    Revoke { revocations: Vec<Revocation> },
     TrackSession { record: SessionRecord, limit: usize },
     Purge { now: i64 },
     PutCode { code_id: String, record: HandoffCode },
@@ -174,8 +175,8 @@ fn apply(db: &Database, ops: Vec<Op>) -> Result<Vec<Outcome>, StoreError> {
                         .map(|v| v.value())
                         .ok_or_else(|| StoreError("the sequence counter is missing".into()))?;
                     let mut entries = Vec::with_capacity(items.len());
-                    for (revocation, expires_at) in items {
-                        let entry = RevocationEntry { seq: next, revocation, expires_at };
+                    for Revocation { covers, until } in items {
+                        let entry = RevocationEntry { seq: next, covers, expires_at: until };
                         revocations.insert(next, serde_json::to_vec(&entry).map_err(store_error)?.as_slice()).map_err(store_error)?;
                         entries.push(entry);
                         next += 1;
@@ -272,7 +273,7 @@ impl Store for EmbeddedStore {
         })
     }
 
-    fn revoke(&self, revocations: Vec<(Revocation, i64)>) -> StoreFuture<'_, Vec<RevocationEntry>> {
+    fn revoke(&self, revocations: Vec<Revocation>) -> StoreFuture<'_, Vec<RevocationEntry>> {
         let done = self.submit(Op::Revoke { revocations });
         Box::pin(async move {
             match done.await? {
@@ -373,6 +374,7 @@ impl Store for EmbeddedStore {
 mod tests {
     use super::super::contract;
     use super::*;
+    use crate::revocations::Covers;
 
     fn open(dir: &tempfile::TempDir) -> EmbeddedStore {
         EmbeddedStore::open(&dir.path().join("data/tessera.redb"), Arc::new(Metrics::default())).unwrap()
@@ -398,7 +400,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = open(&dir);
-            store.revoke(vec![(Revocation::Session { sid: "s".into() }, i64::MAX)]).await.unwrap();
+            store.revoke(vec![Revocation::new(Covers::Session { sid: "s".into() }, i64::MAX)]).await.unwrap();
             store.consume_refresh("s", "p", contract::record("c", "web", i64::MAX)).await.unwrap();
         }
         // The writer thread holds the database until its queue closes.
@@ -414,7 +416,7 @@ mod tests {
             }
         };
         assert_eq!(store.revocations_since(0).await.unwrap().len(), 1);
-        let next = store.revoke(vec![(Revocation::Token { jti: "t".into() }, i64::MAX)]).await.unwrap();
+        let next = store.revoke(vec![Revocation::new(Covers::Token { jti: "t".into() }, i64::MAX)]).await.unwrap();
         let before = store.revocations_since(0).await.unwrap()[0].seq;
         assert_eq!(next[0].seq, before + 1, "sequence numbers continue after a restart");
         assert_eq!(store.last_sequence().await.unwrap(), next[0].seq);

@@ -1,7 +1,8 @@
 //! An in-memory [`Store`]: the reference behaviour, for unit tests and for
 //! measuring what durability costs. Nothing survives a restart.
 
-use super::{ConsumedRefresh, Consumption, HandoffCode, Revocation, RevocationEntry, SessionRecord, Store, StoreFuture};
+use crate::revocations::{Revocation, RevocationEntry};
+use super::{ConsumedRefresh, Consumption, HandoffCode, SessionRecord, Store, StoreFuture};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -45,13 +46,13 @@ impl Store for MemoryStore {
         Box::pin(async move { Ok(result) })
     }
 
-    fn revoke(&self, revocations: Vec<(Revocation, i64)>) -> StoreFuture<'_, Vec<RevocationEntry>> {
+    fn revoke(&self, revocations: Vec<Revocation>) -> StoreFuture<'_, Vec<RevocationEntry>> {
         let entries = self.with(|state| {
             revocations
                 .into_iter()
-                .map(|(revocation, expires_at)| {
+                .map(|Revocation { covers, until }| {
                     state.next_seq += 1;
-                    let entry = RevocationEntry { seq: state.next_seq, revocation, expires_at };
+                    let entry = RevocationEntry { seq: state.next_seq, covers, expires_at: until };
                     state.revocations.insert(entry.seq, entry.clone());
                     entry
                 })

@@ -16,6 +16,7 @@ pub mod embedded;
 pub mod memory;
 pub mod redis;
 
+use crate::revocations::{Revocation, RevocationEntry};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
@@ -28,30 +29,6 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the store is unavailable: {0}")]
 pub struct StoreError(pub String);
-
-/// What a revocation entry covers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Revocation {
-    /// One access or refresh token, by `jti`.
-    Token { jti: String },
-    /// Every token of one session (logout, detected reuse).
-    Session { sid: String },
-    /// Every token of a subject issued at or before `before` (logout everywhere).
-    Subject { sub: String, before: i64 },
-    /// Every token signed by a withdrawn key.
-    Key { kid: String },
-}
-
-/// A revocation as stored, with its sequence number (the feed's cursor) and
-/// the instant it stops mattering.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevocationEntry {
-    pub seq: u64,
-    #[serde(flatten)]
-    pub revocation: Revocation,
-    pub expires_at: i64,
-}
 
 /// The record of a consumed refresh token: which child replaced it, so a
 /// retry inside the grace window gets the very same child.
@@ -126,7 +103,7 @@ pub trait Store: Send + Sync + 'static {
     fn consumed_refresh(&self, sid: &str, jti: &str) -> StoreFuture<'_, Option<ConsumedRefresh>>;
 
     /// Record revocations durably; returns them with their sequence numbers.
-    fn revoke(&self, revocations: Vec<(Revocation, i64)>) -> StoreFuture<'_, Vec<RevocationEntry>>;
+    fn revoke(&self, revocations: Vec<Revocation>) -> StoreFuture<'_, Vec<RevocationEntry>>;
 
     /// The highest sequence number assigned so far (every later entry gets a
     /// higher one), so a fresh mirror knows where the feed stands even when
@@ -166,6 +143,7 @@ pub trait Store: Send + Sync + 'static {
 pub(crate) mod contract {
     //! The behaviour every store must show; each implementation runs these.
     use super::*;
+    use crate::revocations::Covers;
 
     pub fn record(child: &str, client: &str, expires_at: i64) -> ConsumedRefresh {
         ConsumedRefresh {
@@ -188,9 +166,9 @@ pub(crate) mod contract {
     }
 
     pub async fn revocations_get_increasing_sequence_numbers(store: &dyn Store) {
-        let first = store.revoke(vec![(Revocation::Token { jti: "t1".into() }, 500)]).await.unwrap();
+        let first = store.revoke(vec![Revocation::new(Covers::Token { jti: "t1".into() }, 500)]).await.unwrap();
         let more = store
-            .revoke(vec![(Revocation::Session { sid: "s1".into() }, 600), (Revocation::Subject { sub: "alice".into(), before: 50 }, 700)])
+            .revoke(vec![Revocation::new(Covers::Session { sid: "s1".into() }, 600), Revocation::new(Covers::Subject { sub: "alice".into(), before: 50 }, 700)])
             .await
             .unwrap();
         assert!(more[0].seq > first[0].seq && more[1].seq > more[0].seq);
@@ -201,14 +179,14 @@ pub(crate) mod contract {
     }
 
     pub async fn expired_entries_are_purged(store: &dyn Store) {
-        store.revoke(vec![(Revocation::Token { jti: "old".into() }, 10), (Revocation::Token { jti: "new".into() }, 1_000)]).await.unwrap();
+        store.revoke(vec![Revocation::new(Covers::Token { jti: "old".into() }, 10), Revocation::new(Covers::Token { jti: "new".into() }, 1_000)]).await.unwrap();
         store.consume_refresh("s", "old-parent", record("c", "web", 10)).await.unwrap();
         store.consume_refresh("s", "new-parent", record("c2", "web", 1_000)).await.unwrap();
         let removed = store.purge_expired(100).await.unwrap();
         assert_eq!(removed, 2);
         let left = store.revocations_since(0).await.unwrap();
         assert_eq!(left.len(), 1);
-        assert_eq!(left[0].revocation, Revocation::Token { jti: "new".into() });
+        assert_eq!(left[0].covers, Covers::Token { jti: "new".into() });
         assert_eq!(store.consumed_refresh("s", "old-parent").await.unwrap(), None);
         assert!(store.consumed_refresh("s", "new-parent").await.unwrap().is_some());
     }

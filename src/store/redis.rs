@@ -22,9 +22,10 @@
 //! reconnects, reloads and resumes. Each successful round marks the mirror
 //! fresh; checks that must not run on stale data answer 503 once it is not.
 
-use super::{ConsumedRefresh, Consumption, HandoffCode, Revocation, RevocationEntry, SessionRecord, Store, StoreError, StoreFuture};
+use crate::revocations::{Covers, Revocation, RevocationEntry, RevocationList};
+use super::{ConsumedRefresh, Consumption, HandoffCode, SessionRecord, Store, StoreError, StoreFuture};
 use crate::config::{RedisConfig, RedisTopology};
-use crate::revocation::RevocationList;
+
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
@@ -254,7 +255,7 @@ return evicted
 #[derive(Serialize)]
 struct Unnumbered<'a> {
     #[serde(flatten)]
-    revocation: &'a Revocation,
+    covers: &'a Covers,
     expires_at: i64,
 }
 
@@ -399,7 +400,7 @@ impl Store for RedisStore {
         })
     }
 
-    fn revoke(&self, revocations: Vec<(Revocation, i64)>) -> StoreFuture<'_, Vec<RevocationEntry>> {
+    fn revoke(&self, revocations: Vec<Revocation>) -> StoreFuture<'_, Vec<RevocationEntry>> {
         Box::pin(async move {
             if revocations.is_empty() {
                 return Ok(Vec::new());
@@ -413,15 +414,15 @@ impl Store for RedisStore {
                 .key(self.keys.revocations("stream"))
                 .arg(now_ms)
                 .arg(now_ms - STREAM_RETENTION_MS);
-            for (revocation, expires_at) in &revocations {
-                let json = serde_json::to_string(&Unnumbered { revocation, expires_at: *expires_at }).map_err(store_error)?;
-                invocation.arg(*expires_at).arg(json);
+            for Revocation { covers, until } in &revocations {
+                let json = serde_json::to_string(&Unnumbered { covers, expires_at: *until }).map_err(store_error)?;
+                invocation.arg(*until).arg(json);
             }
             let first: u64 = invocation.invoke_async(&mut self.connection()).await.map_err(store_error)?;
             Ok(revocations
                 .into_iter()
                 .enumerate()
-                .map(|(i, (revocation, expires_at))| RevocationEntry { seq: first + i as u64, revocation, expires_at })
+                .map(|(i, Revocation { covers, until })| RevocationEntry { seq: first + i as u64, covers, expires_at: until })
                 .collect())
         })
     }
@@ -548,9 +549,9 @@ mod tests {
 
     #[test]
     fn members_round_trip_and_passwords_are_redacted() {
-        let json = serde_json::to_string(&Unnumbered { revocation: &Revocation::Session { sid: "s|1".into() }, expires_at: 99 }).unwrap();
+        let json = serde_json::to_string(&Unnumbered { covers: &Covers::Session { sid: "s|1".into() }, expires_at: 99 }).unwrap();
         let entry = parse_member(&format!("7|{json}")).unwrap();
-        assert_eq!(entry, RevocationEntry { seq: 7, revocation: Revocation::Session { sid: "s|1".into() }, expires_at: 99 });
+        assert_eq!(entry, RevocationEntry { seq: 7, covers: Covers::Session { sid: "s|1".into() }, expires_at: 99 });
         assert_eq!(redact("redis://user:secret@host:6379/0"), "redis://***@host:6379/0");
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
     }

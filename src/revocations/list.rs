@@ -1,4 +1,4 @@
-//! The in-memory mirror of the revocation list.
+//! [`RevocationList`]: the in-memory mirror of the revocation list.
 //!
 //! Every check — refresh, introspection — is a lookup here, never a wait on
 //! the store. The mirror is loaded from the store at start and updated after
@@ -16,42 +16,12 @@
 //!   store's stream: a replica's own writes take effect in the checks at once,
 //!   but enter the feed when the stream delivers them, in order.
 
-use crate::store::{Revocation, RevocationEntry};
+use super::{Covers, RevocationEntry, Revoked, TokenFacts};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::sync::broadcast;
-
-/// What a token says about itself, for a revocation check.
-#[derive(Debug, Clone, Copy)]
-pub struct TokenFacts<'a> {
-    pub jti: &'a str,
-    pub sid: Option<&'a str>,
-    pub sub: &'a str,
-    pub iat: i64,
-    pub kid: Option<&'a str>,
-}
-
-/// Why a token is revoked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Revoked {
-    Token,
-    Session,
-    Subject,
-    Key,
-}
-
-impl Revoked {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Revoked::Token => "the token was revoked",
-            Revoked::Session => "the session was ended",
-            Revoked::Subject => "every session of the subject was ended",
-            Revoked::Key => "the signing key was withdrawn",
-        }
-    }
-}
 
 #[derive(Debug, Default)]
 struct Mirror {
@@ -171,18 +141,18 @@ impl RevocationList {
     /// Make the checks see an entry.
     fn cover(mirror: &mut Mirror, entry: &RevocationEntry) {
         let expires = entry.expires_at;
-        match &entry.revocation {
-            Revocation::Token { jti } => {
+        match &entry.covers {
+            Covers::Token { jti } => {
                 mirror.tokens.insert(jti.clone(), expires);
             }
-            Revocation::Session { sid } => {
+            Covers::Session { sid } => {
                 mirror.sessions.insert(sid.clone(), expires);
             }
-            Revocation::Subject { sub, before } => {
+            Covers::Subject { sub, before } => {
                 let slot = mirror.subjects.entry(sub.clone()).or_insert((*before, expires));
                 *slot = (slot.0.max(*before), slot.1.max(expires));
             }
-            Revocation::Key { kid } => {
+            Covers::Key { kid } => {
                 mirror.keys.insert(kid.clone(), expires);
             }
         }
@@ -211,7 +181,7 @@ impl RevocationList {
     /// Whether any entry covers this token.
     pub fn check(&self, token: TokenFacts<'_>) -> Option<Revoked> {
         let mirror = self.mirror.read().unwrap_or_else(|e| e.into_inner());
-        if mirror.tokens.contains_key(token.jti) {
+        if token.jti.is_some_and(|jti| mirror.tokens.contains_key(jti)) {
             return Some(Revoked::Token);
         }
         if token.sid.is_some_and(|sid| mirror.sessions.contains_key(sid)) {
@@ -270,32 +240,32 @@ impl RevocationList {
 mod tests {
     use super::*;
 
-    fn entry(seq: u64, revocation: Revocation) -> RevocationEntry {
-        RevocationEntry { seq, revocation, expires_at: 1_000 }
+    fn entry(seq: u64, covers: Covers) -> RevocationEntry {
+        RevocationEntry { seq, covers, expires_at: 1_000 }
     }
 
     fn token(seq: u64) -> RevocationEntry {
-        entry(seq, Revocation::Token { jti: format!("t{seq}") })
+        entry(seq, Covers::Token { jti: format!("t{seq}") })
     }
 
     fn facts<'a>(jti: &'a str, sid: Option<&'a str>, sub: &'a str, iat: i64) -> TokenFacts<'a> {
-        TokenFacts { jti, sid, sub, iat, kid: Some("k1") }
+        TokenFacts { jti: Some(jti), sid, sub, iat, kid: Some("k1") }
     }
 
     #[test]
     fn each_kind_of_entry_revokes_what_it_covers() {
         let list = RevocationList::new();
         list.apply(&[
-            entry(1, Revocation::Token { jti: "t".into() }),
-            entry(2, Revocation::Session { sid: "s".into() }),
-            entry(3, Revocation::Subject { sub: "alice".into(), before: 100 }),
+            entry(1, Covers::Token { jti: "t".into() }),
+            entry(2, Covers::Session { sid: "s".into() }),
+            entry(3, Covers::Subject { sub: "alice".into(), before: 100 }),
         ]);
         assert_eq!(list.check(facts("t", None, "bob", 0)), Some(Revoked::Token));
         assert_eq!(list.check(facts("x", Some("s"), "bob", 0)), Some(Revoked::Session));
         assert_eq!(list.check(facts("x", None, "alice", 100)), Some(Revoked::Subject));
         assert_eq!(list.check(facts("x", None, "alice", 101)), None, "issued after logout-everywhere");
         assert_eq!(list.check(facts("x", Some("other"), "bob", 0)), None);
-        list.apply(&[entry(4, Revocation::Key { kid: "k1".into() })]);
+        list.apply(&[entry(4, Covers::Key { kid: "k1".into() })]);
         assert_eq!(list.check(facts("x", None, "bob", 0)), Some(Revoked::Key));
         assert_eq!(list.watermark(), 4);
     }

@@ -1,0 +1,91 @@
+//! The revocation list — tessera's only server state besides consumed
+//! refresh tokens — and its vocabulary, used the same way in the code, the
+//! store, the feed and README:
+//!
+//! | word | meaning |
+//! |---|---|
+//! | [`Covers`] | what one revocation kills: a token, a session, a subject's earlier tokens, a signing key |
+//! | [`Revocation`] | a revocation to record: what it covers and until when it matters |
+//! | [`RevocationEntry`] | a recorded revocation, numbered by the store (the feed's cursor) |
+//! | [`RevocationList`] | the in-memory mirror every check reads |
+//! | [`TokenFacts`] | what a token says about itself, for a check |
+//! | [`Revoked`] | why a token is dead |
+//!
+//! The store depends on these types, never the other way round: the list is
+//! pure memory, fed by whoever reads the store (start-up, the writer after
+//! a durable write, a shared store's follower).
+
+mod list;
+
+pub use list::RevocationList;
+
+use serde::{Deserialize, Serialize};
+
+/// What a revocation covers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Covers {
+    /// One access or refresh token, by `jti`.
+    Token { jti: String },
+    /// Every token of one session (logout, detected reuse).
+    Session { sid: String },
+    /// Every token of a subject issued at or before `before` (logout everywhere).
+    Subject { sub: String, before: i64 },
+    /// Every token signed by a withdrawn key.
+    Key { kid: String },
+}
+
+/// A revocation to record: what it covers, and the instant (Unix seconds)
+/// after which nothing it covers can be valid any more, so it may go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub covers: Covers,
+    pub until: i64,
+}
+
+impl Revocation {
+    pub fn new(covers: Covers, until: i64) -> Self {
+        Self { covers, until }
+    }
+}
+
+/// A revocation as stored, with its sequence number (the feed's cursor) and
+/// the instant it stops mattering.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationEntry {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub covers: Covers,
+    pub expires_at: i64,
+}
+
+/// What a token says about itself, for a revocation check.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenFacts<'a> {
+    /// `None` when the check is about a session or subject, not one token.
+    pub jti: Option<&'a str>,
+    pub sid: Option<&'a str>,
+    pub sub: &'a str,
+    pub iat: i64,
+    pub kid: Option<&'a str>,
+}
+
+/// Why a token is revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    Token,
+    Session,
+    Subject,
+    Key,
+}
+
+impl Revoked {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Revoked::Token => "the token was revoked",
+            Revoked::Session => "the session was ended",
+            Revoked::Subject => "every session of the subject was ended",
+            Revoked::Key => "the signing key was withdrawn",
+        }
+    }
+}
