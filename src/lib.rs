@@ -11,13 +11,16 @@
 //! | [`clients`] | OAuth clients and their authentication |
 //! | [`keys`] | the key directory, key lifecycle, JWKS, the ring provider |
 //! | [`tokens`] | access-token and refresh-token formats |
-//! | [`sessions`] | the rules: who gets which token, rotation, revocation |
+//! | [`app`] | the composition root: builds the service, owns its background tasks |
+//! | [`authority`] | what every rule works with; introspection and RFC 7009 revocation |
+//! | [`grants`] | the token endpoint's grants, one file each, one dispatcher |
+//! | [`sessions`] | session creation, the browser handoff code, logout, the session index |
 //! | [`store`] | the only server state: revocations, consumed refresh tokens |
 //! | [`revocations`] | the revocation list: its types, the in-memory mirror, the feed |
 //! | [`metrics`] | Prometheus counters and histograms |
 //! | [`feed`] | the signed revocation feed for offline verifiers |
 //! | [`http`] | the axum router and the error mapping |
-//! | [`server`] | start-up and graceful shutdown |
+//! | [`server`] | `tessera serve`: bind, banner, signals |
 //! | [`cli`] | the `tessera` command line |
 //! | [`verifier`] | offline verification for services (feature `verifier`) |
 //!
@@ -25,6 +28,10 @@
 //! `--no-default-features --features verifier`, without the server's
 //! dependencies.
 
+#[cfg(feature = "server")]
+pub mod app;
+#[cfg(feature = "server")]
+pub mod authority;
 #[cfg(feature = "server")]
 pub mod cli;
 #[cfg(feature = "server")]
@@ -35,6 +42,8 @@ pub mod clock;
 pub mod config;
 #[cfg(feature = "server")]
 pub mod feed;
+#[cfg(feature = "server")]
+pub mod grants;
 #[cfg(feature = "server")]
 pub mod http;
 #[cfg(feature = "server")]

@@ -8,11 +8,12 @@ use axum::http::{Request, header};
 use base64::Engine;
 use http_body_util::BodyExt;
 use proptest::prelude::*;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use tower::ServiceExt;
 
 struct App {
     router: axum::Router,
+    _app: tessera::app::App,
     _dir: tempfile::TempDir,
     runtime: tokio::runtime::Runtime,
 }
@@ -20,21 +21,16 @@ struct App {
 fn app() -> &'static App {
     static APP: OnceLock<App> = OnceLock::new();
     APP.get_or_init(|| {
-        tessera::keys::provider::install();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.toml");
         std::fs::write(&path, common::default_config()).unwrap();
-        let config = tessera::config::Config::load_with_env(Some(&path), &[]).unwrap();
-        let clock: tessera::clock::SharedClock = Arc::new(tessera::clock::SystemClock);
-        let directory = tessera::keys::KeyDirectory::new(dir.path().join("keys"));
-        directory.ensure_keys(config.tokens.algorithm, config.token_lifetimes(), clock.now()).unwrap();
-        let keyring = Arc::new(tessera::keys::Keyring::open(directory, config.token_lifetimes(), clock).unwrap());
-        let store: Arc<dyn tessera::store::Store> = Arc::new(tessera::store::memory::MemoryStore::new());
-        let revocations = Arc::new(tessera::revocations::RevocationList::new());
-        let metrics = Arc::new(tessera::metrics::Metrics::default());
-        let state = tessera::http::AppState::new(config, "http://127.0.0.1:8080".into(), keyring, store, revocations, metrics, false);
+        let mut config = tessera::config::Config::load_with_env(Some(&path), &[]).unwrap();
+        config.issuer = Some("http://127.0.0.1:8080".into());
+        config.keys_dir = dir.path().join("keys");
+        config.store = tessera::config::StoreConfig::Memory;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        App { router: tessera::http::router(state), _dir: dir, runtime }
+        let built = runtime.block_on(tessera::app::App::build(config, Default::default())).unwrap();
+        App { router: built.router(), _app: built, _dir: dir, runtime }
     })
 }
 

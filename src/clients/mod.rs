@@ -79,17 +79,18 @@ impl Client {
     pub fn may(&self, permission: Permission) -> bool {
         self.permissions.contains(&permission)
     }
-    /// The public client of the `--dev` demo page: refresh cookie, one origin.
-    pub fn demo(id: &str, origin: &str, access_ttl: Duration) -> Self {
+
+    /// A public client with nothing granted yet.
+    pub fn public(id: &str, access_ttl: Duration) -> Self {
         Self {
             id: id.to_string(),
             secret_sha256: None,
             permissions: Vec::new(),
             audiences: Vec::new(),
-            scopes: vec!["profile".into()],
+            scopes: Vec::new(),
             access_ttl,
-            allowed_origins: vec![origin.to_string()],
-            refresh_cookie: true,
+            allowed_origins: Vec::new(),
+            refresh_cookie: false,
             max_sessions_per_subject: None,
         }
     }
@@ -247,7 +248,7 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// All configured clients, by id.
 #[derive(Debug, Clone, Default)]
-pub struct ClientRegistry(Arc<HashMap<String, Client>>);
+pub struct ClientRegistry(Arc<HashMap<String, Arc<Client>>>);
 
 impl ClientRegistry {
     pub fn new(clients: Vec<Client>) -> Result<Self, ConfigError> {
@@ -256,7 +257,7 @@ impl ClientRegistry {
             if map.contains_key(&client.id) {
                 return Err(ConfigError::invalid("clients.id", &client.id, "client ids must be unique"));
             }
-            map.insert(client.id.clone(), client);
+            map.insert(client.id.clone(), Arc::new(client));
         }
         Ok(Self(Arc::new(map)))
     }
@@ -264,16 +265,16 @@ impl ClientRegistry {
     /// The registry plus `client` (unless a client of that id exists).
     pub fn with(&self, client: Client) -> Self {
         let mut map = (*self.0).clone();
-        map.entry(client.id.clone()).or_insert(client);
+        map.entry(client.id.clone()).or_insert_with(|| Arc::new(client));
         Self(Arc::new(map))
     }
 
     pub fn get(&self, id: &str) -> Option<&Client> {
-        self.0.get(id)
+        self.0.get(id).map(|client| &**client)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Client> {
-        self.0.values()
+        self.0.values().map(|client| &**client)
     }
 
     pub fn len(&self) -> usize {
@@ -285,7 +286,7 @@ impl ClientRegistry {
     }
 
     /// Authenticate a confidential client (Basic or post).
-    pub fn authenticate_confidential(&self, credentials: &Credentials) -> Result<&Client, ClientAuthError> {
+    pub fn authenticate_confidential(&self, credentials: &Credentials) -> Result<Arc<Client>, ClientAuthError> {
         let (id, secret) = match credentials {
             Credentials::Basic { id, secret } | Credentials::Post { id, secret } => (id, secret),
             Credentials::PublicId(_) | Credentials::None => return Err(ClientAuthError::Missing),
@@ -297,17 +298,17 @@ impl ClientRegistry {
         let expected = client.and_then(|c| c.secret_sha256).unwrap_or([0u8; 32]);
         let equal = constant_time_eq(presented.as_ref(), &expected);
         match client {
-            Some(client) if equal && !client.is_public() => Ok(client),
+            Some(client) if equal && !client.is_public() => Ok(client.clone()),
             _ => Err(ClientAuthError::Failed),
         }
     }
 
     /// Authenticate any client: confidential ones must prove their secret;
     /// a public client may only name itself.
-    pub fn authenticate(&self, credentials: &Credentials) -> Result<&Client, ClientAuthError> {
+    pub fn authenticate(&self, credentials: &Credentials) -> Result<Arc<Client>, ClientAuthError> {
         match credentials {
             Credentials::PublicId(id) => match self.0.get(id.as_str()) {
-                Some(client) if client.is_public() => Ok(client),
+                Some(client) if client.is_public() => Ok(client.clone()),
                 // A confidential client that sent no secret.
                 _ => Err(ClientAuthError::Failed),
             },

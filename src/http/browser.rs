@@ -12,6 +12,7 @@
 
 use super::AppState;
 use super::error::OAuthError;
+use super::extract::OAuthClient;
 use crate::clients::Client;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -140,23 +141,16 @@ fn add_cors(headers: &mut HeaderMap, origin: &str) {
 
 /// `POST /oauth2/logout`: the browser's logout. Ends the session of the
 /// refresh cookie and clears the cookie; passes the CSRF checks first.
-pub async fn logout(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Response, OAuthError> {
-    let form = super::token::read_form(&state, &headers, body)?;
-    let credentials = super::token::credentials(&headers, &form)?;
-    let client = state.config.clients.authenticate(&credentials)?;
+pub async fn logout(State(state): State<AppState>, OAuthClient { client, headers, .. }: OAuthClient) -> Result<Response, OAuthError> {
     if !client.refresh_cookie {
         return Err(OAuthError::invalid_request(format!(
             "client {:?} does not use the refresh cookie; revoke with /oauth2/revoke",
             client.id
         )));
     }
-    check_csrf(&headers, client)?;
+    check_csrf(&headers, &client)?;
     if let Some(token) = state.cookie.read(&headers) {
-        state.tokens.revoke_token(client, &token).await?;
+        state.authority.revoke_token(&client, &token).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().append(header::SET_COOKIE, state.cookie.clear());

@@ -3,12 +3,10 @@
 //! `ETag` so gateways and verifiers revalidate with a 304.
 
 use super::AppState;
+use crate::grants::GRANT_TYPES;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-
-/// Grant types `/oauth2/token` accepts.
-pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 
 pub fn render_metadata(issuer: &str) -> bytes::Bytes {
     let metadata = serde_json::json!({

@@ -2,8 +2,8 @@
 //! on the OAuth endpoints, RFC 9457 problem+json everywhere else. Handlers
 //! return these types and never build an error body by hand.
 
+use crate::authority::Refusal;
 use crate::clients::ClientAuthError;
-use crate::sessions::GrantError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -36,7 +36,7 @@ impl OAuthError {
             format!(
                 "grant_type {:?} is not supported; supported: {}",
                 grant_type.chars().take(64).collect::<String>(),
-                crate::http::discovery::GRANT_TYPES.join(", ")
+                crate::grants::GRANT_TYPES.join(", ")
             ),
         )
     }
@@ -56,17 +56,17 @@ impl From<ClientAuthError> for OAuthError {
     }
 }
 
-impl From<GrantError> for OAuthError {
-    fn from(error: GrantError) -> Self {
+impl From<Refusal> for OAuthError {
+    fn from(error: Refusal) -> Self {
         let description = error.to_string();
         match error {
-            GrantError::InvalidField { .. } => OAuthError::invalid_request(description),
-            GrantError::InvalidScope(_) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", description),
+            Refusal::InvalidField { .. } => OAuthError::invalid_request(description),
+            Refusal::InvalidScope(_) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", description),
             // RFC 8707 §2 names this error for a refused audience/resource.
-            GrantError::InvalidTarget(_) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_target", description),
-            GrantError::Forbidden(_) => OAuthError::new(StatusCode::BAD_REQUEST, "unauthorized_client", description),
-            GrantError::InvalidGrant(_) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", description),
-            GrantError::KeysUnavailable | GrantError::StoreUnavailable => {
+            Refusal::InvalidTarget(_) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_target", description),
+            Refusal::Forbidden(_) => OAuthError::new(StatusCode::BAD_REQUEST, "unauthorized_client", description),
+            Refusal::InvalidGrant(_) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", description),
+            Refusal::KeysUnavailable | Refusal::StoreUnavailable => {
                 Self { retry_after: Some(5), ..OAuthError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", description) }
             }
         }
@@ -134,19 +134,19 @@ impl From<ClientAuthError> for Problem {
     }
 }
 
-impl From<GrantError> for Problem {
-    fn from(error: GrantError) -> Self {
+impl From<Refusal> for Problem {
+    fn from(error: Refusal) -> Self {
         let field = error.field_name().map(str::to_string);
         let problem = match &error {
-            GrantError::InvalidField { .. } => Problem::new(StatusCode::BAD_REQUEST, "invalid_field", error.to_string()),
-            GrantError::InvalidScope(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_scope", error.to_string()),
-            GrantError::InvalidTarget(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_audience", error.to_string()),
-            GrantError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", error.to_string()),
-            GrantError::InvalidGrant(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_grant", error.to_string()),
-            GrantError::KeysUnavailable => {
+            Refusal::InvalidField { .. } => Problem::new(StatusCode::BAD_REQUEST, "invalid_field", error.to_string()),
+            Refusal::InvalidScope(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_scope", error.to_string()),
+            Refusal::InvalidTarget(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_audience", error.to_string()),
+            Refusal::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", error.to_string()),
+            Refusal::InvalidGrant(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_grant", error.to_string()),
+            Refusal::KeysUnavailable => {
                 Self { retry_after: Some(5), ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, "keys_unavailable", error.to_string()) }
             }
-            GrantError::StoreUnavailable => {
+            Refusal::StoreUnavailable => {
                 Self { retry_after: Some(5), ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", error.to_string()) }
             }
         };

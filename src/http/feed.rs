@@ -45,9 +45,9 @@ fn cursor(query: Option<&str>, headers: &HeaderMap) -> Result<u64, Problem> {
 
 pub async fn document(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, Problem> {
     authorize(&state, &headers)?;
-    state.tokens.require_fresh_revocations()?;
+    state.authority.require_fresh_revocations()?;
     let after = cursor(query.as_deref(), &HeaderMap::new())?;
-    let (entries, watermark) = state.tokens.revocations().since(after);
+    let (entries, watermark) = state.authority.revocations_since(after);
     // Weak: the signed bytes differ by `iat`, the content does not.
     let etag = format!("W/\"{after}.{watermark}.{}\"", entries.len());
     let validators = [
@@ -64,9 +64,9 @@ pub async fn document(State(state): State<AppState>, headers: HeaderMap, RawQuer
     if matches {
         return Ok((StatusCode::NOT_MODIFIED, validators).into_response());
     }
-    let now = state.tokens.clock().now();
-    let view = state.tokens.keyring().view();
-    let signed = crate::feed::sign(&view, &state.issuer, after, watermark, entries, now)
+    let signed = state
+        .authority
+        .sign_revocations(after, watermark, entries)
         .ok_or_else(|| Problem::new(StatusCode::SERVICE_UNAVAILABLE, "keys_unavailable", "no signing key is active"))?;
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/jwt"))], validators, signed).into_response())
 }
@@ -89,11 +89,11 @@ pub async fn stream(
     RawQuery(query): RawQuery,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
     authorize(&state, &headers)?;
-    state.tokens.require_fresh_revocations()?;
+    state.authority.require_fresh_revocations()?;
     let after = cursor(query.as_deref(), &headers)?;
     // Subscribe before reading the backlog so nothing falls in between.
-    let live = state.tokens.revocations().subscribe();
-    let (entries, watermark) = state.tokens.revocations().since(after);
+    let live = state.authority.subscribe_revocations();
+    let (entries, watermark) = state.authority.revocations_since(after);
     let mut backlog: VecDeque<Event> = entries.iter().map(event).collect();
     backlog.push_back(Event::default().event("ready").data(format!("{{\"cursor\":{watermark}}}")));
     let follow = Follow { backlog, last: watermark.max(after), live, shutdown: state.shutdown_signal(), state };
@@ -111,7 +111,7 @@ pub async fn stream(
                         return Some((Ok(event(&entry)), follow));
                     }
                     Err(RecvError::Lagged(_)) => {
-                        let (missed, _) = follow.state.tokens.revocations().since(follow.last);
+                        let (missed, _) = follow.state.authority.revocations_since(follow.last);
                         if let Some(top) = missed.last() {
                             follow.last = top.seq;
                         }

@@ -14,9 +14,9 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// Ready to issue tokens: a signing key and a refresh MAC key are active,
 /// and the store answers.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    let (signing, mac) = state.keyring.key_uses_present();
-    let store = tokio::time::timeout(std::time::Duration::from_secs(2), state.tokens.store().ping()).await.is_ok_and(|r| r.is_ok());
-    let revocations_current = state.tokens.require_fresh_revocations().is_ok();
+    let (signing, mac) = state.authority.keys_present();
+    let store = state.authority.store_answers(std::time::Duration::from_secs(2)).await;
+    let revocations_current = state.authority.require_fresh_revocations().is_ok();
     let ready = signing && mac && store && revocations_current;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
@@ -28,5 +28,5 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
 
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.tokens.metrics().render())
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.authority.render_metrics())
 }

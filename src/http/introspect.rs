@@ -3,23 +3,18 @@
 
 use super::AppState;
 use super::error::OAuthError;
-use super::token::{credentials, no_store, read_form};
+use super::extract::ConfidentialClient;
+use super::oauth::no_store;
 use crate::clients::Permission;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 pub async fn introspect(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    ConfidentialClient { client, form }: ConfidentialClient,
 ) -> Result<Response, OAuthError> {
-    let form = read_form(&state, &headers, body)?;
-    let credentials = credentials(&headers, &form)?;
-    let client = state.config.clients.authenticate_confidential(&credentials)?;
     if !client.may(Permission::Introspect) {
         return Err(OAuthError::new(
             StatusCode::FORBIDDEN,
@@ -28,5 +23,5 @@ pub async fn introspect(
         ));
     }
     let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    Ok(no_store(Json(state.tokens.introspect(token).await?)))
+    Ok(no_store(Json(state.authority.introspect(token).await?)))
 }

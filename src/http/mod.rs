@@ -10,25 +10,24 @@ pub mod browser;
 pub mod demo;
 pub mod discovery;
 pub mod error;
+pub mod extract;
 pub mod feed;
 pub mod health;
 pub mod introspect;
+pub mod oauth;
 pub mod revoke;
 pub mod sessions;
 pub mod token;
 
+use crate::authority::Authority;
 use crate::config::Config;
 use crate::keys::Keyring;
-use crate::metrics::Metrics;
-use crate::revocations::RevocationList;
-use crate::sessions::TokenService;
-use crate::store::Store;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use error::Problem;
 use std::sync::Arc;
 use tower_http::trace::TraceLayer;
@@ -39,20 +38,27 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub config: Config,
-    pub issuer: String,
+    /// The rules: grants, sessions, introspection, revocation, the feed.
+    pub authority: Authority,
+    /// The JWKS source.
     pub keyring: Arc<Keyring>,
-    pub tokens: TokenService,
     /// RFC 8414 metadata, rendered once.
     pub metadata: bytes::Bytes,
-    /// `serve --dev`: the demo page and its stand-in login backend.
-    pub dev: bool,
     pub cookie: browser::CookiePolicy,
-    /// Dev only: the refresh token each demo session presented last, for the
-    /// demo's "replay" button.
-    pub demo: demo::DemoMemory,
+    /// Told of every refresh token presented and the session it rotated
+    /// (the `--dev` demo's replay button uses it; `None` otherwise).
+    pub refresh_observer: Option<Arc<dyn RefreshObserver>>,
     /// Flips to true when the server starts shutting down, so long-lived
     /// streams end and the drain can finish.
     shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+/// Told of each refresh token presented for a rotation, and asked for the
+/// last one a session presented: the `--dev` demo's replay button replays
+/// it, as a thief with a stolen copy would.
+pub trait RefreshObserver: Send + Sync {
+    fn presented(&self, sid: &str, token: &str);
+    fn last_presented(&self, sid: &str) -> Option<String>;
 }
 
 impl std::ops::Deref for AppState {
@@ -63,24 +69,17 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// `revocations` must already hold the store's list (see [`crate::server`]).
-    pub fn new(
-        config: Config,
-        issuer: String,
-        keyring: Arc<Keyring>,
-        store: Arc<dyn Store>,
-        revocations: Arc<RevocationList>,
-        metrics: Arc<Metrics>,
-        dev: bool,
-    ) -> Self {
-        let mut tokens = TokenService::new(&issuer, config.tokens.clone(), keyring.clone(), store, revocations, metrics);
-        if let crate::config::StoreConfig::Redis(redis) = &config.store {
-            tokens = tokens.with_max_staleness(redis.mirror_max_staleness);
-        }
+    pub fn new(config: Config, keyring: Arc<Keyring>, authority: Authority, dev: bool) -> Self {
+        let issuer = authority.issuer().to_string();
         let metadata = discovery::render_metadata(&issuer);
         let shutdown = tokio::sync::watch::Sender::new(false);
         let cookie = browser::CookiePolicy::for_issuer(&issuer, dev);
-        Self(Arc::new(Inner { config, issuer, keyring, tokens, metadata, dev, cookie, demo: Default::default(), shutdown }))
+        let refresh_observer = dev.then(demo::observer);
+        Self(Arc::new(Inner { config, authority, keyring, metadata, cookie, refresh_observer, shutdown }))
+    }
+
+    pub fn issuer(&self) -> &str {
+        self.authority.issuer()
     }
 
     /// Tell long-lived responses (the revocation stream) to end.
@@ -93,52 +92,51 @@ impl AppState {
     }
 }
 
-/// The routes of tessera; `openapi.yaml` documents exactly these.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/.well-known/jwks.json"),
-    ("GET", "/.well-known/oauth-authorization-server"),
-    ("GET", "/.well-known/openid-configuration"),
-    ("POST", "/v1/sessions"),
-    ("DELETE", "/v1/sessions/{sid}"),
-    ("POST", "/v1/subjects/{sub}/revoke"),
-    ("GET", "/v1/subjects/{sub}/sessions"),
-    ("POST", "/oauth2/token"),
-    ("POST", "/oauth2/revoke"),
-    ("POST", "/oauth2/introspect"),
-    ("POST", "/oauth2/logout"),
-    ("GET", "/v1/revocations"),
-    ("GET", "/v1/revocations/stream"),
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
-    ("GET", "/metrics"),
-    ("GET", "/demo"),
-    ("POST", "/demo/login"),
-    ("POST", "/demo/replay"),
-    ("POST", "/demo/logout-everywhere"),
+/// One route: method, path template, and the handler behind it.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub(crate) endpoint: fn() -> MethodRouter<AppState>,
+}
+
+/// The routes of tessera — the router is built from this table and
+/// `openapi.yaml` is tested against it, so the two cannot drift. The
+/// `--dev` demo adds [`demo::ROUTES`].
+pub const ROUTES: &[Route] = &[
+    Route { method: "GET", path: "/.well-known/jwks.json", endpoint: || get(discovery::jwks) },
+    Route { method: "GET", path: "/.well-known/oauth-authorization-server", endpoint: || get(discovery::metadata) },
+    Route { method: "GET", path: "/.well-known/openid-configuration", endpoint: || get(discovery::metadata) },
+    Route { method: "POST", path: "/v1/sessions", endpoint: || post(sessions::create) },
+    Route { method: "DELETE", path: "/v1/sessions/{sid}", endpoint: || delete(sessions::end) },
+    Route { method: "POST", path: "/v1/subjects/{sub}/revoke", endpoint: || post(sessions::end_all) },
+    Route { method: "GET", path: "/v1/subjects/{sub}/sessions", endpoint: || get(sessions::list) },
+    Route { method: "POST", path: "/oauth2/token", endpoint: || post(token::token) },
+    Route { method: "POST", path: "/oauth2/revoke", endpoint: || post(revoke::revoke) },
+    Route { method: "POST", path: "/oauth2/introspect", endpoint: || post(introspect::introspect) },
+    Route { method: "POST", path: "/oauth2/logout", endpoint: || post(browser::logout) },
+    Route { method: "GET", path: "/v1/revocations", endpoint: || get(feed::document) },
+    Route { method: "GET", path: "/v1/revocations/stream", endpoint: || get(feed::stream) },
+    Route { method: "GET", path: "/healthz", endpoint: || get(health::healthz) },
+    Route { method: "GET", path: "/readyz", endpoint: || get(health::readyz) },
+    Route { method: "GET", path: "/metrics", endpoint: || get(health::metrics) },
 ];
+
+/// Every route this router serves: the table, plus the demo's in dev mode.
+fn served(state: &AppState) -> impl Iterator<Item = &'static Route> {
+    let demo: &'static [Route] = if state.refresh_observer.is_some() { demo::ROUTES } else { &[] };
+    ROUTES.iter().chain(demo)
+}
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.http.max_body_bytes;
-    Router::new()
-        .route("/.well-known/jwks.json", get(discovery::jwks))
-        .route("/.well-known/oauth-authorization-server", get(discovery::metadata))
-        .route("/.well-known/openid-configuration", get(discovery::metadata))
-        .route("/v1/sessions", post(sessions::create))
-        .route("/v1/sessions/{sid}", delete(sessions::end))
-        .route("/v1/subjects/{sub}/revoke", post(sessions::end_all))
-        .route("/v1/subjects/{sub}/sessions", get(sessions::list))
-        .route("/oauth2/token", post(token::token))
-        .route("/oauth2/revoke", post(revoke::revoke))
-        .route("/oauth2/introspect", post(introspect::introspect))
-        .route("/oauth2/logout", post(browser::logout))
-        .route("/v1/revocations", get(feed::document))
-        .route("/v1/revocations/stream", get(feed::stream))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .merge(demo::routes(&state))
+    let mut router = Router::new();
+    for route in served(&state) {
+        router = router.route(route.path, (route.endpoint)());
+    }
+    let allowed = state.clone();
+    router
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(move |request: Request| method_not_allowed(allowed.clone(), request))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), refuse_oversized))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
@@ -188,9 +186,9 @@ async fn not_found(request: Request) -> Problem {
     Problem::not_found(request.uri().path())
 }
 
-async fn method_not_allowed(request: Request) -> Response {
+async fn method_not_allowed(state: AppState, request: Request) -> Response {
     let path = request.uri().path().to_string();
-    let allowed: Vec<&str> = ROUTES.iter().filter(|(_, template)| matches_template(template, &path)).map(|(m, _)| *m).collect();
+    let allowed: Vec<&str> = served(&state).filter(|route| matches_template(route.path, &path)).map(|route| route.method).collect();
     let mut response = Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
@@ -213,18 +211,4 @@ fn matches_template(template: &str, path: &str) -> bool {
             _ => return false,
         }
     }
-}
-
-/// Whether the request's Content-Type is `expected` (parameters ignored).
-pub(crate) fn has_content_type(headers: &axum::http::HeaderMap, expected: &str) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
-}
-
-/// Whether a body read failed because it was too large.
-pub(crate) fn is_too_large(rejection: &axum::extract::rejection::BytesRejection) -> bool {
-    rejection.status() == StatusCode::PAYLOAD_TOO_LARGE
 }

@@ -176,26 +176,24 @@ impl Keyring {
         Ok(true)
     }
 
-    /// Refresh every `interval` until the process ends.
-    pub fn spawn_reloader(self: Arc<Self>, interval: std::time::Duration) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                let keyring = self.clone();
-                match tokio::task::spawn_blocking(move || keyring.refresh()).await {
-                    Ok(Ok(true)) => {
-                        tracing::info!(dir = %self.directory.path().display(), "key directory reloaded")
-                    }
-                    Ok(Ok(false)) => {}
-                    Ok(Err(error)) => {
-                        tracing::error!(%error, "key directory reload failed; still serving the previous keys")
-                    }
-                    Err(error) => tracing::error!(%error, "key directory reload task failed"),
+    /// Refresh every `interval`, until the app stops this task.
+    pub async fn reload_every(self: Arc<Self>, interval: std::time::Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let keyring = self.clone();
+            match tokio::task::spawn_blocking(move || keyring.refresh()).await {
+                Ok(Ok(true)) => {
+                    tracing::info!(dir = %self.directory.path().display(), "key directory reloaded")
                 }
+                Ok(Ok(false)) => {}
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "key directory reload failed; still serving the previous keys")
+                }
+                Err(error) => tracing::error!(%error, "key directory reload task failed"),
             }
-        })
+        }
     }
 
     pub fn key_uses_present(&self) -> (bool, bool) {

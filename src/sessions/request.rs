@@ -1,8 +1,8 @@
 //! Parsing what a caller asks for — subject, audience, scope, custom
 //! claims — against what the client may have. Pure functions: each turns
-//! raw input into a valid value or a [`GrantError`] naming the field.
+//! raw input into a valid value or a [`Refusal`] naming the field.
 
-use super::GrantError;
+use crate::authority::Refusal;
 use crate::clients::{Client, valid_scope_token};
 use crate::tokens::access::RESERVED_CLAIMS;
 use serde::Deserialize;
@@ -21,15 +21,15 @@ pub enum RequestedAudience {
 }
 
 /// A subject identifier: non-empty, at most 255 bytes, no control characters.
-pub fn subject(sub: &str) -> Result<String, GrantError> {
+pub fn subject(sub: &str) -> Result<String, Refusal> {
     if sub.is_empty() {
-        return Err(GrantError::field("sub", "must not be empty"));
+        return Err(Refusal::field("sub", "must not be empty"));
     }
     if sub.len() > MAX_SUBJECT_BYTES {
-        return Err(GrantError::field("sub", format!("is {} bytes long; at most {MAX_SUBJECT_BYTES} are allowed", sub.len())));
+        return Err(Refusal::field("sub", format!("is {} bytes long; at most {MAX_SUBJECT_BYTES} are allowed", sub.len())));
     }
     if sub.chars().any(char::is_control) {
-        return Err(GrantError::field("sub", "must not contain control characters"));
+        return Err(Refusal::field("sub", "must not contain control characters"));
     }
     Ok(sub.to_string())
 }
@@ -37,7 +37,7 @@ pub fn subject(sub: &str) -> Result<String, GrantError> {
 /// The audiences for a token: what was asked, each allowed for the client;
 /// by default every audience the client has, or the issuer itself when it
 /// has none (RFC 9068 requires an `aud`).
-pub fn audience(requested: Option<RequestedAudience>, client: &Client, issuer: &str) -> Result<Vec<String>, GrantError> {
+pub fn audience(requested: Option<RequestedAudience>, client: &Client, issuer: &str) -> Result<Vec<String>, Refusal> {
     let asked = match requested {
         None => {
             return Ok(if client.audiences.is_empty() { vec![issuer.to_string()] } else { client.audiences.clone() });
@@ -46,12 +46,12 @@ pub fn audience(requested: Option<RequestedAudience>, client: &Client, issuer: &
         Some(RequestedAudience::Many(many)) => many,
     };
     if asked.is_empty() {
-        return Err(GrantError::InvalidTarget("aud must name at least one audience".into()));
+        return Err(Refusal::InvalidTarget("aud must name at least one audience".into()));
     }
     let mut out: Vec<String> = Vec::with_capacity(asked.len());
     for audience in asked {
         if !client.audiences.contains(&audience) {
-            return Err(GrantError::InvalidTarget(format!(
+            return Err(Refusal::InvalidTarget(format!(
                 "client {:?} may not request audience {:?}; allowed: {}",
                 client.id,
                 truncate(&audience),
@@ -68,7 +68,7 @@ pub fn audience(requested: Option<RequestedAudience>, client: &Client, issuer: &
 /// The scope for a token (RFC 6749 §3.3): space-delimited tokens, each
 /// allowed for the client; by default all the client's scopes. `None` means
 /// no scope at all.
-pub fn scope(requested: Option<&str>, client: &Client) -> Result<Option<String>, GrantError> {
+pub fn scope(requested: Option<&str>, client: &Client) -> Result<Option<String>, Refusal> {
     let Some(requested) = requested else {
         return Ok((!client.scopes.is_empty()).then(|| client.scopes.join(" ")));
     };
@@ -78,10 +78,10 @@ pub fn scope(requested: Option<&str>, client: &Client) -> Result<Option<String>,
             continue;
         }
         if !valid_scope_token(token) {
-            return Err(GrantError::InvalidScope(format!("{:?} is not a valid scope token", truncate(token))));
+            return Err(Refusal::InvalidScope(format!("{:?} is not a valid scope token", truncate(token))));
         }
         if !client.scopes.iter().any(|s| s == token) {
-            return Err(GrantError::InvalidScope(format!(
+            return Err(Refusal::InvalidScope(format!(
                 "client {:?} may not request scope {token:?}; allowed: {}",
                 client.id,
                 list_or_none(&client.scopes)
@@ -96,26 +96,26 @@ pub fn scope(requested: Option<&str>, client: &Client) -> Result<Option<String>,
 
 /// Custom claims: a JSON object of at most 4 KB that uses no registered or
 /// reserved claim name.
-pub fn custom_claims(claims: Option<serde_json::Value>) -> Result<serde_json::Map<String, serde_json::Value>, GrantError> {
+pub fn custom_claims(claims: Option<serde_json::Value>) -> Result<serde_json::Map<String, serde_json::Value>, Refusal> {
     let map = match claims {
         None | Some(serde_json::Value::Null) => return Ok(Default::default()),
         Some(serde_json::Value::Object(map)) => map,
-        Some(_) => return Err(GrantError::field("claims", "must be a JSON object")),
+        Some(_) => return Err(Refusal::field("claims", "must be a JSON object")),
     };
     for name in map.keys() {
         if RESERVED_CLAIMS.contains(&name.as_str()) {
-            return Err(GrantError::field(
+            return Err(Refusal::field(
                 format!("claims.{name}"),
                 format!("{name:?} is a registered or reserved claim name and cannot be set as a custom claim"),
             ));
         }
         if name.is_empty() {
-            return Err(GrantError::field("claims", "claim names must not be empty"));
+            return Err(Refusal::field("claims", "claim names must not be empty"));
         }
     }
     let size = serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > MAX_CUSTOM_CLAIMS_BYTES {
-        return Err(GrantError::field("claims", format!("are {size} bytes serialized; at most {MAX_CUSTOM_CLAIMS_BYTES} are allowed")));
+        return Err(Refusal::field("claims", format!("are {size} bytes serialized; at most {MAX_CUSTOM_CLAIMS_BYTES} are allowed")));
     }
     Ok(map)
 }
@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn subject_limits() {
         assert!(subject("alice").is_ok());
-        assert!(matches!(subject(""), Err(GrantError::InvalidField { field, .. }) if field == "sub"));
+        assert!(matches!(subject(""), Err(Refusal::InvalidField { field, .. }) if field == "sub"));
         assert!(subject(&"x".repeat(256)).is_err());
         assert!(subject("a\nb").is_err());
     }
@@ -154,7 +154,7 @@ mod tests {
         let c = client(&["orders", "billing"], &[]);
         assert_eq!(audience(None, &c, "https://iss").unwrap(), ["orders", "billing"]);
         assert_eq!(audience(Some(RequestedAudience::One("orders".into())), &c, "https://iss").unwrap(), ["orders"]);
-        assert!(matches!(audience(Some(RequestedAudience::One("admin".into())), &c, "i"), Err(GrantError::InvalidTarget(_))));
+        assert!(matches!(audience(Some(RequestedAudience::One("admin".into())), &c, "i"), Err(Refusal::InvalidTarget(_))));
         assert!(audience(Some(RequestedAudience::Many(vec![])), &c, "i").is_err());
         let none = client(&[], &[]);
         assert_eq!(audience(None, &none, "https://iss").unwrap(), ["https://iss"]);
@@ -165,7 +165,7 @@ mod tests {
         let c = client(&[], &["read", "write"]);
         assert_eq!(scope(None, &c).unwrap().as_deref(), Some("read write"));
         assert_eq!(scope(Some("read read"), &c).unwrap().as_deref(), Some("read"));
-        assert!(matches!(scope(Some("read admin"), &c), Err(GrantError::InvalidScope(_))));
+        assert!(matches!(scope(Some("read admin"), &c), Err(Refusal::InvalidScope(_))));
         assert!(scope(Some("bad\"scope"), &c).is_err());
         assert_eq!(scope(Some(""), &c).unwrap(), None);
     }
@@ -174,7 +174,7 @@ mod tests {
     fn custom_claims_refuse_reserved_names_and_size() {
         assert!(custom_claims(Some(serde_json::json!({"tenant": "acme"}))).is_ok());
         let err = custom_claims(Some(serde_json::json!({"sub": "root"}))).unwrap_err();
-        assert!(matches!(err, GrantError::InvalidField { ref field, .. } if field == "claims.sub"), "{err:?}");
+        assert!(matches!(err, Refusal::InvalidField { ref field, .. } if field == "claims.sub"), "{err:?}");
         let big = serde_json::json!({"blob": "x".repeat(5000)});
         assert!(custom_claims(Some(big)).is_err());
         assert!(custom_claims(Some(serde_json::json!([1, 2]))).is_err());

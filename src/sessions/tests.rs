@@ -3,14 +3,15 @@
 //! use, logout, logout everywhere, the session limit, introspection.
 
 use super::*;
-use crate::clock::{Clock, ManualClock};
-use crate::config::Config;
-use crate::keys::KeyDirectory;
-use crate::store::memory::MemoryStore;
+use crate::app::{App, Options};
+use crate::clock::ManualClock;
+use crate::config::{Config, StoreConfig};
+use std::sync::Arc;
 use std::time::Duration;
 
 struct Harness {
-    tokens: TokenService,
+    tokens: Authority,
+    _app: App,
     clients: ClientRegistry,
     clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
@@ -40,24 +41,18 @@ public = true
 max_sessions_per_subject = 2
 "#;
 
-fn harness() -> Harness {
+async fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tessera.toml");
     std::fs::write(&path, CONFIG).unwrap();
-    let config = Config::load_with_env(Some(&path), &[]).unwrap();
+    let mut config = Config::load_with_env(Some(&path), &[]).unwrap();
+    config.issuer = Some("https://issuer.test".into());
+    config.keys_dir = dir.path().join("keys");
+    config.store = StoreConfig::Memory;
     let clock = Arc::new(ManualClock::at_unix(1_800_000_000));
-    let directory = KeyDirectory::new(dir.path().join("keys"));
-    directory.ensure_keys(config.tokens.algorithm, config.token_lifetimes(), clock.now()).unwrap();
-    let keyring = Arc::new(Keyring::open(directory, config.token_lifetimes(), clock.clone()).unwrap());
-    let tokens = TokenService::new(
-        "https://issuer.test",
-        config.tokens.clone(),
-        keyring,
-        Arc::new(MemoryStore::new()),
-        Arc::new(RevocationList::new()),
-        Arc::new(Metrics::default()),
-    );
-    Harness { tokens, clients: config.clients.clone(), clock, _dir: dir }
+    let clients = config.clients.clone();
+    let app = App::build(config, Options { clock: clock.clone(), ..Options::default() }).await.unwrap();
+    Harness { tokens: app.state().authority.clone(), _app: app, clients, clock, _dir: dir }
 }
 
 impl Harness {
@@ -75,14 +70,14 @@ impl Harness {
             code_challenge: None,
             code_challenge_method: None,
         };
-        match self.tokens.create_session(self.client("backend"), &self.clients, request).await.unwrap() {
+        match create(&self.tokens, self.client("backend"), &self.clients, request).await.unwrap() {
             SessionStarted::Tokens(issued) => issued.into(),
             SessionStarted::Code(_) => panic!("no challenge was sent"),
         }
     }
 
-    async fn refresh(&self, client: &str, token: &str) -> Result<Pair, GrantError> {
-        self.tokens.refresh(self.client(client), token, None).await.map(Pair::from)
+    async fn refresh(&self, client: &str, token: &str) -> Result<Pair, Refusal> {
+        crate::grants::refresh_token::grant(&self.tokens, self.client(client), token, None).await.map(Pair::from)
     }
 
     async fn active(&self, token: &str) -> bool {
@@ -127,16 +122,16 @@ fn refresh_claims_of(token: &str) -> serde_json::Value {
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-fn invalid_grant(result: Result<Pair, GrantError>) -> String {
+fn invalid_grant(result: Result<Pair, Refusal>) -> String {
     match result {
-        Err(GrantError::InvalidGrant(message)) => message,
+        Err(Refusal::InvalidGrant(message)) => message,
         other => panic!("expected invalid_grant, got {other:?}"),
     }
 }
 
 #[tokio::test]
 async fn first_use_rotates_within_the_same_session() {
-    let h = harness();
+    let h = harness().await;
     let session = h.session("alice", "web").await;
     h.advance(Duration::from_secs(60));
     let child = h.refresh("web", &session.refresh_token).await.unwrap();
@@ -155,7 +150,7 @@ async fn first_use_rotates_within_the_same_session() {
 
 #[tokio::test]
 async fn replay_inside_the_grace_window_returns_the_same_child() {
-    let h = harness();
+    let h = harness().await;
     let session = h.session("alice", "web").await;
     let first = h.refresh("web", &session.refresh_token).await.unwrap();
     h.advance(Duration::from_secs(9));
@@ -169,7 +164,7 @@ async fn replay_inside_the_grace_window_returns_the_same_child() {
 
 #[tokio::test]
 async fn replay_after_the_grace_window_revokes_the_whole_session() {
-    let h = harness();
+    let h = harness().await;
     let session = h.session("alice", "web").await;
     let child = h.refresh("web", &session.refresh_token).await.unwrap();
     h.advance(Duration::from_secs(11));
@@ -186,7 +181,7 @@ async fn replay_after_the_grace_window_revokes_the_whole_session() {
 
 #[tokio::test]
 async fn idle_lifetime_ends_an_unused_refresh_token() {
-    let h = harness();
+    let h = harness().await;
     let session = h.session("alice", "web").await;
     h.advance(Duration::from_secs(86_400 - 1));
     let child = h.refresh("web", &session.refresh_token).await.unwrap();
@@ -199,7 +194,7 @@ async fn idle_lifetime_ends_an_unused_refresh_token() {
 
 #[tokio::test]
 async fn absolute_lifetime_ends_the_session_however_active_it_is() {
-    let h = harness();
+    let h = harness().await;
     let session = h.session("alice", "web").await;
     let mut token = session.refresh_token;
     for _ in 0..3 {
@@ -215,21 +210,22 @@ async fn absolute_lifetime_ends_the_session_however_active_it_is() {
 
 #[tokio::test]
 async fn scope_may_be_narrowed_never_widened() {
-    let h = harness();
+    let h = harness().await;
     let session = h.session("alice", "web").await;
     assert_eq!(session.scope.as_deref(), Some("read write"));
-    let narrowed = Pair::from(h.tokens.refresh(h.client("web"), &session.refresh_token, Some("read")).await.unwrap());
+    let narrowed =
+        Pair::from(crate::grants::refresh_token::grant(&h.tokens, h.client("web"), &session.refresh_token, Some("read")).await.unwrap());
     assert_eq!(claims_of(&narrowed.access_token)["scope"], "read");
     // The refresh token keeps the scope originally granted.
     let widened_back = h.refresh("web", &narrowed.refresh_token).await.unwrap();
     assert_eq!(widened_back.scope.as_deref(), Some("read write"));
-    let wider = h.tokens.refresh(h.client("web"), &widened_back.refresh_token, Some("read admin")).await;
-    assert!(matches!(wider, Err(GrantError::InvalidScope(_))), "{wider:?}");
+    let wider = crate::grants::refresh_token::grant(&h.tokens, h.client("web"), &widened_back.refresh_token, Some("read admin")).await;
+    assert!(matches!(wider, Err(Refusal::InvalidScope(_))), "{wider:?}");
 }
 
 #[tokio::test]
 async fn a_token_presented_by_another_client_is_refused() {
-    let h = harness();
+    let h = harness().await;
     let session = h.session("alice", "web").await;
     assert!(invalid_grant(h.refresh("mobile", &session.refresh_token).await).contains("another client"));
     // The refusal consumed nothing: the rightful client can still use it.
@@ -238,7 +234,7 @@ async fn a_token_presented_by_another_client_is_refused() {
 
 #[tokio::test]
 async fn a_tampered_or_foreign_refresh_token_is_refused() {
-    let h = harness();
+    let h = harness().await;
     let session = h.session("alice", "web").await;
     let mut tampered = session.refresh_token.clone();
     tampered.pop();
@@ -250,10 +246,10 @@ async fn a_tampered_or_foreign_refresh_token_is_refused() {
 
 #[tokio::test]
 async fn logout_ends_one_session() {
-    let h = harness();
+    let h = harness().await;
     let session = h.session("alice", "web").await;
     let other = h.session("alice", "web").await;
-    h.tokens.end_session(&session.session_id).await.unwrap();
+    end_session(&h.tokens, &session.session_id).await.unwrap();
     assert!(!h.active(&session.access_token).await);
     assert!(invalid_grant(h.refresh("web", &session.refresh_token).await).contains("session was ended"));
     assert!(h.active(&other.access_token).await);
@@ -261,12 +257,12 @@ async fn logout_ends_one_session() {
 
 #[tokio::test]
 async fn logout_everywhere_ends_every_earlier_session_of_the_subject_only() {
-    let h = harness();
+    let h = harness().await;
     let one = h.session("alice", "web").await;
     let two = h.session("alice", "mobile").await;
     let bob = h.session("bob", "web").await;
     h.advance(Duration::from_secs(5));
-    h.tokens.end_subject("alice").await.unwrap();
+    end_subject(&h.tokens, "alice").await.unwrap();
     for token in [&one.access_token, &two.access_token, &one.refresh_token, &two.refresh_token] {
         assert!(!h.active(token).await);
     }
@@ -280,7 +276,7 @@ async fn logout_everywhere_ends_every_earlier_session_of_the_subject_only() {
 
 #[tokio::test]
 async fn the_session_limit_ends_the_oldest_session() {
-    let h = harness();
+    let h = harness().await;
     let first = h.session("carol", "mobile").await;
     h.advance(Duration::from_secs(1));
     let second = h.session("carol", "mobile").await;
@@ -288,23 +284,23 @@ async fn the_session_limit_ends_the_oldest_session() {
     let third = h.session("carol", "mobile").await;
     assert!(!h.active(&first.access_token).await, "the oldest went");
     assert!(h.active(&second.access_token).await && h.active(&third.access_token).await);
-    let listed: Vec<String> = h.tokens.sessions_of("carol").await.unwrap().into_iter().map(|s| s.sid).collect();
+    let listed: Vec<String> = sessions_of(&h.tokens, "carol").await.unwrap().into_iter().map(|s| s.sid).collect();
     assert_eq!(listed, [second.session_id.clone(), third.session_id.clone()]);
     // Logging one out removes it from the list.
-    h.tokens.end_session(&second.session_id).await.unwrap();
-    let listed: Vec<String> = h.tokens.sessions_of("carol").await.unwrap().into_iter().map(|s| s.sid).collect();
+    end_session(&h.tokens, &second.session_id).await.unwrap();
+    let listed: Vec<String> = sessions_of(&h.tokens, "carol").await.unwrap().into_iter().map(|s| s.sid).collect();
     assert_eq!(listed, [third.session_id]);
     // Clients without a limit keep no index.
     h.session("carol", "web").await;
-    assert_eq!(h.tokens.sessions_of("carol").await.unwrap().len(), 1);
+    assert_eq!(sessions_of(&h.tokens, "carol").await.unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn revoking_a_refresh_token_ends_its_session_and_only_owners_may() {
-    let h = harness();
+    let h = harness().await;
     let session = h.session("alice", "web").await;
     let result = h.tokens.revoke_token(h.client("mobile"), &session.refresh_token).await;
-    assert!(matches!(result, Err(GrantError::Forbidden(_))), "{result:?}");
+    assert!(matches!(result, Err(Refusal::Forbidden(_))), "{result:?}");
     assert!(h.active(&session.access_token).await);
     h.tokens.revoke_token(h.client("web"), &session.refresh_token).await.unwrap();
     assert!(!h.active(&session.access_token).await);
@@ -314,7 +310,7 @@ async fn revoking_a_refresh_token_ends_its_session_and_only_owners_may() {
 
 #[tokio::test]
 async fn revoking_an_access_token_leaves_the_session() {
-    let h = harness();
+    let h = harness().await;
     let session = h.session("alice", "web").await;
     h.tokens.revoke_token(h.client("web"), &session.access_token).await.unwrap();
     assert!(!h.active(&session.access_token).await);
@@ -324,7 +320,7 @@ async fn revoking_an_access_token_leaves_the_session() {
 
 #[tokio::test]
 async fn introspection_honours_expiry_with_leeway() {
-    let h = harness();
+    let h = harness().await;
     let session = h.session("alice", "web").await;
     let answer = h.tokens.introspect(&session.access_token).await.unwrap();
     assert!(answer.active);
@@ -336,14 +332,14 @@ async fn introspection_honours_expiry_with_leeway() {
     assert!(h.active(&session.access_token).await);
     h.advance(Duration::from_secs(1));
     assert!(!h.active(&session.access_token).await);
-    assert_eq!(h.tokens.introspect("garbage").await.unwrap(), introspect::Introspection::inactive());
+    assert_eq!(h.tokens.introspect("garbage").await.unwrap(), crate::authority::introspect::Introspection::inactive());
 }
 
 #[tokio::test]
 async fn revocation_entries_are_purged_when_their_tokens_are_dead() {
-    let h = harness();
+    let h = harness().await;
     let session = h.session("alice", "web").await;
-    h.tokens.end_session(&session.session_id).await.unwrap();
+    end_session(&h.tokens, &session.session_id).await.unwrap();
     h.refresh("web", &h.session("bob", "web").await.refresh_token).await.unwrap();
     assert_eq!(h.tokens.purge_expired().await.unwrap(), 0);
     h.advance(Duration::from_secs(3 * 86_400 + 1));

@@ -11,9 +11,9 @@
 //! Reads use redb's MVCC read transactions and never wait for the writer.
 
 use super::memory::evict_oldest;
-use crate::revocations::{Revocation, RevocationEntry};
 use super::{ConsumedRefresh, Consumption, HandoffCode, SessionRecord, Store, StoreError, StoreFuture};
 use crate::metrics::Metrics;
+use crate::revocations::{Revocation, RevocationEntry};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::future::Future;
 use std::path::{Path, PathBuf};

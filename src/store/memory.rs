@@ -1,8 +1,8 @@
 //! An in-memory [`Store`]: the reference behaviour, for unit tests and for
 //! measuring what durability costs. Nothing survives a restart.
 
-use crate::revocations::{Revocation, RevocationEntry};
 use super::{ConsumedRefresh, Consumption, HandoffCode, SessionRecord, Store, StoreFuture};
+use crate::revocations::{Revocation, RevocationEntry};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 

@@ -16,7 +16,7 @@ pub mod embedded;
 pub mod memory;
 pub mod redis;
 
-use crate::revocations::{Revocation, RevocationEntry};
+use crate::revocations::{Revocation, RevocationEntry, RevocationList};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
@@ -137,7 +137,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// A line for the start-up banner: kind and location.
     fn describe(&self) -> String;
+
+    /// For a store that several replicas share: how long the in-memory list
+    /// may go without hearing from it before checks refuse (fail closed).
+    /// `None` for a local store, whose every write passes through this
+    /// process's own list.
+    fn max_staleness(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// For a shared store: the loop that keeps `list` current with what
+    /// other replicas write, run by the app until shutdown. `None` for a
+    /// local store.
+    fn follower(self: std::sync::Arc<Self>, list: std::sync::Arc<RevocationList>) -> Option<BoxedTask> {
+        let _ = list;
+        None
+    }
 }
+
+/// A background loop, owned and stopped by [`crate::app`].
+pub type BoxedTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 #[cfg(test)]
 pub(crate) mod contract {
@@ -168,7 +187,10 @@ pub(crate) mod contract {
     pub async fn revocations_get_increasing_sequence_numbers(store: &dyn Store) {
         let first = store.revoke(vec![Revocation::new(Covers::Token { jti: "t1".into() }, 500)]).await.unwrap();
         let more = store
-            .revoke(vec![Revocation::new(Covers::Session { sid: "s1".into() }, 600), Revocation::new(Covers::Subject { sub: "alice".into(), before: 50 }, 700)])
+            .revoke(vec![
+                Revocation::new(Covers::Session { sid: "s1".into() }, 600),
+                Revocation::new(Covers::Subject { sub: "alice".into(), before: 50 }, 700),
+            ])
             .await
             .unwrap();
         assert!(more[0].seq > first[0].seq && more[1].seq > more[0].seq);
@@ -179,7 +201,13 @@ pub(crate) mod contract {
     }
 
     pub async fn expired_entries_are_purged(store: &dyn Store) {
-        store.revoke(vec![Revocation::new(Covers::Token { jti: "old".into() }, 10), Revocation::new(Covers::Token { jti: "new".into() }, 1_000)]).await.unwrap();
+        store
+            .revoke(vec![
+                Revocation::new(Covers::Token { jti: "old".into() }, 10),
+                Revocation::new(Covers::Token { jti: "new".into() }, 1_000),
+            ])
+            .await
+            .unwrap();
         store.consume_refresh("s", "old-parent", record("c", "web", 10)).await.unwrap();
         store.consume_refresh("s", "new-parent", record("c2", "web", 1_000)).await.unwrap();
         let removed = store.purge_expired(100).await.unwrap();

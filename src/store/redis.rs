@@ -22,9 +22,9 @@
 //! reconnects, reloads and resumes. Each successful round marks the mirror
 //! fresh; checks that must not run on stale data answer 503 once it is not.
 
-use crate::revocations::{Covers, Revocation, RevocationEntry, RevocationList};
-use super::{ConsumedRefresh, Consumption, HandoffCode, SessionRecord, Store, StoreError, StoreFuture};
+use super::{BoxedTask, ConsumedRefresh, Consumption, HandoffCode, SessionRecord, Store, StoreError, StoreFuture};
 use crate::config::{RedisConfig, RedisTopology};
+use crate::revocations::{Covers, Revocation, RevocationEntry, RevocationList};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
@@ -316,25 +316,22 @@ impl RedisStore {
         members.iter().map(|m| parse_member(m)).collect()
     }
 
-    /// Keep `mirror` current with what every replica writes, until the
-    /// process ends.
-    pub fn spawn_follower(self: &Arc<Self>, mirror: Arc<RevocationList>) {
-        let store = self.clone();
-        tokio::spawn(async move {
-            let mut failures = 0u32;
-            loop {
-                match store.follow(&mirror).await {
-                    Ok(()) => failures = 0,
-                    Err(error) => {
-                        failures = failures.saturating_add(1);
-                        if failures == 1 || failures.is_multiple_of(30) {
-                            tracing::warn!(%error, "lost the revocation stream; reconnecting (checks that need fresh revocations answer 503 meanwhile)");
-                        }
+    /// Keep `mirror` current with what every replica writes, reconnecting
+    /// with backoff, until the app stops this task.
+    async fn follow_forever(self: Arc<Self>, mirror: Arc<RevocationList>) {
+        let mut failures = 0u32;
+        loop {
+            match self.follow(&mirror).await {
+                Ok(()) => failures = 0,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    if failures == 1 || failures.is_multiple_of(30) {
+                        tracing::warn!(%error, "lost the revocation stream; reconnecting (checks that need fresh revocations answer 503 meanwhile)");
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(5)))).await;
             }
-        });
+            tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(5)))).await;
+        }
     }
 
     /// Load everything, then tail the stream until an error.
@@ -532,6 +529,14 @@ impl Store for RedisStore {
             RedisTopology::Sentinel { master } => format!(" via sentinels for {master:?}"),
         };
         format!("redis{kind} ({}, prefix {:?})", urls.join(", "), self.config.key_prefix)
+    }
+
+    fn max_staleness(&self) -> Option<Duration> {
+        Some(self.config.mirror_max_staleness)
+    }
+
+    fn follower(self: Arc<Self>, list: Arc<RevocationList>) -> Option<BoxedTask> {
+        Some(Box::pin(self.follow_forever(list)))
     }
 }
 

@@ -1,8 +1,10 @@
 //! Token formats: RFC 9068 access tokens (JWS) and tessera's opaque,
 //! MAC-protected refresh tokens. Minting and parsing only — the rules about
-//! who may get which token live in [`crate::sessions`].
+//! who may get which token live in [`crate::grants`] and [`crate::sessions`];
+//! [`issue`] assembles every access token's claims.
 
 pub mod access;
+pub mod issue;
 pub mod refresh;
 
 use base64::Engine;

@@ -12,12 +12,12 @@
 //! records it, every other call reads it back (and, inside the grace window,
 //! answers with it).
 
-use super::{GrantError, IssuedSession, TokenService};
+use crate::authority::{Authority, Refusal};
 use crate::clients::Client;
 use crate::metrics::{Grant, RefreshOutcome};
-use crate::revocations::TokenFacts;
-use crate::revocations::{Covers, Revocation};
+use crate::revocations::{Covers, Revocation, TokenFacts};
 use crate::store::{ConsumedRefresh, Consumption};
+use crate::tokens::issue::IssuedSession;
 use crate::tokens::random_id;
 use crate::tokens::refresh::{self, RefreshClaims};
 use chrono::{DateTime, Utc};
@@ -55,13 +55,13 @@ pub fn decide(consumption: Consumption, client_id: &str, now: DateTime<Utc>, gra
 
 /// RFC 6749 §6: a narrower scope may be asked for the new access token; the
 /// refresh token keeps the scope originally granted.
-fn narrow_scope(requested: Option<&str>, granted: Option<&str>) -> Result<Option<String>, GrantError> {
+fn narrow_scope(requested: Option<&str>, granted: Option<&str>) -> Result<Option<String>, Refusal> {
     let Some(requested) = requested else { return Ok(granted.map(str::to_string)) };
     let granted: Vec<&str> = granted.map(|g| g.split(' ').collect()).unwrap_or_default();
     let mut narrowed: Vec<&str> = Vec::new();
     for token in requested.split(' ').filter(|t| !t.is_empty()) {
         if !granted.contains(&token) {
-            return Err(GrantError::InvalidScope(format!(
+            return Err(Refusal::InvalidScope(format!(
                 "scope {:?} was not granted to this session; granted: {}",
                 token.chars().take(64).collect::<String>(),
                 if granted.is_empty() { "none".to_string() } else { granted.join(" ") }
@@ -74,89 +74,90 @@ fn narrow_scope(requested: Option<&str>, granted: Option<&str>) -> Result<Option
     Ok((!narrowed.is_empty()).then(|| narrowed.join(" ")))
 }
 
-impl TokenService {
-    /// `grant_type=refresh_token` for an authenticated `client`.
-    pub async fn refresh(&self, client: &Client, token: &str, scope: Option<&str>) -> Result<IssuedSession, GrantError> {
-        self.require_fresh_revocations()?;
-        let now = self.clock.now();
-        let view = self.keyring.view();
-        let rejected = |message: &str| {
-            self.metrics.refresh(RefreshOutcome::Rejected);
-            GrantError::InvalidGrant(message.to_string())
-        };
-        let parent = refresh::open(token, &view, now).map_err(|e| rejected(&e.to_string()))?;
-        if parent.iss != *self.issuer {
-            return Err(rejected("the refresh token was issued by another issuer"));
-        }
-        if parent.client_id != client.id {
-            return Err(rejected("the refresh token was issued to another client"));
-        }
-        let now_s = now.timestamp();
-        if now_s >= parent.session_exp {
-            return Err(rejected("the session has reached its maximum age"));
-        }
-        if now_s >= parent.exp {
-            return Err(rejected("the refresh token has expired"));
-        }
-        let facts = TokenFacts { jti: Some(&parent.jti), sid: Some(&parent.sid), sub: &parent.sub, iat: parent.iat, kid: None };
-        if let Some(revoked) = self.revocations.check(facts) {
-            return Err(rejected(revoked.describe()));
-        }
-        let access_scope = narrow_scope(scope, parent.scope.as_deref())?;
+/// `grant_type=refresh_token` for an authenticated `client`.
+pub async fn grant(authority: &Authority, client: &Client, token: &str, scope: Option<&str>) -> Result<IssuedSession, Refusal> {
+    authority.require_fresh_revocations()?;
+    let now = authority.clock.now();
+    let view = authority.keyring.view();
+    let rejected = |message: &str| {
+        authority.metrics.refresh(RefreshOutcome::Rejected);
+        Refusal::InvalidGrant(message.to_string())
+    };
+    let parent = refresh::open(token, &view, now).map_err(|e| rejected(&e.to_string()))?;
+    if parent.iss != *authority.issuer {
+        return Err(rejected("the refresh token was issued by another issuer"));
+    }
+    if parent.client_id != client.id {
+        return Err(rejected("the refresh token was issued to another client"));
+    }
+    let now_s = now.timestamp();
+    if now_s >= parent.session_exp {
+        return Err(rejected("the session has reached its maximum age"));
+    }
+    if now_s >= parent.exp {
+        return Err(rejected("the refresh token has expired"));
+    }
+    let facts = TokenFacts { jti: Some(&parent.jti), sid: Some(&parent.sid), sub: &parent.sub, iat: parent.iat, kid: None };
+    if let Some(revoked) = authority.revocations.check(facts) {
+        return Err(rejected(revoked.describe()));
+    }
+    let access_scope = narrow_scope(scope, parent.scope.as_deref())?;
 
-        let record = ConsumedRefresh {
-            child_jti: random_id(),
-            access_jti: random_id(),
-            issued_at: now_s,
-            consumed_at_ms: now.timestamp_millis(),
-            client_id: client.id.clone(),
-            access_scope,
-            expires_at: parent.exp,
-        };
-        let consumption = self.store.consume_refresh(&parent.sid, &parent.jti, record.clone()).await.map_err(|error| {
-            tracing::error!(%error, "refresh not served: the store could not record the consumption");
-            GrantError::StoreUnavailable
-        })?;
-        match decide(consumption, &client.id, now, self.policy.reuse_grace) {
-            Decision::Rotate => {
-                self.metrics.refresh(RefreshOutcome::Rotated);
-                self.mint_child(client, &parent, &record)
-            }
-            Decision::Replay(earlier) => {
-                self.metrics.refresh(RefreshOutcome::GraceReplay);
-                tracing::info!(sid = %parent.sid, client = %client.id, "refresh retried inside the grace window; same child returned");
-                self.mint_child(client, &parent, &earlier)
-            }
-            Decision::Reuse => {
-                self.metrics.refresh(RefreshOutcome::ReuseDetected);
-                tracing::warn!(
-                    security_event = "refresh_token_reuse",
-                    sid = %parent.sid,
-                    sub = %parent.sub,
-                    client = %client.id,
-                    generation = parent.generation,
-                    "a consumed refresh token was presented again after the grace window; the session is revoked"
-                );
-                self.record(vec![Revocation::new(Covers::Session { sid: parent.sid.clone() }, parent.session_exp)]).await?;
-                Err(GrantError::InvalidGrant("the refresh token was already used; the session has been ended".into()))
-            }
+    let record = ConsumedRefresh {
+        child_jti: random_id(),
+        access_jti: random_id(),
+        issued_at: now_s,
+        consumed_at_ms: now.timestamp_millis(),
+        client_id: client.id.clone(),
+        access_scope,
+        expires_at: parent.exp,
+    };
+    let consumption = authority.store.consume_refresh(&parent.sid, &parent.jti, record.clone()).await.map_err(|error| {
+        tracing::error!(%error, "refresh not served: the store could not record the consumption");
+        Refusal::StoreUnavailable
+    })?;
+    match decide(consumption, &client.id, now, authority.policy.reuse_grace) {
+        Decision::Rotate => {
+            authority.metrics.refresh(RefreshOutcome::Rotated);
+            mint_child(authority, client, &parent, &record)
+        }
+        Decision::Replay(earlier) => {
+            authority.metrics.refresh(RefreshOutcome::GraceReplay);
+            tracing::info!(sid = %parent.sid, client = %client.id, "refresh retried inside the grace window; same child returned");
+            mint_child(authority, client, &parent, &earlier)
+        }
+        Decision::Reuse => {
+            authority.metrics.refresh(RefreshOutcome::ReuseDetected);
+            tracing::warn!(
+                security_event = "refresh_token_reuse",
+                sid = %parent.sid,
+                sub = %parent.sub,
+                client = %client.id,
+                generation = parent.generation,
+                "a consumed refresh token was presented again after the grace window; the session is revoked"
+            );
+            authority.record(vec![Revocation::new(Covers::Session { sid: parent.sid.clone() }, parent.session_exp)]).await?;
+            Err(Refusal::InvalidGrant("the refresh token was already used; the session has been ended".into()))
         }
     }
+}
 
-    /// The child pair described by a consumption record: deterministic in
-    /// its claims, so a replay gets the same `jti`s, times and scope.
-    fn mint_child(&self, client: &Client, parent: &RefreshClaims, record: &ConsumedRefresh) -> Result<IssuedSession, GrantError> {
-        let iat = record.issued_at;
-        let child = RefreshClaims {
-            jti: record.child_jti.clone(),
-            generation: parent.generation.saturating_add(1),
-            iat,
-            exp: (iat + self.policy.refresh_idle_ttl.as_secs() as i64).min(parent.session_exp),
-            ..parent.clone()
-        };
-        self.metrics.issued(Grant::RefreshToken);
-        self.mint_pair(client, child, record.access_jti.clone(), record.access_scope.clone())
-    }
+/// The child pair described by a consumption record: deterministic in
+/// its claims, so a replay gets the same `jti`s, times and scope.
+fn mint_child(authority: &Authority, client: &Client, parent: &RefreshClaims, record: &ConsumedRefresh) -> Result<IssuedSession, Refusal> {
+    let iat = record.issued_at;
+    let child = RefreshClaims {
+        jti: record.child_jti.clone(),
+        generation: parent.generation.saturating_add(1),
+        iat,
+        exp: (iat + authority.policy.refresh_idle_ttl.as_secs() as i64).min(parent.session_exp),
+        ..parent.clone()
+    };
+    authority.metrics.issued(Grant::RefreshToken);
+    authority
+        .minter
+        .session_pair(&child, record.access_jti.clone(), record.access_scope.clone(), client.access_ttl)
+        .map_err(|_| Refusal::KeysUnavailable)
 }
 
 #[cfg(test)]
@@ -217,7 +218,7 @@ mod tests {
     fn scope_may_narrow_but_never_widen() {
         assert_eq!(narrow_scope(None, Some("read write")).unwrap().as_deref(), Some("read write"));
         assert_eq!(narrow_scope(Some("read"), Some("read write")).unwrap().as_deref(), Some("read"));
-        assert!(matches!(narrow_scope(Some("admin"), Some("read write")), Err(GrantError::InvalidScope(_))));
-        assert!(matches!(narrow_scope(Some("read"), None), Err(GrantError::InvalidScope(_))));
+        assert!(matches!(narrow_scope(Some("admin"), Some("read write")), Err(Refusal::InvalidScope(_))));
+        assert!(matches!(narrow_scope(Some("read"), None), Err(Refusal::InvalidScope(_))));
     }
 }

@@ -2,7 +2,7 @@
 //! Honours every kind of revocation entry and the configured leeway; a
 //! consumed refresh token is no longer active.
 
-use super::{GrantError, TokenService};
+use super::{Authority, Refusal};
 use crate::revocations::TokenFacts;
 use crate::tokens::access::{self, Audience};
 use crate::tokens::refresh;
@@ -43,8 +43,8 @@ impl Introspection {
     }
 }
 
-impl TokenService {
-    pub async fn introspect(&self, token: &str) -> Result<Introspection, GrantError> {
+impl Authority {
+    pub async fn introspect(&self, token: &str) -> Result<Introspection, Refusal> {
         // Answer from the in-memory list only while it is known to be current.
         self.require_fresh_revocations()?;
         let now = self.clock.now();
@@ -65,7 +65,7 @@ impl TokenService {
             }
             // A consumed refresh token cannot be used again (a retry inside
             // the grace window gets its child, not a new one).
-            if self.store.consumed_refresh(&claims.sid, &claims.jti).await.map_err(|_| GrantError::StoreUnavailable)?.is_some() {
+            if self.store.consumed_refresh(&claims.sid, &claims.jti).await.map_err(|_| Refusal::StoreUnavailable)?.is_some() {
                 return Ok(Introspection::inactive());
             }
             return Ok(Introspection {

@@ -9,47 +9,65 @@
 //! sees a refresh token; the stand-in backend remembers the last one a demo
 //! session presented so that the replay button has something to replay.
 
-use super::AppState;
 use super::error::Problem;
-use crate::sessions::{SessionRequest, SessionStarted};
+use super::{AppState, RefreshObserver, Route};
+use crate::clients::{Client, ClientRegistry};
+use crate::sessions::{self, SessionRequest, SessionStarted};
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The demo's public client.
 pub const DEMO_CLIENT: &str = "demo";
 
-const PAGE: &str = include_str!("demo/index.html");
+const PAGE: &str = include_str!("index.html");
 
-/// The last refresh token each demo session presented (dev mode only).
-#[derive(Debug, Default)]
-pub struct DemoMemory(Mutex<HashMap<String, String>>);
+/// The demo routes, mounted only in dev mode.
+pub const ROUTES: &[Route] = &[
+    Route { method: "GET", path: "/demo", endpoint: || get(page) },
+    Route { method: "POST", path: "/demo/login", endpoint: || post(login) },
+    Route { method: "POST", path: "/demo/replay", endpoint: || post(replay) },
+    Route { method: "POST", path: "/demo/logout-everywhere", endpoint: || post(logout_everywhere) },
+];
 
-/// Remember what a demo session presented, for the replay button.
-pub fn remember_presented(state: &AppState, sid: &str, token: &str) {
-    let mut memory = state.demo.0.lock().unwrap_or_else(|e| e.into_inner());
-    if memory.len() > 10_000 {
-        memory.clear();
-    }
-    memory.insert(sid.to_string(), token.to_string());
+/// The configured clients plus the demo's public client (refresh cookie,
+/// the issuer as its one origin), unless a client of that id exists.
+pub fn with_demo_client(clients: ClientRegistry, issuer: &str, access_ttl: Duration) -> ClientRegistry {
+    let mut demo = Client::public(DEMO_CLIENT, access_ttl);
+    demo.scopes = vec!["profile".into()];
+    demo.allowed_origins = vec![issuer.to_string()];
+    demo.refresh_cookie = true;
+    clients.with(demo)
 }
 
-/// The demo routes, present only in dev mode.
-pub fn routes(state: &AppState) -> Router<AppState> {
-    if !state.dev {
-        return Router::new();
+/// The last refresh token each demo session presented, bounded.
+#[derive(Debug, Default)]
+struct DemoMemory(Mutex<HashMap<String, String>>);
+
+impl RefreshObserver for DemoMemory {
+    fn presented(&self, sid: &str, token: &str) {
+        let mut memory = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if memory.len() > 10_000 {
+            memory.clear();
+        }
+        memory.insert(sid.to_string(), token.to_string());
     }
-    Router::new()
-        .route("/demo", get(page))
-        .route("/demo/login", post(login))
-        .route("/demo/replay", post(replay))
-        .route("/demo/logout-everywhere", post(logout_everywhere))
+
+    fn last_presented(&self, sid: &str) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(sid).cloned()
+    }
+}
+
+/// The observer that remembers what demo sessions presented.
+pub fn observer() -> Arc<dyn RefreshObserver> {
+    Arc::new(DemoMemory::default())
 }
 
 async fn page() -> Response {
@@ -92,7 +110,7 @@ async fn login(State(state): State<AppState>, bytes: Bytes) -> Result<Response, 
         code_challenge: Some(login.code_challenge),
         code_challenge_method: Some("S256".into()),
     };
-    match state.tokens.start_session_for(demo, request).await? {
+    match sessions::start_for(&state.authority, demo, request).await? {
         SessionStarted::Code(code) => Ok((StatusCode::CREATED, Json(code)).into_response()),
         SessionStarted::Tokens(_) => Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected", "the demo asked for a code")),
     }
@@ -107,7 +125,7 @@ struct Replay {
 /// holding a stolen copy would do.
 async fn replay(State(state): State<AppState>, bytes: Bytes) -> Result<Response, Problem> {
     let replay: Replay = body(&bytes)?;
-    let previous = state.demo.0.lock().unwrap_or_else(|e| e.into_inner()).get(&replay.session_id).cloned();
+    let previous = state.refresh_observer.as_ref().and_then(|observer| observer.last_presented(&replay.session_id));
     let Some(previous) = previous else {
         return Err(Problem::new(StatusCode::CONFLICT, "nothing_to_replay", "refresh once first: there is no previous refresh token yet"));
     };
@@ -116,7 +134,7 @@ async fn replay(State(state): State<AppState>, bytes: Bytes) -> Result<Response,
         .clients
         .get(DEMO_CLIENT)
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no_demo_client", "the demo client is missing"))?;
-    let outcome = match state.tokens.refresh(demo, &previous, None).await {
+    let outcome = match crate::grants::refresh_token::grant(&state.authority, demo, &previous, None).await {
         Ok(_) => {
             serde_json::json!({"outcome": "retry", "detail": "inside the reuse grace window: treated as a retry (same child returned)"})
         }
@@ -132,7 +150,7 @@ struct Everywhere {
 
 async fn logout_everywhere(State(state): State<AppState>, bytes: Bytes) -> Result<StatusCode, Problem> {
     let everywhere: Everywhere = body(&bytes)?;
-    let before = state.tokens.end_subject(&everywhere.sub).await?;
+    let before = sessions::end_subject(&state.authority, &everywhere.sub).await?;
     super::sessions::after_second(before).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,184 @@
+//! The composition root: the one place where tessera is wired together.
+//!
+//! [`App::build`] turns a validated [`Config`] into a running service's
+//! parts — keys prepared and loaded, the store opened and its revocation
+//! list mirrored in memory, the HTTP router — and starts the background
+//! tasks the service needs (key reload and rotation, purging, a shared
+//! store's follower). [`App::serve`] serves a listener until a shutdown
+//! future resolves, drains, and stops every task. `tessera serve`, the
+//! integration and property tests and the benches all build the app here,
+//! so there is no second wiring to drift.
+//!
+//! Every task belongs to the [`App`]'s [`Tasks`]: dropping the app (or
+//! shutting it down) stops them, as mini-redis' `DbDropGuard` does for its
+//! purge task.
+
+mod tasks;
+
+pub use tasks::Tasks;
+
+use crate::authority::Authority;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Config, StoreConfig};
+use crate::http::{self, AppState};
+use crate::keys::{KeyDirectory, KeyMeta, Keyring};
+use crate::metrics::Metrics;
+use crate::revocations::RevocationList;
+use crate::store::Store;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::memory::MemoryStore;
+use crate::store::redis::RedisStore;
+use anyhow::Context;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// How to build the app beyond its configuration.
+#[derive(Clone)]
+pub struct Options {
+    /// `serve --dev`: the demo page and its stand-in login backend.
+    pub dev: bool,
+    /// Where time comes from (tests move a manual clock).
+    pub clock: SharedClock,
+    /// The address the listener is bound to, which names the issuer when
+    /// the configuration does not.
+    pub bound: Option<SocketAddr>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { dev: false, clock: Arc::new(SystemClock), bound: None }
+    }
+}
+
+/// A built service: its router, its state and the tasks it owns.
+pub struct App {
+    state: AppState,
+    router: axum::Router,
+    tasks: Tasks,
+    /// Keys generated at start (none when the directory had them).
+    pub created_keys: Vec<KeyMeta>,
+}
+
+impl App {
+    /// Prepare keys, open the store, load the revocation list, build the
+    /// router and start the background tasks.
+    pub async fn build(mut config: Config, options: Options) -> anyhow::Result<App> {
+        crate::keys::provider::install();
+        let clock = options.clock.clone();
+        let lifetimes = config.token_lifetimes();
+        let directory = KeyDirectory::new(&config.keys_dir);
+        let created_keys = directory
+            .ensure_keys(config.tokens.algorithm, lifetimes, clock.now())
+            .with_context(|| format!("preparing key directory {}", config.keys_dir.display()))?;
+        let keyring = Arc::new(
+            Keyring::open(directory, lifetimes, clock.clone())
+                .with_context(|| format!("loading key directory {}", config.keys_dir.display()))?,
+        );
+        let metrics = Arc::new(Metrics::default());
+        let store = open_store(&config, metrics.clone()).await?;
+        let revocations = Arc::new(load_revocations(store.as_ref(), clock.as_ref()).await?);
+
+        let issuer = config.issuer_for(options.bound.unwrap_or(config.listen));
+        if options.dev {
+            config.clients = crate::http::demo::with_demo_client(config.clients, &issuer, config.tokens.access_ttl);
+        }
+        let authority = Authority::new(&issuer, config.tokens.clone(), keyring.clone(), store.clone(), revocations.clone(), metrics);
+        let mut tasks = Tasks::default();
+        tasks.spawn("key reload", keyring.clone().reload_every(config.keys.reload_interval));
+        tasks.spawn("key maintenance", tasks::key_maintenance(config.clone(), keyring.clone(), authority.clone()));
+        tasks.spawn("purge", tasks::purge(authority.clone()));
+        if let Some(follower) = store.clone().follower(revocations.clone()) {
+            tasks.spawn("revocation follower", follower);
+        }
+        let state = AppState::new(config, keyring, authority, options.dev);
+        let router = http::router(state.clone());
+        Ok(App { state, router, tasks, created_keys })
+    }
+
+    /// The router, for in-process tests (`tower::ServiceExt::oneshot`).
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve `listener` until `shutdown` resolves, let requests in flight
+    /// finish (long-lived streams are told to end), then stop every task.
+    pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let App { state, router, tasks, .. } = self;
+        let draining = state.clone();
+        let stop = async move {
+            shutdown.await;
+            draining.begin_shutdown();
+        };
+        let served = axum::serve(listener, router).with_graceful_shutdown(stop).await.context("serving HTTP");
+        tasks.shutdown().await;
+        served
+    }
+}
+
+/// Open the configured store.
+async fn open_store(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match &config.store {
+        StoreConfig::Embedded { path } => {
+            Arc::new(EmbeddedStore::open(path, metrics).with_context(|| format!("opening the store {}", path.display()))?)
+        }
+        StoreConfig::Memory => Arc::new(MemoryStore::new()),
+        StoreConfig::Redis(redis) => {
+            // rediss:// uses rustls with ring, the one crypto library here.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Arc::new(RedisStore::connect(redis.clone()).await.context("connecting to Redis")?)
+        }
+    })
+}
+
+/// Load the store's revocation list into memory: the last sequence number
+/// first, so nothing written while the list is read can be skipped. A
+/// shared store's list is current only while its follower reports in.
+async fn load_revocations(store: &dyn Store, clock: &dyn crate::clock::Clock) -> anyhow::Result<RevocationList> {
+    let list = if store.max_staleness().is_some() { RevocationList::followed() } else { RevocationList::new() };
+    let last = store.last_sequence().await.context("reading the revocation sequence")?;
+    list.load(&store.revocations_since(0).await.context("loading the revocation list")?, last);
+    list.mark_synced(clock.now().timestamp_millis());
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory_config(dir: &std::path::Path) -> Config {
+        let mut config = Config::defaults();
+        config.keys_dir = dir.join("keys");
+        config.store = StoreConfig::Memory;
+        config
+    }
+
+    #[tokio::test]
+    async fn shutdown_stops_every_background_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::build(memory_config(dir.path()), Options::default()).await.unwrap();
+        assert!(app.tasks.running() >= 3, "key reload, key maintenance and purge run");
+        let tasks = app.tasks;
+        tokio::time::timeout(std::time::Duration::from_secs(5), tasks.shutdown()).await.expect("every task stops when told");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_app_stops_its_tasks_and_frees_what_they_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::build(memory_config(dir.path()), Options::default()).await.unwrap();
+        let keyring = Arc::downgrade(&app.state.keyring);
+        drop(app);
+        // Aborted tasks release their clones at their next poll.
+        for _ in 0..50 {
+            if keyring.upgrade().is_none() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("a background task still holds the keyring after the app was dropped");
+    }
+}

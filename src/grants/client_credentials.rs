@@ -1,0 +1,33 @@
+//! `grant_type=client_credentials` (RFC 6749 §4.4): a service token for a
+//! confidential client, `sub` = its own id, within its configured
+//! audiences and scopes. No refresh token, no session.
+
+use crate::authority::{Authority, Refusal};
+use crate::clients::Client;
+use crate::sessions::request::{self, RequestedAudience};
+use crate::tokens::access::Audience;
+use crate::tokens::issue::{AccessGrant, IssuedAccessToken};
+use crate::tokens::random_id;
+
+pub fn grant(authority: &Authority, client: &Client, scope: Option<&str>, audience: Option<&str>) -> Result<IssuedAccessToken, Refusal> {
+    if client.is_public() {
+        return Err(Refusal::Forbidden("public clients cannot use client_credentials".into()));
+    }
+    let requested = audience.map(|a| RequestedAudience::Many(a.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect()));
+    let aud = request::audience(requested, client, &authority.issuer)?;
+    let scope = request::scope(scope, client)?;
+    let grant = AccessGrant {
+        sub: client.id.clone(),
+        client_id: client.id.clone(),
+        aud: Audience::from_list(aud),
+        scope,
+        jti: random_id(),
+        sid: None,
+        auth_time: None,
+        custom: Default::default(),
+        iat: authority.clock.unix(),
+        lifetime: client.access_ttl,
+        not_after: None,
+    };
+    authority.minter.access_token(grant).map_err(|_| Refusal::KeysUnavailable)
+}

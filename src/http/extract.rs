@@ -1,0 +1,220 @@
+//! Extractors that keep handlers thin: each reads and checks one part of a
+//! request and refuses in the endpoint's own error format (RFC 6749 JSON on
+//! OAuth endpoints, problem+json on the management API), so a handler only
+//! decides and answers.
+//!
+//! | extractor | gives | refuses with |
+//! |---|---|---|
+//! | [`OAuthForm`] | a form body, each parameter at most once | `invalid_request` |
+//! | [`OAuthClient`] | the form and the client it authenticates (any client) | `invalid_client` |
+//! | [`ConfidentialClient`] | the same, for confidential clients only | `invalid_client` |
+//! | [`Manager`] | a confidential client (HTTP Basic) holding a permission | 401 / 403 problem |
+//! | [`JsonBody`] | a JSON body of type `T` | 400 / 413 / 415 problem naming the field |
+
+use super::AppState;
+use super::error::{OAuthError, Problem};
+use super::oauth::Form;
+use crate::clients::{Client, ClientRegistry, Credentials, Permission};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+/// The body of an OAuth endpoint: `application/x-www-form-urlencoded`,
+/// every parameter at most once (RFC 6749 §3.2).
+pub struct OAuthForm(pub Form);
+
+impl FromRequest<AppState> for OAuthForm {
+    type Rejection = OAuthError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, OAuthError> {
+        let form_encoded = has_content_type(request.headers(), "application/x-www-form-urlencoded");
+        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                OAuthError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid_request",
+                    format!("the body exceeds {} bytes", state.config.http.max_body_bytes),
+                )
+            } else {
+                OAuthError::invalid_request("the request body could not be read")
+            }
+        })?;
+        if !form_encoded {
+            return Err(OAuthError::invalid_request("the body must be form-encoded with Content-Type: application/x-www-form-urlencoded"));
+        }
+        Ok(Self(Form::parse(&body)?))
+    }
+}
+
+/// A client authenticated at an OAuth endpoint — HTTP Basic, the form's
+/// `client_secret`, or a public client naming itself — with the form and
+/// headers it sent.
+pub struct OAuthClient {
+    pub client: Arc<Client>,
+    pub form: Form,
+    pub headers: HeaderMap,
+}
+
+impl FromRequest<AppState> for OAuthClient {
+    type Rejection = OAuthError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, OAuthError> {
+        let headers = request.headers().clone();
+        let OAuthForm(form) = OAuthForm::from_request(request, state).await?;
+        let client = state.config.clients.authenticate(&oauth_credentials(&headers, &form)?)?;
+        Ok(Self { client, form, headers })
+    }
+}
+
+/// Like [`OAuthClient`], for endpoints only confidential clients may use.
+pub struct ConfidentialClient {
+    pub client: Arc<Client>,
+    pub form: Form,
+}
+
+impl FromRequest<AppState> for ConfidentialClient {
+    type Rejection = OAuthError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, OAuthError> {
+        let headers = request.headers().clone();
+        let OAuthForm(form) = OAuthForm::from_request(request, state).await?;
+        let client = state.config.clients.authenticate_confidential(&oauth_credentials(&headers, &form)?)?;
+        Ok(Self { client, form })
+    }
+}
+
+/// Credentials from the Authorization header and the form.
+pub fn oauth_credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, OAuthError> {
+    Ok(Credentials::from_request(authorization(headers), form.get("client_id"), form.get("client_secret"))?)
+}
+
+/// The Authorization header as text (a non-ASCII one can match no scheme).
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("invalid"))
+}
+
+/// Which permissions a [`Manager`] must hold (any one of them).
+pub trait Requirement: Send + Sync + 'static {
+    const ANY_OF: &'static [Permission];
+}
+
+/// Any confidential client; the rule it calls checks the permission itself.
+pub struct AnyPermission;
+impl Requirement for AnyPermission {
+    const ANY_OF: &'static [Permission] = &[];
+}
+
+/// The `sessions` permission: create sessions.
+pub struct MaySessions;
+impl Requirement for MaySessions {
+    const ANY_OF: &'static [Permission] = &[Permission::Sessions];
+}
+
+/// The `revoke_sessions` permission: logout, logout everywhere.
+pub struct MayRevokeSessions;
+impl Requirement for MayRevokeSessions {
+    const ANY_OF: &'static [Permission] = &[Permission::RevokeSessions];
+}
+
+/// Either session permission: list a subject's sessions.
+pub struct MayReadSessions;
+impl Requirement for MayReadSessions {
+    const ANY_OF: &'static [Permission] = &[Permission::Sessions, Permission::RevokeSessions];
+}
+
+/// A confidential client, authenticated over HTTP Basic, that holds one of
+/// `R`'s permissions (none required for [`AnyPermission`]).
+pub struct Manager<R: Requirement> {
+    pub client: Arc<Client>,
+    required: PhantomData<R>,
+}
+
+impl<R: Requirement> FromRequestParts<AppState> for Manager<R> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let client = management_client(&state.config.clients, &parts.headers, R::ANY_OF)?;
+        Ok(Self { client, required: PhantomData })
+    }
+}
+
+/// Authenticate a confidential client over HTTP Basic and require one of
+/// `permissions`.
+pub fn management_client(clients: &ClientRegistry, headers: &HeaderMap, permissions: &[Permission]) -> Result<Arc<Client>, Problem> {
+    let credentials = Credentials::from_request(authorization(headers), None, None)?;
+    let client = clients.authenticate_confidential(&credentials)?;
+    if !permissions.is_empty() && !permissions.iter().any(|p| client.may(*p)) {
+        let names: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("client {:?} needs the {} permission", client.id, names.join(" or ")),
+        ));
+    }
+    Ok(client)
+}
+
+/// A JSON body of type `T`; refusals are problems that name the field
+/// where serde knows it.
+pub struct JsonBody<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Problem> {
+        let json = has_content_type(request.headers(), "application/json");
+        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the body exceeds {} bytes", state.config.http.max_body_bytes),
+                )
+            } else {
+                Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read")
+            }
+        })?;
+        if !json {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON with Content-Type: application/json",
+            ));
+        }
+        serde_json::from_slice(&body).map(JsonBody).map_err(json_problem)
+    }
+}
+
+/// Turn a serde error into a problem naming the field where serde knows it.
+pub fn json_problem(error: serde_json::Error) -> Problem {
+    let message = error.to_string();
+    let field = ["unknown field `", "missing field `"].iter().find_map(|marker| {
+        let start = message.find(marker)? + marker.len();
+        let len = message[start..].find('`')?;
+        Some(message[start..start + len].to_string())
+    });
+    // serde's message ends with a position; keep it, it helps find the spot.
+    let detail = match error.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            format!("the body is not valid JSON: {message}")
+        }
+        _ => format!("the body does not match the session request: {message}"),
+    };
+    let problem = Problem::new(StatusCode::BAD_REQUEST, "invalid_body", detail);
+    match field {
+        Some(field) => problem.with_field(field),
+        None => problem,
+    }
+}
+
+/// Whether the request's Content-Type is `expected` (parameters ignored).
+pub fn has_content_type(headers: &HeaderMap, expected: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
+}

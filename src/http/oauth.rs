@@ -1,0 +1,76 @@
+//! What every OAuth endpoint shares: the form (RFC 6749 §3.2), token
+//! responses that are never cached (§5.1), and how a session's tokens reach
+//! a client — in the body, or with the refresh token in a cookie.
+
+use super::AppState;
+use super::error::OAuthError;
+use crate::clients::Client;
+use crate::tokens::issue::IssuedSession;
+use axum::Json;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+
+/// A parsed `application/x-www-form-urlencoded` body in which every
+/// parameter appears at most once (RFC 6749 §3.2).
+#[derive(Debug, Default)]
+pub struct Form(HashMap<String, String>);
+
+impl Form {
+    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let mut map = HashMap::new();
+        for (name, value) in form_urlencoded::parse(body) {
+            // RFC 6749 §3.2: parameters sent without a value are treated
+            // as omitted.
+            if value.is_empty() {
+                continue;
+            }
+            if map.insert(name.to_string(), value.into_owned()).is_some() {
+                return Err(OAuthError::invalid_request(format!("parameter {:?} is repeated", name.chars().take(64).collect::<String>())));
+            }
+        }
+        Ok(Self(map))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+/// A session's tokens as the client receives them: for a client with
+/// `refresh_cookie`, the refresh token goes into the cookie and the body
+/// carries only the access token.
+pub fn deliver(state: &AppState, client: &Client, mut issued: IssuedSession) -> Response {
+    let cookie = if client.refresh_cookie {
+        issued.refresh_token.take().map(|token| state.cookie.set(&token, issued.refresh_expires_in))
+    } else {
+        None
+    };
+    let mut response = no_store(Json(issued));
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// RFC 6749 §5.1: token responses must not be cached.
+pub fn no_store(body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_parameters_are_refused_and_empty_ones_ignored() {
+        assert!(Form::parse(b"grant_type=a&grant_type=b").is_err());
+        let form = Form::parse(b"grant_type=client_credentials&scope=&x=1").unwrap();
+        assert_eq!(form.get("scope"), None);
+        assert_eq!(form.get("grant_type"), Some("client_credentials"));
+    }
+}
