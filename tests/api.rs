@@ -3,6 +3,7 @@
 
 mod common;
 
+use base64::Engine;
 use common::*;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -394,11 +395,13 @@ async fn a_stalled_request_times_out_with_a_problem() {
     let server = TestServer::start_with(&default_config(), &[("TESSERA_HTTP_REQUEST_TIMEOUT", "300ms")]).await;
     let addr = server.base.trim_start_matches("http://").to_string();
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    // Promise 100 bytes of body, send 10, then stall.
-    stream
-        .write_all(b"POST /v1/sessions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"sub\":\"a")
-        .await
-        .unwrap();
+    // An authenticated caller promises 100 bytes of body, sends 10, then
+    // stalls. (An unauthenticated one is refused before its body is read.)
+    let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{BACKEND_ID}:{BACKEND_SECRET}"));
+    let head = format!(
+        "POST /v1/sessions HTTP/1.1\r\nhost: x\r\nauthorization: Basic {credentials}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"sub\":\"a"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), async {
         let mut buffer = [0u8; 1024];

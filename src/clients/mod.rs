@@ -11,11 +11,9 @@ mod credentials;
 
 pub use credentials::{ClientAuthError, Credentials};
 
-use crate::config::{ConfigError, parse_duration};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::digest::{SHA256, digest};
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,7 +55,7 @@ impl Permission {
 pub struct Client {
     pub id: String,
     /// SHA-256 of the secret; `None` for a public client.
-    secret_sha256: Option<[u8; 32]>,
+    pub(crate) secret_sha256: Option<[u8; 32]>,
     pub permissions: Vec<Permission>,
     /// Audiences its tokens may carry; the default `aud` when none is asked.
     pub audiences: Vec<String>,
@@ -96,118 +94,7 @@ impl Client {
     }
 }
 
-/// A client as written in the config file, before validation.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawClient {
-    id: Option<String>,
-    secret_sha256: Option<String>,
-    #[serde(default)]
-    public: bool,
-    #[serde(default)]
-    permissions: Vec<String>,
-    #[serde(default)]
-    audiences: Vec<String>,
-    #[serde(default)]
-    scopes: Vec<String>,
-    access_ttl: Option<String>,
-    #[serde(default)]
-    allowed_origins: Vec<String>,
-    #[serde(default)]
-    refresh_cookie: bool,
-    max_sessions_per_subject: Option<i64>,
-}
-
-impl RawClient {
-    pub(crate) fn validate(self, index: usize, default_ttl: Duration) -> Result<Client, ConfigError> {
-        let key = |field: &str| format!("clients[{index}].{field}");
-        let id = self.id.unwrap_or_default();
-        if !valid_client_id(&id) {
-            return Err(ConfigError::invalid(key("id"), &id, "expected 1 to 128 printable ASCII characters without spaces"));
-        }
-        let secret_sha256 = match (self.public, self.secret_sha256) {
-            (true, Some(_)) => {
-                return Err(ConfigError::invalid(
-                    key("secret_sha256"),
-                    "<set>",
-                    "a public client has no secret; remove secret_sha256 or public = true",
-                ));
-            }
-            (true, None) => None,
-            (false, None) => {
-                return Err(ConfigError::invalid(
-                    key("secret_sha256"),
-                    "<missing>",
-                    "a confidential client needs secret_sha256 (run `tessera clients add`), or set public = true",
-                ));
-            }
-            (false, Some(hex)) => Some(parse_sha256_hex(&hex).ok_or_else(|| {
-                ConfigError::invalid(key("secret_sha256"), &hex, "expected 64 hexadecimal digits (the SHA-256 of the secret)")
-            })?),
-        };
-        let mut permissions = Vec::new();
-        for name in &self.permissions {
-            let permission = Permission::parse(name).ok_or_else(|| {
-                ConfigError::invalid(key("permissions"), name, format!("expected one of {}", Permission::NAMES.join(", ")))
-            })?;
-            if secret_sha256.is_none() {
-                return Err(ConfigError::invalid(key("permissions"), name, "a public client cannot hold permissions"));
-            }
-            permissions.push(permission);
-        }
-        for audience in &self.audiences {
-            if audience.is_empty() || audience.len() > 256 || audience.contains(char::is_whitespace) {
-                return Err(ConfigError::invalid(
-                    key("audiences"),
-                    audience,
-                    "expected non-empty audience names without spaces, at most 256 bytes",
-                ));
-            }
-        }
-        for scope in &self.scopes {
-            if !valid_scope_token(scope) {
-                return Err(ConfigError::invalid(
-                    key("scopes"),
-                    scope,
-                    "expected RFC 6749 scope tokens: printable ASCII without spaces, quotes or backslashes",
-                ));
-            }
-        }
-        for origin in &self.allowed_origins {
-            if !(origin.starts_with("https://") || origin.starts_with("http://")) || origin.ends_with('/') {
-                return Err(ConfigError::invalid(
-                    key("allowed_origins"),
-                    origin,
-                    "expected origins like \"https://app.example.com\" (scheme and host, no path)",
-                ));
-            }
-        }
-        let access_ttl = match self.access_ttl {
-            None => default_ttl,
-            Some(text) => parse_duration(&text)
-                .filter(|d| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(86_400))
-                .ok_or_else(|| ConfigError::invalid(key("access_ttl"), &text, "expected a duration between 1s and 1d, like \"10m\""))?,
-        };
-        let max_sessions_per_subject = match self.max_sessions_per_subject {
-            None => None,
-            Some(n) if (1..=1000).contains(&n) => Some(n as usize),
-            Some(n) => return Err(ConfigError::invalid(key("max_sessions_per_subject"), n, "expected a number from 1 to 1000")),
-        };
-        Ok(Client {
-            id,
-            secret_sha256,
-            permissions,
-            audiences: self.audiences,
-            scopes: self.scopes,
-            access_ttl,
-            allowed_origins: self.allowed_origins,
-            refresh_cookie: self.refresh_cookie,
-            max_sessions_per_subject,
-        })
-    }
-}
-
-fn valid_client_id(id: &str) -> bool {
+pub(crate) fn valid_client_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }
 
@@ -216,7 +103,7 @@ pub fn valid_scope_token(token: &str) -> bool {
     !token.is_empty() && token.len() <= 128 && token.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
-fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
     if hex.len() != 64 {
         return None;
     }
@@ -246,16 +133,22 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
 }
 
+/// Two configured clients share an id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("client id {0:?} is configured twice; client ids must be unique")]
+pub struct DuplicateClientId(pub String);
+
 /// All configured clients, by id.
 #[derive(Debug, Clone, Default)]
 pub struct ClientRegistry(Arc<HashMap<String, Arc<Client>>>);
 
 impl ClientRegistry {
-    pub fn new(clients: Vec<Client>) -> Result<Self, ConfigError> {
+    /// A registry of `clients`; refuses two clients with one id.
+    pub fn new(clients: Vec<Client>) -> Result<Self, DuplicateClientId> {
         let mut map = HashMap::new();
         for client in clients {
             if map.contains_key(&client.id) {
-                return Err(ConfigError::invalid("clients.id", &client.id, "client ids must be unique"));
+                return Err(DuplicateClientId(client.id));
             }
             map.insert(client.id.clone(), Arc::new(client));
         }
@@ -324,43 +217,17 @@ mod tests {
 
     fn registry() -> (ClientRegistry, String) {
         let secret = generate_secret();
-        let confidential = RawClient {
-            id: Some("backend".into()),
-            secret_sha256: Some(secret_sha256_hex(&secret)),
-            public: false,
-            permissions: vec!["sessions".into()],
-            audiences: vec![],
-            scopes: vec![],
-            access_ttl: None,
-            allowed_origins: vec![],
-            refresh_cookie: false,
-            max_sessions_per_subject: None,
-        };
-        let public = RawClient {
-            id: Some("web".into()),
-            secret_sha256: None,
-            public: true,
-            permissions: vec![],
-            ..confidential_clone(&confidential)
-        };
-        let clients =
-            vec![confidential.validate(0, Duration::from_secs(600)).unwrap(), public.validate(1, Duration::from_secs(600)).unwrap()];
-        (ClientRegistry::new(clients).unwrap(), secret)
+        let mut confidential = Client::public("backend", Duration::from_secs(600));
+        confidential.secret_sha256 = Some(digest(&SHA256, secret.as_bytes()).as_ref().try_into().unwrap());
+        confidential.permissions = vec![Permission::Sessions];
+        let public = Client::public("web", Duration::from_secs(600));
+        (ClientRegistry::new(vec![confidential, public]).unwrap(), secret)
     }
 
-    fn confidential_clone(raw: &RawClient) -> RawClient {
-        RawClient {
-            id: raw.id.clone(),
-            secret_sha256: raw.secret_sha256.clone(),
-            public: raw.public,
-            permissions: raw.permissions.clone(),
-            audiences: raw.audiences.clone(),
-            scopes: raw.scopes.clone(),
-            access_ttl: raw.access_ttl.clone(),
-            allowed_origins: raw.allowed_origins.clone(),
-            refresh_cookie: raw.refresh_cookie,
-            max_sessions_per_subject: raw.max_sessions_per_subject,
-        }
+    #[test]
+    fn client_ids_are_unique() {
+        let twice = vec![Client::public("web", Duration::from_secs(1)), Client::public("web", Duration::from_secs(2))];
+        assert_eq!(ClientRegistry::new(twice).err(), Some(DuplicateClientId("web".into())));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! that names the key, the value and what is allowed, so an operator never
 //! has to guess which line is wrong.
 
+mod clients;
 mod duration;
 mod raw;
 

@@ -28,7 +28,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     feed: RawFeed,
     #[serde(default)]
-    clients: Vec<crate::clients::RawClient>,
+    clients: Vec<super::clients::RawClient>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -204,7 +204,8 @@ impl RawConfig {
 
         let clients =
             self.clients.into_iter().enumerate().map(|(index, raw)| raw.validate(index, access_ttl)).collect::<Result<Vec<Client>, _>>()?;
-        let clients = ClientRegistry::new(clients)?;
+        let clients = ClientRegistry::new(clients)
+            .map_err(|duplicate| ConfigError::invalid("clients.id", &duplicate.0, "client ids must be unique"))?;
 
         Ok(Config {
             issuer,

@@ -1,0 +1,62 @@
+//! The follower: keeps this replica's in-memory revocation list current
+//! with what every replica writes, by loading the log and tailing the stream.
+
+use super::connection::{FOLLOW_BLOCK, connect, store_error};
+use super::scripts::parse_member;
+use super::{RedisStore, StoreError};
+use crate::revocations::RevocationList;
+use redis::AsyncCommands;
+use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
+use std::sync::Arc;
+use std::time::Duration;
+
+impl RedisStore {
+    /// Keep `mirror` current with what every replica writes, reconnecting
+    /// with backoff, until the app stops this task.
+    pub(super) async fn follow_forever(self: Arc<Self>, mirror: Arc<RevocationList>) {
+        let mut failures = 0u32;
+        loop {
+            match self.follow(&mirror).await {
+                Ok(()) => failures = 0,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    if failures == 1 || failures.is_multiple_of(30) {
+                        tracing::warn!(%error, "lost the revocation stream; reconnecting (checks that need fresh revocations answer 503 meanwhile)");
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(5)))).await;
+        }
+    }
+
+    /// Load everything, then tail the stream until an error.
+    async fn follow(&self, mirror: &RevocationList) -> Result<(), StoreError> {
+        let mut connection = connect(&self.config, FOLLOW_BLOCK).await?;
+        let stream = self.keys.revocations("stream");
+        // Remember where the stream ends before reading the log, so nothing
+        // written in between is missed (re-reading it is harmless).
+        let last: StreamRangeReply = connection.xrevrange_count(&stream, "+", "-", 1).await.map_err(store_error)?;
+        let mut cursor = last.ids.first().map(|entry| entry.id.clone()).unwrap_or_else(|| "0-0".into());
+        let last: Option<u64> = connection.get(self.keys.revocations("seq")).await.map_err(store_error)?;
+        let snapshot = self.log_range(&mut connection, 0).await?;
+        mirror.load(&snapshot, last.unwrap_or(0));
+        mirror.mark_synced(chrono::Utc::now().timestamp_millis());
+        let options = StreamReadOptions::default().block(FOLLOW_BLOCK.as_millis() as usize).count(1000);
+        loop {
+            let reply: Option<StreamReadReply> = connection.xread_options(&[&stream], &[&cursor], &options).await.map_err(store_error)?;
+            let mut entries = Vec::new();
+            for key in reply.map(|r| r.keys).unwrap_or_default() {
+                for item in key.ids {
+                    if let Some(member) = item.get::<String>("e") {
+                        entries.push(parse_member(&member)?);
+                    }
+                    cursor = item.id;
+                }
+            }
+            if !entries.is_empty() {
+                mirror.follow(&entries);
+            }
+            mirror.mark_synced(chrono::Utc::now().timestamp_millis());
+        }
+    }
+}
