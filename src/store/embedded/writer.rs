@@ -1,0 +1,181 @@
+//! The writer thread and the tables: every write is an [`Op`] queued to
+//! one thread, which applies all waiting ops in one redb transaction,
+//! commits (fsync) and only then answers each caller with its [`Outcome`].
+
+use super::store_error;
+use crate::metrics::Metrics;
+use crate::revocations::{Revocation, RevocationEntry};
+use crate::store::memory::evict_oldest;
+use crate::store::{ConsumedRefresh, Consumption, HandoffCode, SessionRecord, StoreError};
+use redb::{Database, ReadableTable, TableDefinition};
+use std::sync::mpsc;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+pub(super) const REVOCATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("revocations");
+pub(super) const CONSUMED: TableDefinition<&str, &[u8]> = TableDefinition::new("consumed_refresh");
+pub(super) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("handoff_codes");
+
+/// Most writes folded into one commit.
+const MAX_BATCH: usize = 4096;
+
+/// One write, as data.
+pub(super) enum Op {
+    Consume { jti: String, record: ConsumedRefresh },
+    Revoke { revocations: Vec<Revocation> },
+    TrackSession { record: SessionRecord, limit: usize },
+    Purge { now: i64 },
+    PutCode { code_id: String, record: HandoffCode },
+    RedeemCode { code_id: String },
+}
+
+/// What a write produced, sent to its caller once the batch commits.
+pub(super) enum Outcome {
+    Consumption(Consumption),
+    Revoked(Vec<RevocationEntry>),
+    Evicted(Vec<SessionRecord>),
+    Purged(usize),
+    Stored,
+    Redeemed(Option<HandoffCode>),
+}
+
+pub(super) type Reply = oneshot::Sender<Result<Outcome, StoreError>>;
+
+pub(super) fn run(db: &Database, queue: &mpsc::Receiver<(Op, Reply)>, metrics: &Metrics) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let (ops, replies): (Vec<Op>, Vec<Reply>) = batch.into_iter().unzip();
+        match apply(db, ops) {
+            Ok(outcomes) => {
+                metrics.store_commit(started.elapsed(), replies.len());
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    // A caller that gave up (timeout, disconnect) no longer listens.
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, writes = replies.len(), "store commit failed; none of its writes were acknowledged");
+                for reply in replies {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Apply a batch in one transaction and commit it; all or nothing.
+pub(super) fn apply(db: &Database, ops: Vec<Op>) -> Result<Vec<Outcome>, StoreError> {
+    let txn = db.begin_write().map_err(store_error)?;
+    let mut outcomes = Vec::with_capacity(ops.len());
+    {
+        let mut revocations = txn.open_table(REVOCATIONS).map_err(store_error)?;
+        let mut consumed = txn.open_table(CONSUMED).map_err(store_error)?;
+        let mut sessions = txn.open_table(SESSIONS).map_err(store_error)?;
+        let mut meta = txn.open_table(META).map_err(store_error)?;
+        let mut codes = txn.open_table(CODES).map_err(store_error)?;
+        for op in ops {
+            let outcome = match op {
+                Op::Consume { jti, record } => {
+                    let earlier: Option<ConsumedRefresh> = match consumed.get(jti.as_str()).map_err(store_error)? {
+                        Some(found) => Some(serde_json::from_slice(found.value()).map_err(store_error)?),
+                        None => None,
+                    };
+                    match earlier {
+                        Some(earlier) => Outcome::Consumption(Consumption::Already(earlier)),
+                        None => {
+                            let bytes = serde_json::to_vec(&record).map_err(store_error)?;
+                            consumed.insert(jti.as_str(), bytes.as_slice()).map_err(store_error)?;
+                            Outcome::Consumption(Consumption::First)
+                        }
+                    }
+                }
+                Op::Revoke { revocations: items } => {
+                    let mut next = meta
+                        .get("next_seq")
+                        .map_err(store_error)?
+                        .map(|v| v.value())
+                        .ok_or_else(|| StoreError("the sequence counter is missing".into()))?;
+                    let mut entries = Vec::with_capacity(items.len());
+                    for Revocation { covers, until } in items {
+                        let entry = RevocationEntry { seq: next, covers, expires_at: until };
+                        revocations.insert(next, serde_json::to_vec(&entry).map_err(store_error)?.as_slice()).map_err(store_error)?;
+                        entries.push(entry);
+                        next += 1;
+                    }
+                    meta.insert("next_seq", next).map_err(store_error)?;
+                    Outcome::Revoked(entries)
+                }
+                Op::TrackSession { record, limit } => {
+                    let prefix = format!("{}\u{0}", record.sub);
+                    let mut list: Vec<SessionRecord> = Vec::new();
+                    for item in sessions.range(prefix.as_str()..).map_err(store_error)? {
+                        let (key, value) = item.map_err(store_error)?;
+                        if !key.value().starts_with(&prefix) {
+                            break;
+                        }
+                        list.push(serde_json::from_slice(value.value()).map_err(store_error)?);
+                    }
+                    list.push(record.clone());
+                    let evicted = evict_oldest(&mut list, &record.client_id, limit);
+                    let bytes = serde_json::to_vec(&record).map_err(store_error)?;
+                    sessions.insert(format!("{prefix}{}", record.sid).as_str(), bytes.as_slice()).map_err(store_error)?;
+                    for gone in &evicted {
+                        sessions.remove(format!("{prefix}{}", gone.sid).as_str()).map_err(store_error)?;
+                    }
+                    Outcome::Evicted(evicted)
+                }
+                Op::Purge { now } => {
+                    let mut removed = 0usize;
+                    let mut keep = |bytes: &[u8]| {
+                        let expired = serde_json::from_slice::<Expiry>(bytes).is_ok_and(|e| e.expires_at < now);
+                        removed += usize::from(expired);
+                        !expired
+                    };
+                    revocations.retain(|_, v| keep(v)).map_err(store_error)?;
+                    consumed.retain(|_, v| keep(v)).map_err(store_error)?;
+                    sessions.retain(|_, v| keep(v)).map_err(store_error)?;
+                    codes.retain(|_, v| keep(v)).map_err(store_error)?;
+                    Outcome::Purged(removed)
+                }
+                Op::PutCode { code_id, record } => {
+                    codes.insert(code_id.as_str(), serde_json::to_vec(&record).map_err(store_error)?.as_slice()).map_err(store_error)?;
+                    Outcome::Stored
+                }
+                Op::RedeemCode { code_id } => {
+                    let before: Option<HandoffCode> = match codes.get(code_id.as_str()).map_err(store_error)? {
+                        Some(found) => Some(serde_json::from_slice(found.value()).map_err(store_error)?),
+                        None => None,
+                    };
+                    if let Some(before) = &before {
+                        let used = HandoffCode { redeemed: true, ..before.clone() };
+                        codes.insert(code_id.as_str(), serde_json::to_vec(&used).map_err(store_error)?.as_slice()).map_err(store_error)?;
+                    }
+                    Outcome::Redeemed(before)
+                }
+            };
+            outcomes.push(outcome);
+        }
+    }
+    // On any error above, returning drops the transaction uncommitted.
+    txn.commit().map_err(store_error)?;
+    Ok(outcomes)
+}
+
+/// The one field every stored value has.
+#[derive(serde::Deserialize)]
+pub(super) struct Expiry {
+    pub(super) expires_at: i64,
+}
+
+pub(super) fn unexpected() -> StoreError {
+    StoreError("the writer answered with the wrong kind of outcome".into())
+}
