@@ -175,39 +175,6 @@ impl Config {
     }
 }
 
-/// Settings that can be set from the environment: the key path, and whether
-/// the value is always a plain string (so `TESSERA_LISTEN=127.0.0.1:0` needs
-/// no TOML quoting) or is read as a TOML value (numbers, arrays of tables).
-const ENV_KEYS: &[(&str, bool)] = &[
-    ("issuer", true),
-    ("listen", true),
-    ("keys_dir", true),
-    ("store.kind", true),
-    ("store.path", true),
-    ("store.url", true),
-    ("store.cluster_urls", false),
-    ("store.sentinel_urls", false),
-    ("store.sentinel_master", true),
-    ("store.key_prefix", true),
-    ("store.connections", false),
-    ("store.connect_timeout", true),
-    ("store.response_timeout", true),
-    ("store.mirror_max_staleness", true),
-    ("tokens.algorithm", true),
-    ("tokens.access_ttl", true),
-    ("tokens.refresh_idle_ttl", true),
-    ("tokens.session_max_age", true),
-    ("tokens.reuse_grace", true),
-    ("tokens.leeway", true),
-    ("keys.jwks_max_age", true),
-    ("keys.reload_interval", true),
-    ("keys.rotate_every", true),
-    ("http.request_timeout", true),
-    ("http.max_body_bytes", false),
-    ("feed.public", false),
-    ("clients", false),
-];
-
 fn env_name(key: &str) -> String {
     format!("TESSERA_{}", key.replace('.', "_").to_ascii_uppercase())
 }
@@ -220,11 +187,11 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), Co
         if name == "TESSERA_CONFIG" || name == "TESSERA_LOG" {
             continue;
         }
-        let Some((key, plain)) = ENV_KEYS.iter().find(|(key, _)| env_name(key) == *name) else {
-            let known = ENV_KEYS.iter().map(|(k, _)| env_name(k)).collect::<Vec<_>>().join(", ");
+        let Some((key, form)) = raw::env_keys().find(|(key, _)| env_name(key) == *name) else {
+            let known = raw::env_keys().map(|(k, _)| env_name(k)).collect::<Vec<_>>().join(", ");
             return Err(ConfigError::UnknownEnv { name: name.clone(), known });
         };
-        let parsed = if *plain {
+        let parsed = if form == raw::EnvForm::Plain {
             toml::Value::String(value.clone())
         } else {
             format!("v = {value}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v")).ok_or_else(|| {
@@ -268,6 +235,27 @@ mod tests {
         assert_eq!(config.tokens.access_ttl, Duration::from_secs(600));
         assert_eq!(config.tokens.algorithm, SigningAlgorithm::ES256);
         assert_eq!(config.store, StoreConfig::Embedded { path: "data/tessera.redb".into() });
+    }
+
+    #[test]
+    fn every_declared_key_has_its_environment_variable() {
+        let names: Vec<String> = raw::env_keys().map(|(key, _)| env_name(key)).collect();
+        for expected in [
+            "TESSERA_LISTEN",
+            "TESSERA_STORE_URL",
+            "TESSERA_TOKENS_ACCESS_TTL",
+            "TESSERA_HTTP_MAX_BODY_BYTES",
+            "TESSERA_FEED_PUBLIC",
+            "TESSERA_CLIENTS",
+        ] {
+            assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+        }
+        assert!(!names.iter().any(|n| n == "TESSERA_STORE" || n == "TESSERA_TOKENS"), "sections are not variables: {names:?}");
+        for (key, form) in raw::env_keys() {
+            let value = if form == raw::EnvForm::Plain { "x" } else { "1" };
+            let error = Config::load_with_env(None, &env(&[(&env_name(key), value)])).err();
+            assert!(!matches!(error, Some(ConfigError::UnknownEnv { .. })), "{key}: {error:?}");
+        }
     }
 
     #[test]

@@ -11,40 +11,89 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawConfig {
-    issuer: Option<String>,
-    listen: Option<String>,
-    keys_dir: Option<PathBuf>,
-    #[serde(default)]
-    store: RawStore,
-    #[serde(default)]
-    tokens: RawTokens,
-    #[serde(default)]
-    keys: RawKeys,
-    #[serde(default)]
-    http: RawHttp,
-    #[serde(default)]
-    feed: RawFeed,
-    #[serde(default)]
-    clients: Vec<super::clients::RawClient>,
+/// How a `TESSERA_*` variable sets a key: as a plain string (so
+/// `TESSERA_LISTEN=127.0.0.1:0` needs no TOML quoting) or as a TOML value
+/// (numbers, booleans, arrays, the array of client tables). A section is a
+/// table of keys, not a key of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum EnvForm {
+    Plain,
+    Toml,
+    Section,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStore {
-    kind: Option<String>,
-    path: Option<PathBuf>,
-    url: Option<String>,
-    cluster_urls: Option<Vec<String>>,
-    sentinel_urls: Option<Vec<String>>,
-    sentinel_master: Option<String>,
-    key_prefix: Option<String>,
-    connections: Option<i64>,
-    connect_timeout: Option<String>,
-    response_timeout: Option<String>,
-    mirror_max_staleness: Option<String>,
+/// The [`EnvForm`] of a setting's type.
+trait Setting {
+    const FORM: EnvForm;
+}
+
+macro_rules! env_form {
+    ($form:ident: $($ty:ty),*) => { $(impl Setting for $ty { const FORM: EnvForm = EnvForm::$form; })* };
+}
+env_form!(Plain: Option<String>, Option<PathBuf>);
+env_form!(Toml: Option<i64>, Option<bool>, Option<Vec<String>>, Vec<super::clients::RawClient>);
+env_form!(Section: RawStore, RawTokens, RawKeys, RawFeed, RawHttp);
+
+/// Declares a section of the file once: the struct serde reads (unknown
+/// keys refused) and, from the same field list, the keys the environment
+/// may set, so a new setting is one line here plus its validation.
+macro_rules! settings {
+    (struct $name:ident in $prefix:literal { $($(#[$meta:meta])* $field:ident: $ty:ty,)* }) => {
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(super) struct $name {
+            $($(#[$meta])* $field: $ty,)*
+        }
+
+        impl $name {
+            const KEYS: &'static [(&'static str, EnvForm)] = &[$((concat!($prefix, stringify!($field)), <$ty as Setting>::FORM),)*];
+        }
+    };
+}
+
+/// Every key a `TESSERA_*` variable may set, with how it is read.
+pub(super) fn env_keys() -> impl Iterator<Item = (&'static str, EnvForm)> {
+    [RawConfig::KEYS, RawStore::KEYS, RawTokens::KEYS, RawKeys::KEYS, RawHttp::KEYS, RawFeed::KEYS]
+        .into_iter()
+        .flatten()
+        .copied()
+        .filter(|(_, form)| *form != EnvForm::Section)
+}
+
+settings! {
+    struct RawConfig in "" {
+        issuer: Option<String>,
+        listen: Option<String>,
+        keys_dir: Option<PathBuf>,
+        #[serde(default)]
+        store: RawStore,
+        #[serde(default)]
+        tokens: RawTokens,
+        #[serde(default)]
+        keys: RawKeys,
+        #[serde(default)]
+        http: RawHttp,
+        #[serde(default)]
+        feed: RawFeed,
+        #[serde(default)]
+        clients: Vec<super::clients::RawClient>,
+    }
+}
+
+settings! {
+    struct RawStore in "store." {
+        kind: Option<String>,
+        path: Option<PathBuf>,
+        url: Option<String>,
+        cluster_urls: Option<Vec<String>>,
+        sentinel_urls: Option<Vec<String>>,
+        sentinel_master: Option<String>,
+        key_prefix: Option<String>,
+        connections: Option<i64>,
+        connect_timeout: Option<String>,
+        response_timeout: Option<String>,
+        mirror_max_staleness: Option<String>,
+    }
 }
 
 impl RawStore {
@@ -102,36 +151,36 @@ impl RawStore {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTokens {
-    algorithm: Option<String>,
-    access_ttl: Option<String>,
-    refresh_idle_ttl: Option<String>,
-    session_max_age: Option<String>,
-    reuse_grace: Option<String>,
-    leeway: Option<String>,
+settings! {
+    struct RawTokens in "tokens." {
+        algorithm: Option<String>,
+        access_ttl: Option<String>,
+        refresh_idle_ttl: Option<String>,
+        session_max_age: Option<String>,
+        reuse_grace: Option<String>,
+        leeway: Option<String>,
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawKeys {
-    jwks_max_age: Option<String>,
-    reload_interval: Option<String>,
-    rotate_every: Option<String>,
+settings! {
+    struct RawKeys in "keys." {
+        jwks_max_age: Option<String>,
+        reload_interval: Option<String>,
+        rotate_every: Option<String>,
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFeed {
-    public: Option<bool>,
+settings! {
+    struct RawFeed in "feed." {
+        public: Option<bool>,
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHttp {
-    request_timeout: Option<String>,
-    max_body_bytes: Option<i64>,
+settings! {
+    struct RawHttp in "http." {
+        request_timeout: Option<String>,
+        max_body_bytes: Option<i64>,
+    }
 }
 
 const SECOND: Duration = Duration::from_secs(1);
