@@ -9,6 +9,10 @@ use anyhow::Context;
 pub async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let management = tokio::net::TcpListener::bind(config.management_listen)
+        .await
+        .with_context(|| format!("binding the management listener {} (management.listen)", config.management_listen))?;
+    let management_addr = management.local_addr()?;
     let keys_dir = config.keys_dir.clone();
     let app = App::build(config, Options { dev, bound: Some(addr), ..Options::default() }).await?;
     for meta in &app.created_keys {
@@ -22,6 +26,7 @@ pub async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
     println!("store:    {}", state.authority.describe_store());
     println!("clients:  {}", state.config.clients.len());
     println!("jwks:     {issuer}/.well-known/jwks.json");
+    println!("management on http://{management_addr} (/metrics, /readyz, /healthz)");
     if dev {
         println!("demo:     {issuer}/demo  (development mode: never expose this)");
         if crate::http::browser::is_local_http(&issuer) {
@@ -30,7 +35,7 @@ pub async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
             );
         }
     }
-    app.serve(listener, shutdown_signal()).await?;
+    app.serve(listener, management, shutdown_signal()).await;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! shutting it down) stops them, as mini-redis' `DbDropGuard` does for its
 //! purge task.
 
+mod listener;
 mod tasks;
 
 pub use tasks::Tasks;
@@ -29,9 +30,11 @@ use crate::store::embedded::EmbeddedStore;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
 use anyhow::Context;
+use listener::Limits;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::net::TcpListener;
 
 /// How to build the app beyond its configuration.
 #[derive(Clone)]
@@ -55,6 +58,7 @@ impl Default for Options {
 pub struct App {
     state: AppState,
     router: axum::Router,
+    management: axum::Router,
     tasks: Tasks,
     /// Keys generated at start (none when the directory had them).
     pub created_keys: Vec<KeyMeta>,
@@ -93,7 +97,8 @@ impl App {
         }
         let state = AppState::new(config, keyring, authority, options.dev);
         let router = http::router(state.clone());
-        Ok(App { state, router, tasks, created_keys })
+        let management = http::management_router(state.clone());
+        Ok(App { state, router, management, tasks, created_keys })
     }
 
     /// The router, for in-process tests (`tower::ServiceExt::oneshot`).
@@ -105,18 +110,53 @@ impl App {
         &self.state
     }
 
-    /// Serve `listener` until `shutdown` resolves, let requests in flight
-    /// finish (long-lived streams are told to end), then stop every task.
-    pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let App { state, router, tasks, .. } = self;
+    /// The management router (`/metrics`, `/readyz`, `/healthz`).
+    pub fn management_router(&self) -> axum::Router {
+        self.management.clone()
+    }
+
+    /// Serve the public and the management listener until `shutdown`
+    /// resolves, let requests in flight finish within the drain deadline
+    /// (long-lived streams are told to end), then stop every task.
+    pub async fn serve(self, public: TcpListener, management: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let App { state, router, management: management_router, tasks, .. } = self;
+        let http = &state.config.http;
+        let mut limits = Limits {
+            header_read_timeout: http.header_read_timeout,
+            keep_alive_timeout: http.keep_alive_timeout,
+            max_connections: http.max_connections,
+            drain_timeout: http.drain_timeout,
+        };
+        if let Some(open_files) = listener::raise_open_file_limit() {
+            // Leave room for the store, the key directory, the management
+            // listener and outgoing connections.
+            let room = (open_files as usize).saturating_sub(128).max(16);
+            if room < limits.max_connections {
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    open_files,
+                    "http.max_connections lowered to stay below the open-file limit"
+                );
+                limits.max_connections = room;
+            }
+        }
+        let operator_limits = Limits { max_connections: 64, ..limits };
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let draining = state.clone();
-        let stop = async move {
+        let signal = async move {
             shutdown.await;
             draining.begin_shutdown();
+            stop_tx.send_replace(true);
         };
-        let served = axum::serve(listener, router).with_graceful_shutdown(stop).await.context("serving HTTP");
+        let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        tokio::join!(
+            signal,
+            listener::serve(public, router, limits, stopped(stop.clone())),
+            listener::serve(management, management_router, operator_limits, stopped(stop)),
+        );
         tasks.shutdown().await;
-        served
     }
 }
 

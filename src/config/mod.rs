@@ -116,6 +116,16 @@ impl KeyPolicy {
 pub struct HttpConfig {
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    /// A request's headers must arrive within this, counted from the accept
+    /// or the end of the previous response (slowloris).
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request in flight closes after this.
+    pub keep_alive_timeout: Duration,
+    /// Open connections on the public listener; at the cap the longest-idle
+    /// one is closed, and a new one is shed only when all are busy.
+    pub max_connections: usize,
+    /// On SIGTERM, how long requests in flight may take before the rest is cut.
+    pub drain_timeout: Duration,
 }
 
 /// The whole, validated configuration.
@@ -129,6 +139,8 @@ pub struct Config {
     pub tokens: TokenPolicy,
     pub keys: KeyPolicy,
     pub http: HttpConfig,
+    /// The operator listener: `/metrics`, `/readyz`, `/healthz`.
+    pub management_listen: SocketAddr,
     /// Whether anyone may read the revocation feed (else: confidential clients).
     pub feed_public: bool,
     pub clients: ClientRegistry,

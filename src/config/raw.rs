@@ -32,7 +32,7 @@ macro_rules! env_form {
 }
 env_form!(Plain: Option<String>, Option<PathBuf>);
 env_form!(Toml: Option<i64>, Option<bool>, Option<Vec<String>>, Vec<super::clients::RawClient>);
-env_form!(Section: RawStore, RawTokens, RawKeys, RawFeed, RawHttp);
+env_form!(Section: RawStore, RawTokens, RawKeys, RawFeed, RawHttp, RawManagement);
 
 /// Declares a section of the file once: the struct serde reads (unknown
 /// keys refused) and, from the same field list, the keys the environment
@@ -53,7 +53,7 @@ macro_rules! settings {
 
 /// Every key a `TESSERA_*` variable may set, with how it is read.
 pub(super) fn env_keys() -> impl Iterator<Item = (&'static str, EnvForm)> {
-    [RawConfig::KEYS, RawStore::KEYS, RawTokens::KEYS, RawKeys::KEYS, RawHttp::KEYS, RawFeed::KEYS]
+    [RawConfig::KEYS, RawStore::KEYS, RawTokens::KEYS, RawKeys::KEYS, RawHttp::KEYS, RawFeed::KEYS, RawManagement::KEYS]
         .into_iter()
         .flatten()
         .copied()
@@ -73,6 +73,8 @@ settings! {
         keys: RawKeys,
         #[serde(default)]
         http: RawHttp,
+        #[serde(default)]
+        management: RawManagement,
         #[serde(default)]
         feed: RawFeed,
         #[serde(default)]
@@ -177,9 +179,19 @@ settings! {
 }
 
 settings! {
+    struct RawManagement in "management." {
+        listen: Option<String>,
+    }
+}
+
+settings! {
     struct RawHttp in "http." {
         request_timeout: Option<String>,
         max_body_bytes: Option<i64>,
+        header_read_timeout: Option<String>,
+        keep_alive_timeout: Option<String>,
+        max_connections: Option<i64>,
+        drain_timeout: Option<String>,
     }
 }
 
@@ -250,6 +262,24 @@ impl RawConfig {
         if !(1024..=16 * 1024 * 1024).contains(&max_body) {
             return Err(ConfigError::invalid("http.max_body_bytes", max_body, "expected a number of bytes between 1024 and 16777216"));
         }
+        let header_read_timeout = duration(
+            "http.header_read_timeout",
+            self.http.header_read_timeout,
+            "10s",
+            Duration::from_millis(100),
+            Duration::from_secs(300),
+        )?;
+        let keep_alive_timeout =
+            duration("http.keep_alive_timeout", self.http.keep_alive_timeout, "5s", Duration::from_millis(100), Duration::from_secs(3600))?;
+        let drain_timeout = duration("http.drain_timeout", self.http.drain_timeout, "10s", Duration::ZERO, Duration::from_secs(600))?;
+        let max_connections = self.http.max_connections.unwrap_or(4096);
+        if !(1..=1_000_000).contains(&max_connections) {
+            return Err(ConfigError::invalid("http.max_connections", max_connections, "expected a number from 1 to 1000000"));
+        }
+        let management_listen = self.management.listen.as_deref().unwrap_or("127.0.0.1:9090");
+        let management_listen = management_listen
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::invalid("management.listen", management_listen, "expected host:port, like \"127.0.0.1:9090\""))?;
 
         let clients =
             self.clients.into_iter().enumerate().map(|(index, raw)| raw.validate(index, access_ttl)).collect::<Result<Vec<Client>, _>>()?;
@@ -263,7 +293,15 @@ impl RawConfig {
             store,
             tokens: TokenPolicy { algorithm, access_ttl, refresh_idle_ttl, session_max_age, reuse_grace, leeway },
             keys: KeyPolicy { jwks_max_age, reload_interval, rotate_every },
-            http: HttpConfig { request_timeout, max_body_bytes: max_body as usize },
+            http: HttpConfig {
+                request_timeout,
+                max_body_bytes: max_body as usize,
+                header_read_timeout,
+                keep_alive_timeout,
+                max_connections: max_connections as usize,
+                drain_timeout,
+            },
+            management_listen,
             feed_public: self.feed.public.unwrap_or(true),
             clients,
         })

@@ -117,26 +117,42 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/v1/revocations", endpoint: || get(feed::document) },
     Route { method: "GET", path: "/v1/revocations/stream", endpoint: || get(feed::stream) },
     Route { method: "GET", path: "/healthz", endpoint: || get(health::healthz) },
+];
+
+/// The operator's routes, served only on the management listener
+/// (`management.listen`), never on the public one.
+pub const MANAGEMENT_ROUTES: &[Route] = &[
+    Route { method: "GET", path: "/healthz", endpoint: || get(health::healthz) },
     Route { method: "GET", path: "/readyz", endpoint: || get(health::readyz) },
     Route { method: "GET", path: "/metrics", endpoint: || get(health::metrics) },
 ];
 
-/// Every route this router serves: the table, plus the demo's in dev mode.
-fn served(state: &AppState) -> impl Iterator<Item = &'static Route> {
+/// The public listener's routes: the table, plus the demo's in dev mode.
+fn public_routes(state: &AppState) -> Vec<&'static Route> {
     let demo: &'static [Route] = if state.refresh_observer.is_some() { demo::ROUTES } else { &[] };
-    ROUTES.iter().chain(demo)
+    ROUTES.iter().chain(demo).collect()
 }
 
+/// The public router: tokens, sessions, discovery, the feed, liveness.
 pub fn router(state: AppState) -> Router {
+    let routes = public_routes(&state);
+    build(state, routes)
+}
+
+/// The management router: liveness, readiness, metrics.
+pub fn management_router(state: AppState) -> Router {
+    build(state, MANAGEMENT_ROUTES.iter().collect())
+}
+
+fn build(state: AppState, routes: Vec<&'static Route>) -> Router {
     let max_body = state.config.http.max_body_bytes;
     let mut router = Router::new();
-    for route in served(&state) {
+    for route in &routes {
         router = router.route(route.path, (route.endpoint)());
     }
-    let allowed = state.clone();
     router
         .fallback(not_found)
-        .method_not_allowed_fallback(move |request: Request| method_not_allowed(allowed.clone(), request))
+        .method_not_allowed_fallback(move |request: Request| method_not_allowed(routes.clone(), request))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), refuse_oversized))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
@@ -186,9 +202,9 @@ async fn not_found(request: Request) -> Problem {
     Problem::not_found(request.uri().path())
 }
 
-async fn method_not_allowed(state: AppState, request: Request) -> Response {
+async fn method_not_allowed(routes: Vec<&'static Route>, request: Request) -> Response {
     let path = request.uri().path().to_string();
-    let allowed: Vec<&str> = served(&state).filter(|route| matches_template(route.path, &path)).map(|route| route.method).collect();
+    let allowed: Vec<&str> = routes.iter().filter(|route| matches_template(route.path, &path)).map(|route| route.method).collect();
     let mut response = Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
