@@ -58,6 +58,7 @@ fn claims(issuer: &str, now: i64) -> AccessClaims {
         sub: "user-4711".into(),
         aud: Audience::One("orders-api".into()),
         exp: now + 86_400,
+        nbf: None,
         iat: now,
         jti: tessera::tokens::random_id(),
         client_id: "web".into(),

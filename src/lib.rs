@@ -9,7 +9,7 @@
 //! | [`config`] | the TOML file + `TESSERA_*` overrides, validated at start |
 //! | [`clock`] | time as an input, so lifecycle rules are testable |
 //! | [`clients`] | OAuth clients and their authentication |
-//! | [`keys`] | the key directory, key lifecycle, JWKS, the ring provider |
+//! | [`keys`] | the key directory, key lifecycle, JWKS |
 //! | [`tokens`] | access-token and refresh-token formats |
 //! | [`sessions`] | the rules: who gets which token, rotation, revocation |
 //! | [`store`] | the only server state: revocations, consumed refresh tokens |

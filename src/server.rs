@@ -22,7 +22,6 @@ use std::sync::Arc;
 
 /// Run the server until a shutdown signal.
 pub async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
-    crate::keys::provider::install();
     let clock: SharedClock = Arc::new(SystemClock);
     let lifetimes = config.token_lifetimes();
     let directory = KeyDirectory::new(&config.keys_dir);

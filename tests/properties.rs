@@ -20,7 +20,6 @@ struct App {
 fn app() -> &'static App {
     static APP: OnceLock<App> = OnceLock::new();
     APP.get_or_init(|| {
-        tessera::keys::provider::install();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.toml");
         std::fs::write(&path, common::default_config()).unwrap();

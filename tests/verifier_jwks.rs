@@ -98,6 +98,7 @@ fn token(key: &SigningKey) -> String {
         sub: "alice".into(),
         aud: Audience::One("orders-api".into()),
         exp: now + 600,
+        nbf: None,
         iat: now,
         jti: tessera::tokens::random_id(),
         client_id: "web".into(),
