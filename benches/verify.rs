@@ -26,7 +26,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tessera::keys::{SigningAlgorithm, SigningKey};
 use tessera::tokens::access::{self, AccessClaims, Audience};
-use tessera::verifier::Verifier;
+use tessera_verifier::Verifier;
 
 const REVOCATIONS: u64 = 1_000;
 

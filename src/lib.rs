@@ -19,11 +19,12 @@
 //! | [`http`] | the axum router and the error mapping |
 //! | [`server`] | start-up and graceful shutdown |
 //! | [`cli`] | the `tessera` command line |
-//! | [`verifier`] | offline verification for services (feature `verifier`) |
 //!
-//! The server is the `server` feature; `tessera::verifier` alone builds with
-//! `--no-default-features --features verifier`, without the server's
-//! dependencies.
+//! Two crates of the workspace sit beside it: `tessera-jose`, the JOSE core
+//! (algorithms, compact JWS on ring, JWKs and thumbprints, the claim-time
+//! check) the server and the verifier share, and `tessera-verifier`, the
+//! offline verification library for services, which depends on nothing of
+//! the server.
 
 #[cfg(feature = "server")]
 pub mod cli;
@@ -51,5 +52,3 @@ pub mod sessions;
 pub mod store;
 #[cfg(feature = "server")]
 pub mod tokens;
-#[cfg(feature = "verifier")]
-pub mod verifier;
