@@ -4,6 +4,7 @@
 //! | module | what it holds the verifier to |
 //! |---|---|
 //! | `tokens` | tokens from the binary verify; each refused one gets its error |
+//! | `not_before` | `nbf` means the same to introspection, `token inspect` and the verifier |
 //! | `jwks` | the JWKS cache: cooldown, outage, ETag, key removal, the caller's HTTP client |
 //! | `feed` | the revocation feed: live stream, catching up, polling, private feeds |
 //! | `layer` | the tower layer and axum extractor: RFC 6750 answers |
@@ -13,4 +14,5 @@ mod common;
 mod feed;
 mod jwks;
 mod layer;
+mod not_before;
 mod tokens;
