@@ -49,7 +49,11 @@ pub enum JwsError {
 }
 
 /// The protected header members tessera reads and writes.
+///
+/// Non-exhaustive: a later version may read or write another member; make
+/// one with [`Header::new`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Header {
     /// The algorithm the signer claims; checked against the key, never used.
     pub alg: String,
@@ -71,12 +75,18 @@ struct ReadHeader {
 }
 
 /// A compact JWS split into its parts, its signature not yet checked.
-#[derive(Debug)]
 pub struct CompactJws<'a> {
     header: Header,
     signing_input: &'a str,
     payload: &'a str,
     signature: &'a str,
+}
+
+/// Shows the header only: a token is a credential and must not reach logs.
+impl std::fmt::Debug for CompactJws<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompactJws").field("header", &self.header).finish_non_exhaustive()
+    }
 }
 
 impl<'a> CompactJws<'a> {
