@@ -22,6 +22,7 @@ fn claims() -> AccessClaims {
         sub: "user-4711".into(),
         aud: Audience::One("orders-api".into()),
         exp: 1_800_000_600,
+        nbf: None,
         iat: 1_800_000_000,
         jti: tessera::tokens::random_id(),
         client_id: "web".into(),

@@ -26,7 +26,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tessera::keys::{SigningAlgorithm, SigningKey};
 use tessera::tokens::access::{self, AccessClaims, Audience};
-use tessera::verifier::Verifier;
+use tessera_verifier::Verifier;
 
 const REVOCATIONS: u64 = 1_000;
 
@@ -58,6 +58,7 @@ fn claims(issuer: &str, now: i64) -> AccessClaims {
         sub: "user-4711".into(),
         aud: Audience::One("orders-api".into()),
         exp: now + 86_400,
+        nbf: None,
         iat: now,
         jti: tessera::tokens::random_id(),
         client_id: "web".into(),

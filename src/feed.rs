@@ -14,13 +14,11 @@
 use crate::keys::KeyView;
 use crate::revocations::RevocationEntry;
 use crate::tokens::access::compact_jws;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The `typ` of a signed feed document.
-pub const FEED_TYPE: &str = "revocations+jwt";
+pub const FEED_TYPE: &str = tessera_jose::typ::REVOCATIONS_JWT;
 
 /// How long a signed feed document may be relied on.
 pub const FEED_LIFETIME_SECONDS: i64 = 300;
@@ -48,8 +46,7 @@ pub fn sign(
     now: DateTime<Utc>,
 ) -> Option<String> {
     let key = keys.active_signer(now)?;
-    let header = serde_json::json!({"alg": key.alg.as_str(), "kid": key.kid, "typ": FEED_TYPE});
-    let header = URL_SAFE_NO_PAD.encode(header.to_string());
+    let header = tessera_jose::Header::new(key.alg, key.kid.as_str(), FEED_TYPE).encode();
     let iat = now.timestamp();
     let document = FeedDocument { iss: issuer.to_string(), iat, exp: iat + FEED_LIFETIME_SECONDS, after, cursor, revocations };
     Some(compact_jws(key, &header, &serde_json::to_vec(&document).expect("feed serializes")))
@@ -66,7 +63,7 @@ mod tests {
 
     #[test]
     fn a_feed_document_verifies_with_the_jwks_and_is_not_an_access_token() {
-        crate::keys::provider::install();
+        tessera_jose::jsonwebtoken_provider::install();
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::at_unix(1_800_000_000));
         let directory = KeyDirectory::new(dir.path());

@@ -9,7 +9,7 @@
 //! | [`config`] | the TOML file + `TESSERA_*` overrides, validated at start |
 //! | [`clock`] | time as an input, so lifecycle rules are testable |
 //! | [`clients`] | OAuth clients and their authentication |
-//! | [`keys`] | the key directory, key lifecycle, JWKS, the ring provider |
+//! | [`keys`] | the key directory, key lifecycle, JWKS |
 //! | [`tokens`] | access-token and refresh-token formats |
 //! | [`app`] | the composition root: builds the service, owns its background tasks |
 //! | [`authority`] | what every rule works with; introspection and RFC 7009 revocation |
@@ -22,11 +22,12 @@
 //! | [`http`] | the axum router and the error mapping |
 //! | [`server`] | `tessera serve`: bind, banner, signals |
 //! | [`cli`] | the `tessera` command line |
-//! | [`verifier`] | offline verification for services (feature `verifier`) |
 //!
-//! The server is the `server` feature; `tessera::verifier` alone builds with
-//! `--no-default-features --features verifier`, without the server's
-//! dependencies.
+//! Two crates of the workspace sit beside it: `tessera-jose`, the JOSE core
+//! (algorithms, compact JWS on ring, JWKs and thumbprints, the claim-time
+//! check) the server and the verifier share, and `tessera-verifier`, the
+//! offline verification library for services, which depends on nothing of
+//! the server.
 
 #[cfg(feature = "server")]
 pub mod app;
@@ -60,5 +61,3 @@ pub mod sessions;
 pub mod store;
 #[cfg(feature = "server")]
 pub mod tokens;
-#[cfg(feature = "verifier")]
-pub mod verifier;

@@ -1,5 +1,5 @@
 //! Key rotation as verifiers live through it: a server rotating every few
-//! seconds, several `tessera::verifier` instances verifying fresh tokens
+//! seconds, several `tessera_verifier` instances verifying fresh tokens
 //! continuously through at least three rotations with zero failures; then
 //! `keys revoke`, after which tokens under that key fail within a second.
 
@@ -9,7 +9,7 @@ use common::*;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
-use tessera::verifier::Verifier;
+use tessera_verifier::Verifier;
 
 fn kid_of(token: &str) -> String {
     use base64::Engine;

@@ -68,7 +68,6 @@ impl App {
     /// Prepare keys, open the store, load the revocation list, build the
     /// router and start the background tasks.
     pub async fn build(mut config: Config, options: Options) -> anyhow::Result<App> {
-        crate::keys::provider::install();
         let clock = options.clock.clone();
         let lifetimes = config.token_lifetimes();
         let directory = KeyDirectory::new(&config.keys_dir);

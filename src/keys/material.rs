@@ -1,15 +1,20 @@
-//! Key material: parsed ring key pairs, their public JWKs and RFC 7638
-//! thumbprints, PEM encoding, and generation of new keys.
+//! Key material: the signing keys (ring key pairs from tessera-jose, with
+//! the kid and the access-token header made once), the refresh-token MAC
+//! key, PEM encoding, and generation of new keys.
 //!
 //! A key pair is parsed once, when the directory is loaded, and kept: on
 //! this hardware parsing an ES256 PKCS#8 key costs about as much as one
-//! signature, so re-parsing per token would nearly double the cost.
+//! signature, so re-parsing per token would nearly double the cost. The
+//! JOSE parts — signing, verifying, public JWK members, the RFC 7638
+//! thumbprint — are tessera-jose's, shared with the verifier; what is
+//! server-only (files, PEM, RSA generation with openssl, the MAC key) is
+//! here.
 
 use super::SigningAlgorithm;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
+use tessera_jose::{Header, KeyError, KeyPair, PublicKey, typ};
 
 /// Why key material could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -24,22 +29,13 @@ pub enum KeyMaterialError {
     BadMacSecret,
 }
 
-enum Pair {
-    Ecdsa(EcdsaKeyPair),
-    Ed25519(Ed25519KeyPair),
-    Rsa(RsaKeyPair, &'static dyn signature::RsaEncoding),
-}
-
 /// A parsed private key that signs access tokens.
 pub struct SigningKey {
     pub kid: String,
     pub alg: SigningAlgorithm,
-    pair: Pair,
-    /// The public JWK without `kid`/`alg`/`use` (those are added when rendering).
-    public_members: Vec<(&'static str, String)>,
+    pair: KeyPair,
     /// base64url of `{"alg":…,"kid":…,"typ":"at+jwt"}`, made once.
     access_token_header: String,
-    rng: SystemRandom,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -52,43 +48,10 @@ impl SigningKey {
     /// Parse a PKCS#8 DER private key for `alg`; the kid is its RFC 7638
     /// thumbprint.
     pub fn from_pkcs8(alg: SigningAlgorithm, der: &[u8]) -> Result<Self, KeyMaterialError> {
-        let rng = SystemRandom::new();
-        let rejected = |reason: String| KeyMaterialError::Rejected { alg, reason };
-        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
-        let (pair, public_members) = match alg {
-            SigningAlgorithm::ES256 | SigningAlgorithm::ES384 => {
-                let (signing, crv, size) = if alg == SigningAlgorithm::ES256 {
-                    (&signature::ECDSA_P256_SHA256_FIXED_SIGNING, "P-256", 32)
-                } else {
-                    (&signature::ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", 48)
-                };
-                let pair = EcdsaKeyPair::from_pkcs8(signing, der, &rng).map_err(|e| rejected(e.to_string()))?;
-                let point = pair.public_key().as_ref();
-                let (x, y) = point[1..].split_at(size);
-                let members = vec![("crv", crv.to_string()), ("kty", "EC".into()), ("x", b64(x)), ("y", b64(y))];
-                (Pair::Ecdsa(pair), members)
-            }
-            SigningAlgorithm::EdDSA => {
-                let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|e| rejected(e.to_string()))?;
-                let members = vec![("crv", "Ed25519".into()), ("kty", "OKP".into()), ("x", b64(pair.public_key().as_ref()))];
-                (Pair::Ed25519(pair), members)
-            }
-            SigningAlgorithm::RS256 | SigningAlgorithm::PS256 => {
-                let pair = RsaKeyPair::from_pkcs8(der).map_err(|e| rejected(e.to_string()))?;
-                if pair.public().modulus_len() < 256 {
-                    return Err(rejected("RSA keys must be at least 2048 bits".into()));
-                }
-                let components = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public());
-                let (n, e) = (b64(&components.n), b64(&components.e));
-                let encoding: &'static dyn signature::RsaEncoding =
-                    if alg == SigningAlgorithm::RS256 { &signature::RSA_PKCS1_SHA256 } else { &signature::RSA_PSS_SHA256 };
-                (Pair::Rsa(pair, encoding), vec![("e", e), ("kty", "RSA".into()), ("n", n)])
-            }
-        };
-        let kid = thumbprint(&public_members);
-        let header = serde_json::json!({"alg": alg.as_str(), "kid": kid, "typ": "at+jwt"});
-        let access_token_header = URL_SAFE_NO_PAD.encode(header.to_string());
-        Ok(Self { kid, alg, pair, public_members, access_token_header, rng })
+        let pair = KeyPair::from_pkcs8(alg, der).map_err(|e| KeyMaterialError::Rejected { alg, reason: e.to_string() })?;
+        let kid = pair.thumbprint();
+        let access_token_header = Header::new(alg, kid.as_str(), typ::AT_JWT).encode();
+        Ok(Self { kid, alg, pair, access_token_header })
     }
 
     /// The encoded protected header of access tokens signed by this key.
@@ -96,71 +59,32 @@ impl SigningKey {
         &self.access_token_header
     }
 
+    /// The public half, which checks this key's signatures with its own
+    /// algorithm.
+    pub fn public_key(&self) -> &PublicKey {
+        self.pair.public_key()
+    }
+
     /// Check a signature made by this key (the algorithm is the key's own).
     pub fn verify(&self, message: &[u8], signature_bytes: &[u8]) -> bool {
-        use signature::UnparsedPublicKey;
-        match &self.pair {
-            Pair::Ecdsa(pair) => {
-                let alg = if self.alg == SigningAlgorithm::ES256 {
-                    &signature::ECDSA_P256_SHA256_FIXED
-                } else {
-                    &signature::ECDSA_P384_SHA384_FIXED
-                };
-                UnparsedPublicKey::new(alg, pair.public_key().as_ref()).verify(message, signature_bytes).is_ok()
-            }
-            Pair::Ed25519(pair) => {
-                UnparsedPublicKey::new(&signature::ED25519, pair.public_key().as_ref()).verify(message, signature_bytes).is_ok()
-            }
-            Pair::Rsa(pair, _) => {
-                let params = if self.alg == SigningAlgorithm::RS256 {
-                    &signature::RSA_PKCS1_2048_8192_SHA256
-                } else {
-                    &signature::RSA_PSS_2048_8192_SHA256
-                };
-                ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public()).verify(params, message, signature_bytes).is_ok()
-            }
-        }
+        self.pair.public_key().verify(message, signature_bytes)
     }
 
     /// Sign `message` (the JWS signing input).
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
-        match &self.pair {
-            Pair::Ecdsa(pair) => pair.sign(&self.rng, message).expect("ECDSA signing with a valid key").as_ref().to_vec(),
-            Pair::Ed25519(pair) => pair.sign(message).as_ref().to_vec(),
-            Pair::Rsa(pair, encoding) => {
-                let mut out = vec![0u8; pair.public().modulus_len()];
-                pair.sign(*encoding, &self.rng, message, &mut out).expect("RSA signing with a valid key");
-                out
-            }
-        }
+        self.pair.sign(message)
     }
 
     /// The public JWK as JSON: only public members plus `kid`, `alg`, `use`.
     pub fn public_jwk_json(&self) -> String {
-        let mut map = serde_json::Map::new();
-        for (name, value) in &self.public_members {
-            map.insert((*name).to_string(), serde_json::Value::String(value.clone()));
-        }
-        map.insert("kid".into(), self.kid.clone().into());
-        map.insert("alg".into(), self.alg.as_str().into());
-        map.insert("use".into(), "sig".into());
-        serde_json::Value::Object(map).to_string()
+        self.pair.public_jwk_json(&self.kid)
     }
 
     /// Generate a new private key, as PKCS#8 DER.
     pub fn generate(alg: SigningAlgorithm) -> Result<Vec<u8>, KeyMaterialError> {
-        let rng = SystemRandom::new();
-        let unavailable = |e: ring::error::Unspecified| KeyMaterialError::Rejected { alg, reason: e.to_string() };
-        match alg {
-            SigningAlgorithm::ES256 => {
-                Ok(EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(unavailable)?.as_ref().to_vec())
-            }
-            SigningAlgorithm::ES384 => {
-                Ok(EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, &rng).map_err(unavailable)?.as_ref().to_vec())
-            }
-            SigningAlgorithm::EdDSA => Ok(Ed25519KeyPair::generate_pkcs8(&rng).map_err(unavailable)?.as_ref().to_vec()),
+        match KeyPair::generate_pkcs8(alg) {
             // ring verifies and signs RSA but cannot generate RSA keys.
-            SigningAlgorithm::RS256 | SigningAlgorithm::PS256 => {
+            Err(KeyError::CannotGenerate(_)) => {
                 let output = std::process::Command::new("openssl")
                     .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
                     .output()
@@ -171,22 +95,15 @@ impl SigningKey {
                 // genpkey's PEM output is PKCS#8 (its DER output is PKCS#1).
                 pem_decode(&String::from_utf8_lossy(&output.stdout))
             }
+            generated => generated.map_err(|e| KeyMaterialError::Rejected { alg, reason: e.to_string() }),
         }
     }
 }
 
-/// RFC 7638 thumbprint: SHA-256 over the required members in lexicographic
-/// order, no whitespace, base64url.
-pub fn thumbprint(members: &[(&str, String)]) -> String {
-    let mut sorted: Vec<_> = members.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(b.0));
-    let body = sorted
-        .iter()
-        .map(|(name, value)| format!("{}:{}", serde_json::Value::from(*name), serde_json::Value::from(value.as_str())))
-        .collect::<Vec<_>>()
-        .join(",");
-    let hash = ring::digest::digest(&ring::digest::SHA256, format!("{{{body}}}").as_bytes());
-    URL_SAFE_NO_PAD.encode(hash.as_ref())
+impl tessera_jose::Signer for SigningKey {
+    fn sign(&self, signing_input: &[u8]) -> Vec<u8> {
+        self.pair.sign(signing_input)
+    }
 }
 
 /// The refresh-token MAC key (HMAC-SHA256); never leaves the key directory.
@@ -255,14 +172,6 @@ pub fn pem_decode(pem: &str) -> Result<Vec<u8>, KeyMaterialError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc7638_thumbprint_example() {
-        // RFC 7638 §3.1: the RSA key of RFC 7517 appendix A.1.
-        let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
-        let members = vec![("e", "AQAB".to_string()), ("kty", "RSA".to_string()), ("n", n.to_string())];
-        assert_eq!(thumbprint(&members), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
-    }
 
     #[test]
     fn pem_round_trips() {

@@ -1,5 +1,6 @@
-//! Keys: the key directory, each key's lifecycle, the JWKS, and the ring
-//! `CryptoProvider` for jsonwebtoken.
+//! Keys: the key directory, each key's lifecycle and the JWKS. The key
+//! material itself (algorithms, ring key pairs, JWKs, thumbprints) is
+//! tessera-jose's, shared with the verifier.
 //!
 //! A key is a private key file plus a small metadata file. Its state is a
 //! pure function of the clock and those files ([`schedule`]), so replicas
@@ -21,7 +22,6 @@
 pub mod directory;
 pub mod keyring;
 pub mod material;
-pub mod provider;
 pub mod rotation;
 pub mod schedule;
 
@@ -30,53 +30,7 @@ pub use keyring::{Jwks, KeyView, Keyring};
 pub use material::{MacKey, SigningKey};
 pub use schedule::{KeyMeta, KeyState, KeyUse, TokenLifetimes};
 
-/// The asymmetric algorithms tessera signs access tokens with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum SigningAlgorithm {
-    ES256,
-    ES384,
-    EdDSA,
-    RS256,
-    PS256,
-}
-
-impl SigningAlgorithm {
-    pub const NAMES: [&'static str; 5] = ["ES256", "ES384", "EdDSA", "RS256", "PS256"];
-
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "ES256" => Some(Self::ES256),
-            "ES384" => Some(Self::ES384),
-            "EdDSA" => Some(Self::EdDSA),
-            "RS256" => Some(Self::RS256),
-            "PS256" => Some(Self::PS256),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ES256 => "ES256",
-            Self::ES384 => "ES384",
-            Self::EdDSA => "EdDSA",
-            Self::RS256 => "RS256",
-            Self::PS256 => "PS256",
-        }
-    }
-
-    pub fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
-        match self {
-            Self::ES256 => jsonwebtoken::Algorithm::ES256,
-            Self::ES384 => jsonwebtoken::Algorithm::ES384,
-            Self::EdDSA => jsonwebtoken::Algorithm::EdDSA,
-            Self::RS256 => jsonwebtoken::Algorithm::RS256,
-            Self::PS256 => jsonwebtoken::Algorithm::PS256,
-        }
-    }
-}
-
-impl std::fmt::Display for SigningAlgorithm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The asymmetric algorithms tessera signs access tokens with: the JOSE
+/// core's one [`tessera_jose::Algorithm`], under the name the server's
+/// configuration and key directory have always used.
+pub use tessera_jose::Algorithm as SigningAlgorithm;

@@ -80,6 +80,7 @@ impl Minter {
             sub: grant.sub,
             aud: grant.aud,
             exp: grant.not_after.map_or(exp, |end| exp.min(end)),
+            nbf: None,
             iat: grant.iat,
             jti: grant.jti,
             client_id: grant.client_id,

@@ -1,5 +1,6 @@
 //! The verifier's JWKS cache against a JWKS served by the test itself, which
-//! counts requests, can go down, rotates keys and answers `If-None-Match`.
+//! counts requests, can go down, rotates keys, answers `If-None-Match` and
+//! notes who asked.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -13,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tessera::keys::{SigningAlgorithm, SigningKey};
 use tessera::tokens::access::{self, AccessClaims, Audience};
-use tessera::verifier::{Verifier, VerifyError};
+use tessera_verifier::{Verifier, VerifyError};
 
 const ISSUER: &str = "https://issuer.test";
 
@@ -26,6 +27,7 @@ struct Jwks {
     requests: AtomicUsize,
     not_modified: AtomicUsize,
     if_none_match: Mutex<Vec<String>>,
+    user_agents: Mutex<Vec<String>>,
 }
 
 impl Jwks {
@@ -41,6 +43,8 @@ impl Jwks {
 
 async fn serve_jwks(State(jwks): State<Arc<Jwks>>, headers: HeaderMap) -> Response {
     jwks.requests.fetch_add(1, Ordering::SeqCst);
+    let user_agent = headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    jwks.user_agents.lock().unwrap().push(user_agent.to_string());
     if jwks.down.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
@@ -66,6 +70,7 @@ async fn start_jwks(keys: &[&SigningKey], max_age: u32) -> (Arc<Jwks>, String) {
         requests: AtomicUsize::new(0),
         not_modified: AtomicUsize::new(0),
         if_none_match: Mutex::new(Vec::new()),
+        user_agents: Mutex::new(Vec::new()),
     });
     jwks.set_keys(keys);
     let app = axum::Router::new().route("/jwks.json", axum::routing::get(serve_jwks)).with_state(jwks.clone());
@@ -98,6 +103,7 @@ fn token(key: &SigningKey) -> String {
         sub: "alice".into(),
         aud: Audience::One("orders-api".into()),
         exp: now + 600,
+        nbf: None,
         iat: now,
         jti: tessera::tokens::random_id(),
         client_id: "web".into(),
@@ -123,7 +129,7 @@ async fn eventually(what: &str, condition: impl Fn() -> bool) {
     }
 }
 
-fn unknown_key(outcome: Result<tessera::verifier::Claims, VerifyError>) -> bool {
+fn unknown_key(outcome: Result<tessera_verifier::Claims, VerifyError>) -> bool {
     matches!(outcome, Err(VerifyError::UnknownKey { .. }))
 }
 
@@ -229,4 +235,30 @@ async fn verify_on_a_known_kid_completes_without_awaiting() {
         Poll::Ready(claims) => assert_eq!(claims.unwrap().sub, "alice"),
         Poll::Pending => panic!("verify awaited on a known kid"),
     }
+}
+
+#[tokio::test]
+async fn every_request_goes_through_the_callers_http_client_when_given_one() {
+    let signer = key(SigningAlgorithm::ES256);
+    let (jwks, url) = start_jwks(&[&signer], 3600).await;
+    let client = tessera_verifier::reqwest::Client::builder().user_agent("orders-service/7").build().unwrap();
+    let verifier = Verifier::builder()
+        .issuer(ISSUER)
+        .jwks_url(&url)
+        .audience("orders-api")
+        .refetch_cooldown(Duration::ZERO)
+        .revocation_feed(false)
+        .http_client(client)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(verifier.verify(&token(&signer)).await.unwrap().sub, "alice");
+    // The cold path (a refetch for an unknown kid) uses it too.
+    assert!(unknown_key(verifier.verify(&with_random_kid(&token(&signer))).await));
+    assert_eq!(*jwks.user_agents.lock().unwrap(), ["orders-service/7", "orders-service/7"]);
+
+    // Without one, the verifier's own client names itself.
+    let _default = self::verifier(&url, Duration::from_secs(30)).await;
+    let agents = jwks.user_agents.lock().unwrap().clone();
+    assert!(agents[2].starts_with("tessera-verifier/"), "{agents:?}");
 }

@@ -1,7 +1,7 @@
 //! The verifier's copy of tessera's revocation list, checked on every
 //! verification without waiting on anything.
 //!
-//! The wire format is the server's `RevocationEntry` (see `crate::store`),
+//! The wire format is the server's `RevocationEntry` (tessera's `store`),
 //! redeclared here because the verifier builds without the server. Four
 //! kinds of entry: a token (`jti`), a session (`sid`), a subject's tokens
 //! issued at or before an instant, a signing key (`kid`). Each carries the
@@ -51,13 +51,19 @@ pub(crate) struct RevocationEntry {
 
 /// Which revocation covered a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RevocationKind {
+    /// The token itself, by `jti` (RFC 7009 revocation of an access token).
     #[error("this token (its jti) was revoked")]
     Token,
+    /// Its session, by `sid` (logout, refresh-token reuse).
     #[error("its session (sid) was ended")]
     Session,
+    /// Every token of its `sub` issued at or before an instant (logout
+    /// everywhere, password change).
     #[error("every token of its subject issued by then was revoked")]
     Subject,
+    /// Its signing key, by `kid` (an emergency key withdrawal).
     #[error("its signing key (kid) was withdrawn")]
     Key,
 }

@@ -1,13 +1,12 @@
-//! A ring-backed [`CryptoProvider`] for jsonwebtoken 11.
+//! A ring-backed [`CryptoProvider`] for jsonwebtoken 11 (cargo feature
+//! `jsonwebtoken`).
 //!
-//! jsonwebtoken 11 no longer ships a ring backend; tessera already depends
-//! on ring for everything else, so this small provider keeps a single crypto
-//! library in the binary instead of pulling aws-lc or RustCrypto in beside
-//! it. It serves decoding and validation (`token inspect`, the tests, and
-//! the verifier library). Access tokens are not minted through it: the
-//! keyring keeps parsed ring key pairs and [`crate::tokens`] signs with them
-//! directly (see README, "Design notes"). Signers made here are still cached
-//! by key, so callers of `jsonwebtoken::encode` do not re-parse per token.
+//! jsonwebtoken 11 no longer ships a ring backend, and tessera keeps a
+//! single crypto library. tessera itself signs and verifies through this
+//! crate's own JWS code; jsonwebtoken is the independent decoder its tests
+//! check every minted token and feed document with, and this provider is
+//! what lets it run on ring. Signers made here are cached by key, so
+//! callers of `jsonwebtoken::encode` do not re-parse a key per token.
 
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{Error, ErrorKind, Result};
@@ -18,18 +17,33 @@ use ring::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKey
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+mod der;
+
 /// The provider value; [`install`] makes it the process default.
 pub static RING_PROVIDER: CryptoProvider = CryptoProvider {
     signer_factory: new_signer,
     verifier_factory: new_verifier,
     key_utils: KeyUtils {
         rsa_pub_components_from_private_key: rsa_components_from_private_key,
-        rsa_pub_components_from_public_key: rsa_components_from_public_key,
+        rsa_pub_components_from_public_key: der::rsa_components_from_public_key,
         ec_pub_components_from_private_key: ec_components_from_private_key,
         ed_pub_components_from_private_key: ed_components_from_private_key,
         compute_digest,
     },
 };
+
+/// The same algorithm in jsonwebtoken's terms.
+impl From<crate::Algorithm> for Algorithm {
+    fn from(alg: crate::Algorithm) -> Self {
+        match alg {
+            crate::Algorithm::ES256 => Algorithm::ES256,
+            crate::Algorithm::ES384 => Algorithm::ES384,
+            crate::Algorithm::EdDSA => Algorithm::EdDSA,
+            crate::Algorithm::RS256 => Algorithm::RS256,
+            crate::Algorithm::PS256 => Algorithm::PS256,
+        }
+    }
+}
 
 /// Install the ring provider as jsonwebtoken's default (idempotent).
 pub fn install() {
@@ -227,39 +241,6 @@ fn rsa_components_from_private_key(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
     Ok((components.n, components.e))
 }
 
-/// Parse a PKCS#1 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }`.
-fn rsa_components_from_public_key(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
-    let bad = || Error::from(ErrorKind::InvalidRsaKey("not a PKCS#1 RSAPublicKey".into()));
-    let (tag, body, rest) = der_element(der).ok_or_else(bad)?;
-    if tag != 0x30 || !rest.is_empty() {
-        return Err(bad());
-    }
-    let (tag_n, n, after_n) = der_element(body).ok_or_else(bad)?;
-    let (tag_e, e, after_e) = der_element(after_n).ok_or_else(bad)?;
-    if tag_n != 0x02 || tag_e != 0x02 || !after_e.is_empty() {
-        return Err(bad());
-    }
-    let strip = |b: &[u8]| b.iter().position(|&x| x != 0).map(|i| b[i..].to_vec()).unwrap_or_default();
-    Ok((strip(n), strip(e)))
-}
-
-/// One DER TLV: (tag, contents, remainder).
-fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let count = (first & 0x7f) as usize;
-        if count == 0 || count > 4 || rest.len() < count {
-            return None;
-        }
-        let len = rest[..count].iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
-        (len, &rest[count..])
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-}
-
 fn ec_components_from_private_key(der: &[u8], algorithm: Algorithm) -> Result<(EllipticCurve, Vec<u8>, Vec<u8>)> {
     let (curve, size) = match algorithm {
         Algorithm::ES256 => (EllipticCurve::P256, 32),
@@ -355,10 +336,15 @@ mod tests {
     #[test]
     fn rsa_signs_and_verifies_from_components() {
         install();
-        let der = match crate::keys::SigningKey::generate(crate::keys::SigningAlgorithm::RS256) {
-            Ok(der) => der,
-            Err(e) => panic!("RSA generation needs openssl on this machine: {e}"),
-        };
+        // ring cannot generate RSA keys; openssl's genpkey PEM is PKCS#8.
+        let output = std::process::Command::new("openssl")
+            .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+            .output()
+            .unwrap_or_else(|e| panic!("RSA generation needs openssl on this machine: {e}"));
+        assert!(output.status.success(), "openssl genpkey: {}", String::from_utf8_lossy(&output.stderr));
+        let pem = String::from_utf8(output.stdout).unwrap();
+        let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
         let (n, e) = rsa_components_from_private_key(&der).unwrap();
         for algorithm in [Algorithm::RS256, Algorithm::PS256] {
             let signature = jsonwebtoken::crypto::sign(b"x.y", &EncodingKey::from_rsa_der(&der), algorithm).unwrap();
@@ -368,18 +354,9 @@ mod tests {
     }
 
     #[test]
-    fn pkcs1_public_key_parser_handles_long_lengths() {
-        // SEQUENCE { INTEGER 0x00ff.., INTEGER 65537 } with a 2-byte length.
-        let mut n = vec![0x00];
-        n.extend(std::iter::repeat_n(0xffu8, 256));
-        let mut body = vec![0x02, 0x82, 0x01, 0x01];
-        body.extend(&n);
-        body.extend([0x02, 0x03, 0x01, 0x00, 0x01]);
-        let mut der = vec![0x30, 0x82, (body.len() >> 8) as u8, body.len() as u8];
-        der.extend(body);
-        let (parsed_n, parsed_e) = rsa_components_from_public_key(&der).unwrap();
-        assert_eq!(parsed_n.len(), 256);
-        assert_eq!(parsed_e, vec![1, 0, 1]);
-        assert!(rsa_components_from_public_key(&der[..10]).is_err());
+    fn algorithms_map_to_the_jsonwebtoken_algorithm_of_the_same_name() {
+        for alg in crate::Algorithm::ALL {
+            assert_eq!(format!("{:?}", Algorithm::from(alg)), alg.as_str());
+        }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! use tessera::verifier::Verifier;
+//! use tessera_verifier::Verifier;
 //! let verifier = Verifier::builder().issuer("https://auth.example.com").audience("orders-api").build().await?;
 //! # let token = "";
 //! let claims = verifier.verify(token).await?;
@@ -16,13 +16,18 @@
 //! | module | owns |
 //! |---|---|
 //! | `builder` | configuration, discovery, the first load |
-//! | `jwk` | JWKs → ring keys, once per fetch |
 //! | `jwks` | the key cache: Cache-Control, ETag, refresh, unknown-kid cooldown |
-//! | `token` | the checks on a compact JWS, in order, and [`VerifyError`] |
+//! | `token` | the checks on an access token, in order, and [`VerifyError`] |
 //! | `claims` | [`Claims`] and the issuer, audience and time checks |
 //! | `revocations` | the in-memory copy of the revocation list |
 //! | `feed` + `sse` | following the revocation feed (SSE, polling as fallback) |
+//! | `fetch` | HTTP to the issuer: bounded requests, [`FetchError`] |
 //! | `layer` | the tower layer and axum extractor for bearer tokens |
+//!
+//! The JOSE itself — algorithms, compact JWS, JWKs, the claim-time check —
+//! is [`tessera_jose`]'s, the same code the tessera server checks its
+//! tokens with, so a token the server calls active and one this library
+//! accepts are the same tokens.
 //!
 //! Verification of a token signed by a known key never waits: keys and
 //! revocations are in memory, behind locks held only to read them. Network
@@ -30,14 +35,17 @@
 //! when the last clone of the [`Verifier`] is dropped, and on the cold path
 //! of [`Verifier::verify`] when a token names a kid not seen yet.
 //!
-//! This module builds with `--no-default-features --features verifier`: it
-//! uses nothing of the server.
+//! Requests go through a [`reqwest::Client`] of its own, or through the
+//! caller's ([`VerifierBuilder::http_client`]): a proxy, extra root
+//! certificates, a user agent. reqwest is re-exported so that the client
+//! is built with the very version this crate uses.
+
+#![deny(missing_docs)]
 
 mod builder;
 mod claims;
 mod feed;
 mod fetch;
-mod jwk;
 mod jwks;
 mod layer;
 mod revocations;
@@ -47,9 +55,10 @@ mod token;
 pub use builder::{BuildError, VerifierBuilder};
 pub use claims::Claims;
 pub use fetch::FetchError;
-pub use jwk::Algorithm;
 pub use layer::{MissingLayer, RequireBearer, RequireBearerService, VerifiedToken};
+pub use reqwest;
 pub use revocations::RevocationKind;
+pub use tessera_jose::Algorithm;
 pub use token::VerifyError;
 
 use jwks::JwksCache;
@@ -83,6 +92,9 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
+    /// Start configuring a verifier: at least [`issuer`](VerifierBuilder::issuer)
+    /// and one [`audience`](VerifierBuilder::audience), then
+    /// [`build`](VerifierBuilder::build).
     pub fn builder() -> VerifierBuilder {
         VerifierBuilder::default()
     }

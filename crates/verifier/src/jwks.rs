@@ -20,10 +20,10 @@
 //! pointer copy, so verification never waits on a fetch.
 
 use super::fetch::{self, FetchError, REQUEST_TIMEOUT};
-use super::jwk::KeySet;
 use reqwest::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tessera_jose::{KeySet, SkippedKey};
 use tokio::time::Instant;
 
 /// Refresh bounds: never busier than this…
@@ -125,7 +125,14 @@ impl JwksCache {
             return Ok(refresh_in);
         }
         let body = fetch::body(response, &self.url).await?;
-        let keys = KeySet::from_jwks(&body).map_err(|reason| FetchError::document(&self.url, reason))?;
+        let keys = KeySet::from_jwks(&body).map_err(|error| FetchError::document(&self.url, error.to_string()))?;
+        for skipped in keys.skipped() {
+            match skipped {
+                SkippedKey::Duplicate { index, kid } => tracing::warn!(kid, index, "JWKS names this kid twice; the first key is used"),
+                SkippedKey::Unusable { index, reason } => tracing::warn!(index, reason, "skipping a JWKS key this verifier cannot use"),
+                other => tracing::warn!(?other, "skipping a JWKS key"),
+            }
+        }
         tracing::debug!(url = self.url, keys = keys.len(), "JWKS loaded");
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
         validators.etag = etag;

@@ -1,14 +1,12 @@
-//! `tessera::verifier` against tokens from the real tessera binary: what
+//! `tessera_verifier` against tokens from the real tessera binary: what
 //! verifies, and the specific error each refused token gets.
 
-mod common;
-
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use common::*;
 use serde_json::{Value, json};
 use std::time::Duration;
-use tessera::verifier::{Algorithm, BuildError, Verifier, VerifierBuilder, VerifyError};
+use tessera_verifier::{Algorithm, BuildError, Verifier, VerifierBuilder, VerifyError};
 
 /// A session for the public client `web`: audience orders-api, scope read.
 async fn access_token(server: &TestServer) -> (String, Value) {

@@ -1,7 +1,7 @@
 //! A microservice that accepts only tessera access tokens.
 //!
 //! ```text
-//! cargo run --example protected_service --no-default-features --features verifier -- http://127.0.0.1:8080 orders-api
+//! cargo run -p tessera-verifier --example protected_service -- http://127.0.0.1:8080 orders-api
 //! curl -H "Authorization: Bearer $ACCESS_TOKEN" http://127.0.0.1:3000/orders
 //! ```
 //!
@@ -16,7 +16,7 @@ use axum::Router;
 use axum::handler::Handler;
 use axum::routing::get;
 use serde_json::{Value, json};
-use tessera::verifier::{RequireBearer, VerifiedToken, Verifier};
+use tessera_verifier::{RequireBearer, VerifiedToken, Verifier};
 
 fn setting(position: usize, name: &str, default: Option<&str>) -> Result<String, String> {
     std::env::args()

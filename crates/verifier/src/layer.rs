@@ -3,9 +3,9 @@
 //! an axum extractor that hands the handler the verified [`Claims`].
 //!
 //! ```no_run
-//! # async fn example(verifier: tessera::verifier::Verifier) {
+//! # async fn example(verifier: tessera_verifier::Verifier) {
 //! use axum::{Router, routing::get};
-//! use tessera::verifier::{RequireBearer, VerifiedToken};
+//! use tessera_verifier::{RequireBearer, VerifiedToken};
 //! async fn orders(VerifiedToken(claims): VerifiedToken) -> String { claims.sub }
 //! let app: Router = Router::new().route("/orders", get(orders)).layer(RequireBearer::new(verifier).scopes(&["orders:read"]));
 //! # }

@@ -1,29 +1,20 @@
-//! The checks on a compact JWS, in the order a verifier must make them, and
-//! the error that names the one that failed.
+//! The checks on an access token, in the order a verifier must make them,
+//! and the error that names the one that failed.
 //!
-//! RFC 8725 shapes the order: the header is read only to find `typ` and the
-//! key; the algorithm comes from that key, and the header's `alg` must merely
-//! agree with it (so `alg: none` or an HS256 header signed with a public key
-//! as HMAC secret fails before any cryptography); nothing in the payload is
-//! trusted before the signature verifies. `jku`, `x5u` and `jwk` headers are
-//! never read — keys come only from the issuer's JWKS.
+//! RFC 8725 shapes the order, and tessera-jose's [`CompactJws`] keeps it:
+//! the header is read only to find `typ` and the key; the algorithm comes
+//! from that key, and the header's `alg` must merely agree with it (so
+//! `alg: none` or an HS256 header signed with a public key as HMAC secret
+//! fails before any cryptography); nothing in the payload is trusted before
+//! the signature verifies. `jku`, `x5u` and `jwk` headers are never read —
+//! keys come only from the issuer's JWKS.
 //!
 //! Everything here is a pure function of the token, a [`KeySet`], a
 //! [`Policy`] and the time, so the checks are tested without a network.
 
 use super::claims::Claims;
-use super::jwk::{Algorithm, KeySet};
 use super::revocations::{RevocationKind, RevocationMirror};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
-
-/// Larger tokens are refused before any decoding.
-const MAX_TOKEN_BYTES: usize = 16 * 1024;
-
-/// `typ` values of an access token (RFC 9068 §2.1; media types compare
-/// case-insensitively and may omit `application/`, RFC 7515 §4.1.9).
-pub(crate) const ACCESS_TOKEN_TYPES: &[&str] = &["at+jwt", "application/at+jwt"];
+use tessera_jose::{Algorithm, CompactJws, JwsError, KeySet, TimeError, typ};
 
 /// What a token must satisfy beyond its signature.
 pub(crate) struct Policy {
@@ -35,98 +26,111 @@ pub(crate) struct Policy {
 
 /// Why a token was not accepted; each variant is one check.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum VerifyError {
+    /// Not a compact JWS with a usable header; the text says which part.
     #[error("not a compact JWS: {0}")]
     Malformed(&'static str),
+    /// The header's `typ` is not the expected one (`at+jwt` for access
+    /// tokens, RFC 9068 §4).
     #[error("typ is {found:?}; expected {expected:?}")]
-    WrongType { found: Option<String>, expected: &'static str },
+    WrongType {
+        /// The header's `typ`, if any.
+        found: Option<String>,
+        /// The `typ` required.
+        expected: &'static str,
+    },
+    /// The key the header names is not in the issuer's JWKS (after a
+    /// refetch, when the cooldown allowed one).
     #[error("signed with kid {kid:?}, which is not in the issuer's JWKS")]
-    UnknownKey { kid: String },
+    UnknownKey {
+        /// The header's `kid`.
+        kid: String,
+    },
+    /// The header's `alg` is not the key's algorithm.
     #[error("the header says alg {header:?} but the key is {key}; the algorithm comes from the key")]
-    AlgorithmMismatch { header: String, key: Algorithm },
+    AlgorithmMismatch {
+        /// The header's `alg`, as written.
+        header: String,
+        /// The key's algorithm.
+        key: Algorithm,
+    },
+    /// The key's algorithm is not in this verifier's allow-list.
     #[error("the key's algorithm {0} is not in this verifier's allow-list")]
     AlgorithmNotAllowed(Algorithm),
+    /// The signature is not the key's.
     #[error("the signature does not verify")]
     BadSignature,
+    /// The signed payload is not RFC 9068 access-token claims.
     #[error("the payload is not access-token claims: {0}")]
     InvalidClaims(String),
+    /// `iss` is not the configured issuer.
     #[error("issued by {iss:?}; only {expected:?} is trusted")]
-    WrongIssuer { iss: String, expected: String },
+    WrongIssuer {
+        /// The token's `iss`.
+        iss: String,
+        /// The configured issuer.
+        expected: String,
+    },
+    /// `aud` names none of this service's audiences.
     #[error("audience {aud:?} names none of this service's audiences {expected:?}")]
-    WrongAudience { aud: Vec<String>, expected: Vec<String> },
+    WrongAudience {
+        /// The token's `aud`.
+        aud: Vec<String>,
+        /// The audiences this verifier accepts.
+        expected: Vec<String>,
+    },
+    /// `exp` has passed (beyond the leeway).
     #[error("expired at {exp} (Unix time)")]
-    Expired { exp: i64 },
+    Expired {
+        /// The token's `exp`.
+        exp: i64,
+    },
+    /// `nbf` has not come yet (beyond the leeway).
     #[error("not valid before {nbf} (Unix time)")]
-    NotYetValid { nbf: i64 },
+    NotYetValid {
+        /// The token's `nbf`.
+        nbf: i64,
+    },
+    /// `iat` is in the future (beyond the leeway).
     #[error("issued in the future, at {iat} (Unix time)")]
-    IssuedInFuture { iat: i64 },
+    IssuedInFuture {
+        /// The token's `iat`.
+        iat: i64,
+    },
+    /// The revocation feed covers this token.
     #[error("revoked: {0}")]
     Revoked(RevocationKind),
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-    kid: Option<String>,
-    typ: Option<String>,
-    /// RFC 7515 §4.1.11: extensions that must be understood; none are.
-    crit: Option<serde::de::IgnoredAny>,
+impl From<JwsError> for VerifyError {
+    fn from(error: JwsError) -> Self {
+        match error {
+            JwsError::Malformed(reason) => VerifyError::Malformed(reason),
+            JwsError::WrongType { found, expected } => VerifyError::WrongType { found, expected },
+            JwsError::AlgorithmMismatch { header, key } => VerifyError::AlgorithmMismatch { header, key },
+            JwsError::AlgorithmNotAllowed(alg) => VerifyError::AlgorithmNotAllowed(alg),
+            JwsError::BadSignature => VerifyError::BadSignature,
+            _ => VerifyError::Malformed("refused by the JWS checks"),
+        }
+    }
 }
 
-/// A compact JWS split into its parts, its signature not yet checked.
-pub(crate) struct CompactJws<'a> {
-    header: Header,
-    kid: String,
-    signing_input: &'a str,
-    payload: &'a str,
-    signature: &'a str,
+impl From<TimeError> for VerifyError {
+    fn from(error: TimeError) -> Self {
+        match error {
+            TimeError::Expired { exp } => VerifyError::Expired { exp },
+            TimeError::NotYetValid { nbf } => VerifyError::NotYetValid { nbf },
+            TimeError::IssuedInFuture { iat } => VerifyError::IssuedInFuture { iat },
+        }
+    }
 }
 
-impl<'a> CompactJws<'a> {
-    pub fn parse(token: &'a str) -> Result<Self, VerifyError> {
-        use VerifyError::Malformed;
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(Malformed("longer than 16 KiB"));
-        }
-        let (signing_input, signature) = token.rsplit_once('.').ok_or(Malformed("not three dot-separated parts"))?;
-        let (header, payload) = signing_input.split_once('.').ok_or(Malformed("not three dot-separated parts"))?;
-        let header = URL_SAFE_NO_PAD.decode(header).map_err(|_| Malformed("the header is not base64url"))?;
-        let header: Header = serde_json::from_slice(&header).map_err(|_| Malformed("the header is not a JOSE header with alg"))?;
-        if header.crit.is_some() {
-            return Err(Malformed("the header has crit extensions, which this verifier does not implement"));
-        }
-        let kid = header.kid.clone().ok_or(Malformed("the header has no kid"))?;
-        Ok(Self { header, kid, signing_input, payload, signature })
-    }
-
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
-
-    /// `typ` must be one of `accepted` (the first is the canonical one).
-    pub fn require_type(&self, accepted: &'static [&'static str]) -> Result<(), VerifyError> {
-        match self.header.typ.as_deref() {
-            Some(typ) if accepted.iter().any(|a| a.eq_ignore_ascii_case(typ)) => Ok(()),
-            found => Err(VerifyError::WrongType { found: found.map(str::to_string), expected: accepted[0] }),
-        }
-    }
-
-    /// Find the key, take the algorithm from it, check the signature; the
-    /// decoded payload once it verified.
-    pub fn verify_signature(&self, keys: &KeySet, allowed: &[Algorithm]) -> Result<Vec<u8>, VerifyError> {
-        let key = keys.get(&self.kid).ok_or_else(|| VerifyError::UnknownKey { kid: self.kid.clone() })?;
-        if self.header.alg != key.alg.as_str() {
-            return Err(VerifyError::AlgorithmMismatch { header: self.header.alg.clone(), key: key.alg });
-        }
-        if !allowed.contains(&key.alg) {
-            return Err(VerifyError::AlgorithmNotAllowed(key.alg));
-        }
-        let signature = URL_SAFE_NO_PAD.decode(self.signature).map_err(|_| VerifyError::Malformed("the signature is not base64url"))?;
-        if !key.verify(self.signing_input.as_bytes(), &signature) {
-            return Err(VerifyError::BadSignature);
-        }
-        URL_SAFE_NO_PAD.decode(self.payload).map_err(|_| VerifyError::Malformed("the payload is not base64url"))
-    }
+/// Find the key, take the algorithm from it, check the signature; the
+/// decoded payload once it verified.
+pub(crate) fn verify_signature(jws: &CompactJws<'_>, keys: &KeySet, allowed: &[Algorithm]) -> Result<Vec<u8>, VerifyError> {
+    let key = keys.get(jws.kid()).ok_or_else(|| VerifyError::UnknownKey { kid: jws.kid().to_string() })?;
+    Ok(jws.verify(key, allowed)?)
 }
 
 /// Every check on an access token, in order; `revocations` when the feed
@@ -139,8 +143,8 @@ pub(crate) fn check_access_token(
     now: i64,
 ) -> Result<Claims, VerifyError> {
     let jws = CompactJws::parse(token)?;
-    jws.require_type(ACCESS_TOKEN_TYPES)?;
-    let payload = jws.verify_signature(keys, &policy.algorithms)?;
+    jws.require_type(typ::AT_JWT_TYPES)?;
+    let payload = verify_signature(&jws, keys, &policy.algorithms)?;
     let claims: Claims = serde_json::from_slice(&payload).map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
     claims.check(policy, now)?;
     if let Some(mirror) = revocations {
@@ -152,17 +156,17 @@ pub(crate) fn check_access_token(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verifier::revocations::RevocationEntry;
-    use ring::rand::SystemRandom;
-    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+    use crate::revocations::RevocationEntry;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde_json::{Value, json};
+    use tessera_jose::KeyPair;
 
     const NOW: i64 = 1_800_000_000;
 
     struct Keys {
-        rng: SystemRandom,
-        ec: EcdsaKeyPair,
-        ed: Ed25519KeyPair,
+        ec: KeyPair,
+        ed: KeyPair,
         set: KeySet,
     }
 
@@ -171,28 +175,18 @@ mod tests {
     }
 
     fn keys() -> Keys {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let ec = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
-        let ed = Ed25519KeyPair::from_pkcs8(Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref()).unwrap();
-        let point = ec.public_key().as_ref();
-        let jwks = json!({"keys": [
-            {"kty": "EC", "crv": "P-256", "kid": "ec", "alg": "ES256", "x": b64(&point[1..33]), "y": b64(&point[33..])},
-            {"kty": "OKP", "crv": "Ed25519", "kid": "ed", "alg": "EdDSA", "x": b64(ed.public_key().as_ref())},
-        ]});
-        let set = KeySet::from_jwks(jwks.to_string().as_bytes()).unwrap();
-        Keys { rng, ec, ed, set }
+        let pair = |alg| KeyPair::from_pkcs8(alg, &KeyPair::generate_pkcs8(alg).unwrap()).unwrap();
+        let (ec, ed) = (pair(Algorithm::ES256), pair(Algorithm::EdDSA));
+        let jwks = format!("{{\"keys\":[{},{}]}}", ec.public_jwk_json("ec"), ed.public_jwk_json("ed"));
+        let set = KeySet::from_jwks(jwks.as_bytes()).unwrap();
+        Keys { ec, ed, set }
     }
 
     impl Keys {
         /// Sign header and claims with the key `header.kid` names.
         fn sign(&self, header: &Value, claims: &Value) -> String {
-            let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
-            let signature = match header["kid"].as_str() {
-                Some("ed") => self.ed.sign(input.as_bytes()).as_ref().to_vec(),
-                _ => self.ec.sign(&self.rng, input.as_bytes()).unwrap().as_ref().to_vec(),
-            };
-            format!("{input}.{}", b64(&signature))
+            let key = if header["kid"] == "ed" { &self.ed } else { &self.ec };
+            tessera_jose::sign_compact(&b64(header.to_string().as_bytes()), claims.to_string().as_bytes(), key)
         }
     }
 
@@ -249,7 +243,7 @@ mod tests {
             keys.sign(&json!({"alg": "ES256", "typ": "at+jwt"}), &claims()),
             keys.sign(&with(header("ec"), "crit", json!(["exp"])), &claims()),
             format!("{input}.{signature}!"),
-            format!("{good}{}", "A".repeat(MAX_TOKEN_BYTES)),
+            format!("{good}{}", "A".repeat(CompactJws::MAX_BYTES)),
         ] {
             assert!(matches!(check(&keys, &token), Err(VerifyError::Malformed(_))), "{token:.80}");
         }
@@ -287,7 +281,7 @@ mod tests {
         assert_eq!(check(&keys, &forged).unwrap_err(), VerifyError::BadSignature);
         // Signed by the other key, under this key's kid and alg.
         let input = format!("{}.{}", b64(header("ec").to_string().as_bytes()), b64(claims().to_string().as_bytes()));
-        let by_the_other_key = format!("{input}.{}", b64(keys.ed.sign(input.as_bytes()).as_ref()));
+        let by_the_other_key = format!("{input}.{}", b64(&keys.ed.sign(input.as_bytes())));
         assert_eq!(check(&keys, &by_the_other_key).unwrap_err(), VerifyError::BadSignature);
         let not_claims = keys.sign(&header("ec"), &json!({"sub": "alice"}));
         assert!(matches!(check(&keys, &not_claims).unwrap_err(), VerifyError::InvalidClaims(_)));

@@ -5,18 +5,16 @@
 //! the test can break; tessera's issuer is the proxy's URL, so discovery,
 //! JWKS and feed all pass through it.
 
-mod common;
-
+use crate::common::*;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use common::*;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use tessera::verifier::{BuildError, FetchError, RevocationKind, Verifier, VerifyError};
+use tessera_verifier::{BuildError, FetchError, RevocationKind, Verifier, VerifyError};
 use tokio::sync::watch;
 
 /// A breakable HTTP proxy in front of tessera.

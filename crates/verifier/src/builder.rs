@@ -11,10 +11,14 @@
 //!
 //! The revocation feed is on by default: a logout that never reaches the
 //! service is a security gap, and a build that fails says so loudly.
+//!
+//! HTTP goes through a client of the verifier's own (connect timeout, a
+//! `tessera-verifier/…` user agent, native TLS roots) unless the caller
+//! hands one over with [`VerifierBuilder::http_client`]; per-request
+//! timeouts and body limits apply either way.
 
 use super::feed::RevocationFeed;
 use super::fetch::{self, FetchError, REQUEST_TIMEOUT};
-use super::jwk::Algorithm;
 use super::jwks::JwksCache;
 use super::revocations::RevocationMirror;
 use super::token::Policy;
@@ -23,25 +27,42 @@ use serde::Deserialize;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tessera_jose::Algorithm;
 use tokio::sync::watch;
 
 /// Why a verifier could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
+    /// [`VerifierBuilder::issuer`] was not called.
     #[error("no issuer: set .issuer(url); every token's iss is compared with it")]
     MissingIssuer,
+    /// [`VerifierBuilder::audience`] was not called.
     #[error("no audience: set .audience(name); a token for another service must not pass here (RFC 9068 §4)")]
     MissingAudience,
+    /// [`VerifierBuilder::algorithms`] was given an empty list.
     #[error("the algorithm allow-list is empty; this verifier implements ES256, ES384, EdDSA, RS256 and PS256")]
     NoAlgorithms,
+    /// The verifier's own HTTP client could not be made (TLS roots).
     #[error("the HTTP client could not be set up: {0}")]
     HttpClient(String),
+    /// The issuer's RFC 8414 metadata could not be read.
     #[error("issuer discovery failed: {0}")]
     Discovery(FetchError),
+    /// The metadata names another issuer than the configured one.
     #[error("the metadata at {url} names issuer {found:?}, not the configured {expected:?} (RFC 8414 §3.3 wants them identical)")]
-    IssuerMismatch { url: String, found: String, expected: String },
+    IssuerMismatch {
+        /// Where the metadata was read.
+        url: String,
+        /// The `issuer` it names.
+        found: String,
+        /// The configured issuer.
+        expected: String,
+    },
+    /// The JWKS could not be loaded.
     #[error("the JWKS could not be loaded: {0}")]
     Jwks(FetchError),
+    /// The revocation feed is followed but could not be read.
     #[error("the revocation feed could not be read: {0} (turn it off with .revocation_feed(false) if the issuer has none)")]
     RevocationFeed(FetchError),
 }
@@ -57,6 +78,7 @@ pub struct VerifierBuilder {
     refetch_cooldown: Duration,
     revocation_feed: bool,
     feed_credentials: Option<(String, String)>,
+    http: Option<reqwest::Client>,
 }
 
 impl Default for VerifierBuilder {
@@ -70,6 +92,7 @@ impl Default for VerifierBuilder {
             refetch_cooldown: Duration::from_secs(30),
             revocation_feed: true,
             feed_credentials: None,
+            http: None,
         }
     }
 }
@@ -138,6 +161,17 @@ impl VerifierBuilder {
         self
     }
 
+    /// Send every request (discovery, JWKS, feed) through this client
+    /// instead of the verifier's own: to go through a proxy, trust a private
+    /// CA, or name the service in the user agent. Its timeouts and pool
+    /// settings are the caller's; each request still has the verifier's
+    /// 10 s deadline and body limit. Build it with the re-exported
+    /// [`reqwest`](crate::reqwest), so the versions match.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
     /// Discover, load the keys and (when followed) the revocation list, and
     /// start the background tasks that keep both current (on the Tokio
     /// runtime this is called from).
@@ -149,7 +183,10 @@ impl VerifierBuilder {
         if self.algorithms.is_empty() {
             return Err(BuildError::NoAlgorithms);
         }
-        let http = fetch::client().map_err(|e| BuildError::HttpClient(e.to_string()))?;
+        let http = match self.http {
+            Some(client) => client,
+            None => fetch::client().map_err(|e| BuildError::HttpClient(e.to_string()))?,
+        };
         let base = issuer.trim_end_matches('/');
         let (jwks_url, feed_url) = match self.jwks_url {
             Some(jwks_url) => (jwks_url, format!("{base}/v1/revocations")),

@@ -11,17 +11,36 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why a document from the issuer could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FetchError {
+    /// No answer: connection refused, timed out, TLS failed…
     #[error("GET {url}: {reason}")]
-    Transport { url: String, reason: String },
+    Transport {
+        /// What was requested.
+        url: String,
+        /// The cause, with its chain of sources.
+        reason: String,
+    },
+    /// An answer, but not 200 (or 304 where one was asked for).
     #[error("GET {url} answered HTTP {status}")]
-    Status { url: String, status: u16 },
+    Status {
+        /// What was requested.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// A 200 whose body is not the document expected.
     #[error("GET {url}: {reason}")]
-    Document { url: String, reason: String },
+    Document {
+        /// What was requested.
+        url: String,
+        /// What is wrong with the body.
+        reason: String,
+    },
 }
 
 impl FetchError {
-    pub fn transport(url: &str, error: &reqwest::Error) -> Self {
+    pub(crate) fn transport(url: &str, error: &reqwest::Error) -> Self {
         // reqwest's own message leaves the cause (refused, timed out…) to its sources.
         let mut reason = error.to_string();
         let mut source = std::error::Error::source(error);
@@ -33,7 +52,7 @@ impl FetchError {
         Self::Transport { url: url.to_string(), reason }
     }
 
-    pub fn document(url: &str, reason: impl Into<String>) -> Self {
+    pub(crate) fn document(url: &str, reason: impl Into<String>) -> Self {
         Self::Document { url: url.to_string(), reason: reason.into() }
     }
 }

@@ -4,23 +4,37 @@
 //! [`Claims`] is what `verify` hands a service: the registered claims as
 //! typed fields, everything else (tessera's custom claims) in `extra`. `aud`
 //! may be a string or an array on the wire (RFC 7519 §4.1.3); here it is
-//! always a list.
+//! always a list. The time check is tessera-jose's, the one the server
+//! makes on its own tokens.
 
 use super::token::{Policy, VerifyError};
 use serde::{Deserialize, Deserializer};
+use tessera_jose::{Audience, TimeClaims};
 
 /// The claims of an access token that passed every check.
+///
+/// Non-exhaustive: a later version may add a claim as a field.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
 pub struct Claims {
+    /// The issuer, identical to the configured one.
     pub iss: String,
+    /// The subject: the person or service the token speaks for.
     pub sub: String,
+    /// The audiences, always a list here (one string on the wire becomes one
+    /// member); at least one is this service's.
     #[serde(deserialize_with = "one_or_many")]
     pub aud: Vec<String>,
+    /// Expiration time (Unix seconds).
     pub exp: i64,
+    /// Issued at (Unix seconds).
     pub iat: i64,
+    /// Not before (Unix seconds), when the token has one.
     #[serde(default)]
     pub nbf: Option<i64>,
+    /// The token's unique id.
     pub jti: String,
+    /// The OAuth client the token was issued to.
     pub client_id: String,
     /// Space-delimited (RFC 8693 §4.2); see [`Claims::scopes`].
     #[serde(default)]
@@ -28,6 +42,7 @@ pub struct Claims {
     /// The tessera session the token belongs to.
     #[serde(default)]
     pub sid: Option<String>,
+    /// When the person authenticated (Unix seconds), when known.
     #[serde(default)]
     pub auth_time: Option<i64>,
     /// Every other claim: the custom claims the login backend asked for.
@@ -41,6 +56,7 @@ impl Claims {
         self.scope.as_deref().unwrap_or_default().split(' ').filter(|s| !s.is_empty())
     }
 
+    /// Whether `scope` is one of the granted scopes (exact match).
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes().any(|granted| granted == scope)
     }
@@ -54,41 +70,20 @@ impl Claims {
         if !self.aud.iter().any(|aud| policy.audiences.contains(aud)) {
             return Err(VerifyError::WrongAudience { aud: self.aud.clone(), expected: policy.audiences.clone() });
         }
-        let leeway = policy.leeway_seconds;
-        // RFC 7519 §4.1.4: valid only while now is before exp.
-        if now >= self.exp.saturating_add(leeway) {
-            return Err(VerifyError::Expired { exp: self.exp });
-        }
-        if let Some(nbf) = self.nbf
-            && now.saturating_add(leeway) < nbf
-        {
-            return Err(VerifyError::NotYetValid { nbf });
-        }
-        if self.iat > now.saturating_add(leeway) {
-            return Err(VerifyError::IssuedInFuture { iat: self.iat });
-        }
-        Ok(())
+        // The server's check on its own tokens is this same one.
+        Ok(TimeClaims { exp: self.exp, nbf: self.nbf, iat: Some(self.iat) }.check(now, policy.leeway_seconds)?)
     }
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Audience {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match Audience::deserialize(deserializer)? {
-        Audience::One(one) => vec![one],
-        Audience::Many(many) => many,
-    })
+    Audience::deserialize(deserializer).map(Vec::from)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verifier::jwk::Algorithm;
     use serde_json::json;
+    use tessera_jose::Algorithm;
 
     const NOW: i64 = 1_800_000_000;
 

@@ -21,10 +21,11 @@ use super::fetch::{self, FetchError, REQUEST_TIMEOUT};
 use super::jwks::JwksCache;
 use super::revocations::{RevocationEntry, RevocationMirror};
 use super::sse::SseDecoder;
-use super::token::{CompactJws, Policy, VerifyError};
+use super::token::{self, Policy, VerifyError};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
+use tessera_jose::{CompactJws, TimeClaims, typ};
 use tokio::time::{Instant, sleep, timeout};
 
 /// How often the document is polled while the stream is down.
@@ -35,9 +36,6 @@ const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 /// Delays between attempts to reopen a stream that could not be opened.
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
-
-/// The `typ` of the signed feed document.
-const FEED_TYPES: &[&str] = &["revocations+jwt", "application/revocations+jwt"];
 
 /// The claims of the signed feed document.
 #[derive(Deserialize)]
@@ -225,18 +223,16 @@ impl RevocationFeed {
     /// `typ`, key (one refetch for a new kid), signature, `iss`, `exp`.
     async fn check_document(&self, token: &str) -> Result<FeedDocument, VerifyError> {
         let jws = CompactJws::parse(token)?;
-        jws.require_type(FEED_TYPES)?;
+        jws.require_type(typ::REVOCATIONS_JWT_TYPES)?;
         if !self.jwks.keys().contains(jws.kid()) {
             self.jwks.refetch_for(jws.kid()).await;
         }
-        let payload = jws.verify_signature(&self.jwks.keys(), &self.policy.algorithms)?;
+        let payload = token::verify_signature(&jws, &self.jwks.keys(), &self.policy.algorithms)?;
         let document: FeedDocument = serde_json::from_slice(&payload).map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
         if document.iss != self.policy.issuer {
             return Err(VerifyError::WrongIssuer { iss: document.iss, expected: self.policy.issuer.clone() });
         }
-        if super::unix_now() >= document.exp.saturating_add(self.policy.leeway_seconds) {
-            return Err(VerifyError::Expired { exp: document.exp });
-        }
+        TimeClaims { exp: document.exp, nbf: None, iat: None }.check(super::unix_now(), self.policy.leeway_seconds)?;
         Ok(document)
     }
 }

@@ -2,16 +2,14 @@
 //! with tokens from the real tessera binary: RFC 6750 answers for every way
 //! a request can fall short.
 
-mod common;
-
+use crate::common::*;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::routing::get;
-use common::*;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tessera::verifier::{RequireBearer, VerifiedToken, Verifier};
+use tessera_verifier::{RequireBearer, VerifiedToken, Verifier};
 use tower::ServiceExt;
 
 async fn whoami(VerifiedToken(claims): VerifiedToken) -> String {

@@ -1,0 +1,18 @@
+//! The offline verifier, `tessera-verifier`, against the real tessera: one
+//! test binary, one module per concern.
+//!
+//! | module | what it holds the verifier to |
+//! |---|---|
+//! | `tokens` | tokens from the binary verify; each refused one gets its error |
+//! | `not_before` | `nbf` means the same to introspection, `token inspect` and the verifier |
+//! | `jwks` | the JWKS cache: cooldown, outage, ETag, key removal, the caller's HTTP client |
+//! | `feed` | the revocation feed: live stream, catching up, polling, private feeds |
+//! | `layer` | the tower layer and axum extractor: RFC 6750 answers |
+
+#[path = "../common/mod.rs"]
+mod common;
+mod feed;
+mod jwks;
+mod layer;
+mod not_before;
+mod tokens;
