@@ -20,8 +20,7 @@
 //! | [`metrics`] | Prometheus counters and histograms |
 //! | [`feed`] | the signed revocation feed for offline verifiers |
 //! | [`http`] | the axum router and the error mapping |
-//! | [`server`] | `tessera serve`: bind, banner, signals |
-//! | [`cli`] | the `tessera` command line |
+//! | [`cli`] | the `tessera` command line, one file per subcommand |
 //!
 //! Two crates of the workspace sit beside it: `tessera-jose`, the JOSE core
 //! (algorithms, compact JWS on ring, JWKs and thumbprints, the claim-time
@@ -29,35 +28,19 @@
 //! offline verification library for services, which depends on nothing of
 //! the server.
 
-#[cfg(feature = "server")]
 pub mod app;
-#[cfg(feature = "server")]
 pub mod authority;
-#[cfg(feature = "server")]
 pub mod cli;
-#[cfg(feature = "server")]
 pub mod clients;
-#[cfg(feature = "server")]
 pub mod clock;
-#[cfg(feature = "server")]
 pub mod config;
-#[cfg(feature = "server")]
 pub mod feed;
-#[cfg(feature = "server")]
 pub mod grants;
-#[cfg(feature = "server")]
 pub mod http;
-#[cfg(feature = "server")]
 pub mod keys;
-#[cfg(feature = "server")]
 pub mod metrics;
-#[cfg(feature = "server")]
 pub mod revocations;
-#[cfg(feature = "server")]
-pub mod server;
-#[cfg(feature = "server")]
+
 pub mod sessions;
-#[cfg(feature = "server")]
 pub mod store;
-#[cfg(feature = "server")]
 pub mod tokens;
