@@ -18,7 +18,6 @@
 //! | [`store`] | the only server state: revocations, consumed refresh tokens |
 //! | [`revocations`] | the revocation list: its types, the in-memory mirror, the feed |
 //! | [`metrics`] | Prometheus counters and histograms |
-//! | [`feed`] | the signed revocation feed for offline verifiers |
 //! | [`http`] | the axum router and the error mapping |
 //! | [`cli`] | the `tessera` command line, one file per subcommand |
 //!
@@ -34,7 +33,6 @@ pub mod cli;
 pub mod clients;
 pub mod clock;
 pub mod config;
-pub mod feed;
 pub mod grants;
 pub mod http;
 pub mod keys;

@@ -164,7 +164,7 @@ impl Authority {
 
     /// The feed as a signed document; `None` when no signing key is active.
     pub fn sign_revocations(&self, after: u64, cursor: u64, entries: Vec<crate::revocations::RevocationEntry>) -> Option<String> {
-        crate::feed::sign(&self.keyring.view(), &self.issuer, after, cursor, entries, self.clock.now())
+        crate::revocations::feed::sign(&self.keyring.view(), &self.issuer, after, cursor, entries, self.clock.now())
     }
 
     /// Whether an active signing key and an active refresh MAC key exist.

@@ -1,5 +1,5 @@
 //! `GET /v1/revocations` (signed document) and `GET /v1/revocations/stream`
-//! (Server-Sent Events with `Last-Event-ID` resume). See [`crate::feed`].
+//! (Server-Sent Events with `Last-Event-ID` resume). See [`crate::revocations::feed`].
 
 use super::AppState;
 use super::error::Problem;

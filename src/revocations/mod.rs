@@ -8,6 +8,7 @@
 //! | [`Revocation`] | a revocation to record: what it covers and until when it matters |
 //! | [`RevocationEntry`] | a recorded revocation, numbered by the store (the feed's cursor) |
 //! | [`RevocationList`] | the in-memory mirror every check reads |
+//! | [`feed::FeedDocument`] | the list, signed, for offline verifiers ([`feed`]) |
 //! | [`TokenFacts`] | what a token says about itself, for a check |
 //! | [`Revoked`] | why a token is dead |
 //!
@@ -15,6 +16,7 @@
 //! pure memory, fed by whoever reads the store (start-up, the writer after
 //! a durable write, a shared store's follower).
 
+pub mod feed;
 mod list;
 
 pub use list::RevocationList;
