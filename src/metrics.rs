@@ -40,22 +40,48 @@ impl Histogram {
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        self.render_series(out, name, "");
+    }
+
+    /// The series of one labelled histogram (`labels` without braces).
+    fn render_series(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
         for (bound, bucket) in self.bounds.iter().zip(&self.buckets) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Relaxed));
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {}", bucket.load(Relaxed));
         }
         let count = self.count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {count}");
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let braces = |text: &str| if text.is_empty() { String::new() } else { format!("{{{text}}}") };
+        let _ = writeln!(out, "{name}_sum{} {}", braces(labels), self.sum_micros.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count{} {count}", braces(labels));
     }
 }
 
-/// Labels of `tessera_tokens_issued_total{grant=…}`.
+/// Labels of `tessera_tokens_issued_total{grant=…}`: each issuance counted
+/// once, by what issued it (a grace-window replay issues nothing new).
 #[derive(Debug, Clone, Copy)]
 pub enum Grant {
+    /// `POST /v1/sessions` answered with tokens.
     Session,
     RefreshToken,
     ClientCredentials,
+    /// A browser exchanged its one-time code for the session's first pair.
+    AuthorizationCode,
+}
+
+const GRANT_LABELS: [&str; 4] = ["session", "refresh_token", "client_credentials", "authorization_code"];
+
+/// Latency buckets of HTTP requests, in seconds.
+const HTTP_SECONDS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// Requests of one route: counts by status class and latency.
+#[derive(Debug)]
+struct RouteMetrics {
+    method: &'static str,
+    path: &'static str,
+    /// 1xx … 5xx.
+    by_class: [AtomicU64; 5],
+    seconds: Histogram,
 }
 
 /// Labels of `tessera_refresh_total{outcome=…}`.
@@ -79,16 +105,28 @@ pub enum RevocationKind {
 /// Every series tessera exports.
 #[derive(Debug)]
 pub struct Metrics {
-    issued: [AtomicU64; 3],
+    issued: [AtomicU64; 4],
     refresh: [AtomicU64; 4],
     revocations: [AtomicU64; 4],
     commit_seconds: Histogram,
     batch_size: Histogram,
+    routes: Vec<RouteMetrics>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        Self::new(&[])
+    }
+}
+
+impl Metrics {
+    /// Metrics for a service whose routes are `(method, path template)`.
+    pub fn new(routes: &[(&'static str, &'static str)]) -> Self {
         Self {
+            routes: routes
+                .iter()
+                .map(|&(method, path)| RouteMetrics { method, path, by_class: Default::default(), seconds: Histogram::new(HTTP_SECONDS) })
+                .collect(),
             issued: Default::default(),
             refresh: Default::default(),
             revocations: Default::default(),
@@ -96,9 +134,16 @@ impl Default for Metrics {
             batch_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0]),
         }
     }
-}
 
-impl Metrics {
+    /// One answered request of route `(method, path)`.
+    pub fn http_request(&self, method: &str, path: &str, status: u16, took: Duration) {
+        if let Some(route) = self.routes.iter().find(|r| r.path == path && r.method == method) {
+            let class = usize::from(status / 100).clamp(1, 5) - 1;
+            route.by_class[class].fetch_add(1, Relaxed);
+            route.seconds.observe(took.as_secs_f64());
+        }
+    }
+
     pub fn issued(&self, grant: Grant) {
         self.issued[grant as usize].fetch_add(1, Relaxed);
     }
@@ -121,7 +166,7 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         let _ =
             writeln!(out, "# HELP tessera_tokens_issued_total Access tokens issued, by grant.\n# TYPE tessera_tokens_issued_total counter");
-        for (label, counter) in ["session", "refresh_token", "client_credentials"].iter().zip(&self.issued) {
+        for (label, counter) in GRANT_LABELS.iter().zip(&self.issued) {
             let _ = writeln!(out, "tessera_tokens_issued_total{{grant=\"{label}\"}} {}", counter.load(Relaxed));
         }
         let _ =
@@ -143,6 +188,38 @@ impl Metrics {
         }
         self.commit_seconds.render(&mut out, "tessera_store_commit_seconds", "Time to commit one store transaction (fsync included).");
         self.batch_size.render(&mut out, "tessera_store_batch_size", "Writes folded into one store commit.");
+        let _ = writeln!(
+            out,
+            "# HELP tessera_http_requests_total HTTP requests answered, by route and status class.\n# TYPE tessera_http_requests_total counter"
+        );
+        for route in &self.routes {
+            for (class, counter) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().zip(&route.by_class) {
+                let count = counter.load(Relaxed);
+                if count > 0 {
+                    let _ = writeln!(
+                        out,
+                        "tessera_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{class}\"}} {count}",
+                        route.method, route.path
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tessera_http_request_seconds Time to answer an HTTP request (headers), by route.\n# TYPE tessera_http_request_seconds histogram"
+        );
+        for route in &self.routes {
+            route.seconds.render_series(
+                &mut out,
+                "tessera_http_request_seconds",
+                &format!("method=\"{}\",route=\"{}\"", route.method, route.path),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tessera_build_info The running build.\n# TYPE tessera_build_info gauge\ntessera_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
         out
     }
 }
@@ -164,5 +241,20 @@ mod tests {
         assert!(text.contains("tessera_store_commit_seconds_bucket{le=\"0.002\"} 1"), "{text}");
         assert!(text.contains("tessera_store_batch_size_bucket{le=\"4\"} 1"), "{text}");
         assert!(text.contains("tessera_store_batch_size_count 1"), "{text}");
+        assert!(text.contains("tessera_build_info{version=\""), "{text}");
+    }
+
+    #[test]
+    fn http_requests_are_counted_per_route_and_status_class() {
+        let metrics = Metrics::new(&[("POST", "/oauth2/token"), ("GET", "/healthz")]);
+        metrics.http_request("POST", "/oauth2/token", 200, Duration::from_millis(2));
+        metrics.http_request("POST", "/oauth2/token", 401, Duration::from_millis(1));
+        metrics.http_request("POST", "/oauth2/token", 400, Duration::from_millis(1));
+        metrics.http_request("GET", "/nowhere", 404, Duration::from_millis(1));
+        let text = metrics.render();
+        assert!(text.contains("tessera_http_requests_total{method=\"POST\",route=\"/oauth2/token\",status=\"2xx\"} 1"), "{text}");
+        assert!(text.contains("tessera_http_requests_total{method=\"POST\",route=\"/oauth2/token\",status=\"4xx\"} 2"), "{text}");
+        assert!(text.contains("tessera_http_request_seconds_count{method=\"POST\",route=\"/oauth2/token\"} 3"), "{text}");
+        assert!(text.contains("tessera_http_request_seconds_bucket{method=\"GET\",route=\"/healthz\",le=\"0.001\"} 0"), "{text}");
     }
 }

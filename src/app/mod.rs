@@ -78,7 +78,7 @@ impl App {
             Keyring::open(directory, lifetimes, clock.clone())
                 .with_context(|| format!("loading key directory {}", config.keys_dir.display()))?,
         );
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(&http::route_labels()));
         let store = open_store(&config, metrics.clone()).await?;
         let revocations = Arc::new(load_revocations(store.as_ref(), clock.as_ref()).await?);
 

@@ -182,8 +182,20 @@ impl Authority {
         format!("{} ({} revocations loaded)", self.store.describe(), self.revocations.len())
     }
 
-    /// Prometheus text exposition of this service's metrics.
+    /// One answered HTTP request, for the per-route metrics.
+    pub fn observe_http(&self, method: &str, route: &str, status: u16, took: std::time::Duration) {
+        self.metrics.http_request(method, route, status, took);
+    }
+
+    /// Prometheus text exposition of this service's metrics, with the size
+    /// of the revocation list.
     pub fn render_metrics(&self) -> String {
-        self.metrics.render()
+        let mut text = self.metrics.render();
+        let (entries, bytes) = self.revocations.footprint();
+        text.push_str(&format!(
+            "# HELP tessera_revocation_list_entries Live entries in the in-memory revocation list.\n# TYPE tessera_revocation_list_entries gauge\ntessera_revocation_list_entries {entries}\n\
+             # HELP tessera_revocation_list_bytes Approximate memory the in-memory revocation list holds.\n# TYPE tessera_revocation_list_bytes gauge\ntessera_revocation_list_bytes {bytes}\n"
+        ));
+        text
     }
 }

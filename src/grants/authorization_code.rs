@@ -56,6 +56,6 @@ pub async fn grant(authority: &Authority, client: &Client, code: &str, verifier:
         auth_time: record.auth_time,
         session_exp: record.session_exp,
     };
-    authority.metrics.issued(Grant::Session);
+    authority.metrics.issued(Grant::AuthorizationCode);
     crate::sessions::first_pair(authority, &session, client)
 }

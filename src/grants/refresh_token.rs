@@ -119,7 +119,9 @@ pub async fn grant(authority: &Authority, client: &Client, token: &str, scope: O
     match decide(consumption, &client.id, now, authority.policy.reuse_grace) {
         Decision::Rotate => {
             authority.metrics.refresh(RefreshOutcome::Rotated);
-            mint_child(authority, client, &parent, &record)
+            let issued = mint_child(authority, client, &parent, &record)?;
+            authority.metrics.issued(Grant::RefreshToken);
+            Ok(issued)
         }
         Decision::Replay(earlier) => {
             authority.metrics.refresh(RefreshOutcome::GraceReplay);
@@ -153,7 +155,6 @@ fn mint_child(authority: &Authority, client: &Client, parent: &RefreshClaims, re
         exp: (iat + authority.policy.refresh_idle_ttl.as_secs() as i64).min(parent.session_exp),
         ..parent.clone()
     };
-    authority.metrics.issued(Grant::RefreshToken);
     authority
         .minter
         .session_pair(&child, record.access_jti.clone(), record.access_scope.clone(), client.access_ttl)

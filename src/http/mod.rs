@@ -127,6 +127,11 @@ pub const MANAGEMENT_ROUTES: &[Route] = &[
     Route { method: "GET", path: "/metrics", endpoint: || get(health::metrics) },
 ];
 
+/// Every route of either listener as `(method, path)`, for the metrics.
+pub fn route_labels() -> Vec<(&'static str, &'static str)> {
+    ROUTES.iter().chain(MANAGEMENT_ROUTES).chain(demo::ROUTES).map(|route| (route.method, route.path)).collect()
+}
+
 /// The public listener's routes: the table, plus the demo's in dev mode.
 fn public_routes(state: &AppState) -> Vec<&'static Route> {
     let demo: &'static [Route] = if state.refresh_observer.is_some() { demo::ROUTES } else { &[] };
@@ -151,6 +156,7 @@ fn build(state: AppState, routes: Vec<&'static Route>) -> Router {
         router = router.route(route.path, (route.endpoint)());
     }
     router
+        .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .fallback(not_found)
         .method_not_allowed_fallback(move |request: Request| method_not_allowed(routes.clone(), request))
         .layer(DefaultBodyLimit::max(max_body))
@@ -163,6 +169,15 @@ fn build(state: AppState, routes: Vec<&'static Route>) -> Router {
                 .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .with_state(state)
+}
+
+/// Count and time every routed request by its route template.
+async fn observe(State(state): State<AppState>, path: axum::extract::MatchedPath, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    state.authority.observe_http(method.as_str(), path.as_str(), response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Bound every request's total time (body read included) and answer a

@@ -227,6 +227,21 @@ impl RevocationList {
         self.mirror.read().unwrap_or_else(|e| e.into_inner()).watermark
     }
 
+    /// Live entries, and an estimate of the memory they hold (the log
+    /// and the lookup maps, keys and per-entry overhead included).
+    pub fn footprint(&self) -> (usize, usize) {
+        let mirror = self.mirror.read().unwrap_or_else(|e| e.into_inner());
+        const PER_ENTRY: usize = 96;
+        let text = |covers: &Covers| match covers {
+            Covers::Token { jti } => jti.len(),
+            Covers::Session { sid } => sid.len(),
+            Covers::Subject { sub, .. } => sub.len(),
+            Covers::Key { kid } => kid.len(),
+        };
+        let bytes = mirror.log.values().map(|entry| 2 * (PER_ENTRY + text(&entry.covers))).sum();
+        (mirror.log.len(), bytes)
+    }
+
     pub fn len(&self) -> usize {
         self.mirror.read().unwrap_or_else(|e| e.into_inner()).log.len()
     }
