@@ -5,6 +5,7 @@
 //! the test can break; tessera's issuer is the proxy's URL, so discovery,
 //! JWKS and feed all pass through it.
 
+#[path = "server/helpers/mod.rs"]
 mod common;
 
 use axum::body::Body;

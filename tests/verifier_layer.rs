@@ -2,6 +2,7 @@
 //! with tokens from the real tessera binary: RFC 6750 answers for every way
 //! a request can fall short.
 
+#[path = "server/helpers/mod.rs"]
 mod common;
 
 use axum::Router;

@@ -1,6 +1,7 @@
 //! `tessera::verifier` against tokens from the real tessera binary: what
 //! verifies, and the specific error each refused token gets.
 
+#[path = "server/helpers/mod.rs"]
 mod common;
 
 use base64::Engine;

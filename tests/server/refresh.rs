@@ -2,9 +2,7 @@
 //! binary: HTTP flows, 50 concurrent refreshes of one token, and `kill -9`
 //! crash tests on the embedded store.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;

@@ -2,11 +2,9 @@
 //! cookie and every attribute it carries, the CSRF rules, CORS preflights,
 //! browser logout, and dev mode.
 
-mod common;
-
+use crate::helpers::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::*;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
 

@@ -1,9 +1,7 @@
 //! Black-box tests of the real binary: sessions, client credentials,
 //! discovery, errors, key reload, shutdown, and what reaches the logs.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 

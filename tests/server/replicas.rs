@@ -2,10 +2,8 @@
 //! consumption across replicas, Redis outages, a three-master Cluster, and
 //! the revocation feed as an offline verifier follows it.
 
-mod common;
-
-use common::redis::{RedisCluster, RedisServer};
-use common::*;
+use crate::helpers::redis::{RedisCluster, RedisServer};
+use crate::helpers::*;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -95,7 +93,7 @@ async fn rotation_and_revocation_cross_replicas(replicas: &Pair) {
 
 #[tokio::test]
 async fn two_replicas_share_rotation_and_revocation() {
-    if !common::redis::available() {
+    if !crate::helpers::redis::available() {
         return;
     }
     let redis = RedisServer::start();
@@ -106,7 +104,7 @@ async fn two_replicas_share_rotation_and_revocation() {
 
 #[tokio::test]
 async fn a_hundred_concurrent_refreshes_across_two_replicas_yield_one_child() {
-    if !common::redis::available() {
+    if !crate::helpers::redis::available() {
         return;
     }
     let redis = RedisServer::start();
@@ -125,7 +123,7 @@ async fn a_hundred_concurrent_refreshes_across_two_replicas_yield_one_child() {
 
 #[tokio::test]
 async fn a_redis_outage_answers_503_only_and_recovers_by_itself() {
-    if !common::redis::available() {
+    if !crate::helpers::redis::available() {
         return;
     }
     let mut redis = RedisServer::start();
@@ -226,7 +224,7 @@ async fn a_redis_outage_answers_503_only_and_recovers_by_itself() {
 
 #[tokio::test]
 async fn a_three_master_cluster_runs_rotation_and_revocation() {
-    if !common::redis::available() {
+    if !crate::helpers::redis::available() {
         return;
     }
     let cluster = RedisCluster::start();
@@ -243,7 +241,7 @@ async fn a_three_master_cluster_runs_rotation_and_revocation() {
 
 #[tokio::test]
 async fn the_feed_carries_a_logout_to_a_follower_within_a_second() {
-    if !common::redis::available() {
+    if !crate::helpers::redis::available() {
         return;
     }
     let redis = RedisServer::start();
@@ -322,10 +320,10 @@ async fn the_feed_carries_a_logout_to_a_follower_within_a_second() {
 
 #[tokio::test]
 async fn behind_sentinel_tessera_follows_a_failover_by_itself() {
-    if !common::redis::available() {
+    if !crate::helpers::redis::available() {
         return;
     }
-    let mut redis = common::redis::RedisSentinel::start();
+    let mut redis = crate::helpers::redis::RedisSentinel::start();
     let urls = redis.urls_toml();
     let env = [
         ("TESSERA_STORE_KIND", "redis"),
@@ -351,7 +349,7 @@ async fn behind_sentinel_tessera_follows_a_failover_by_itself() {
     .await;
     assert!(recovered.is_some(), "tessera did not follow the failover");
     eprintln!("recovered {:?} after the master died", recovered.unwrap());
-    let info = common::redis::command(redis.replica.port, "INFO replication").unwrap();
+    let info = crate::helpers::redis::command(redis.replica.port, "INFO replication").unwrap();
     assert!(info.contains("role:master"), "the replica was promoted: {info}");
     assert!(server.logs().contains("Sentinels name"), "the switch is logged");
 }

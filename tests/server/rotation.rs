@@ -3,9 +3,7 @@
 //! continuously through at least three rotations with zero failures; then
 //! `keys revoke`, after which tokens under that key fail within a second.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
