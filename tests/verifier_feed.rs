@@ -6,6 +6,7 @@
 //! JWKS and feed all pass through it.
 
 #[path = "server/helpers/mod.rs"]
+#[allow(dead_code)] // this binary uses a few of the server tests' helpers
 mod common;
 
 use axum::body::Body;

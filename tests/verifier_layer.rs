@@ -3,6 +3,7 @@
 //! a request can fall short.
 
 #[path = "server/helpers/mod.rs"]
+#[allow(dead_code)] // this binary uses a few of the server tests' helpers
 mod common;
 
 use axum::Router;

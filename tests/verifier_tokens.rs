@@ -2,6 +2,7 @@
 //! verifies, and the specific error each refused token gets.
 
 #[path = "server/helpers/mod.rs"]
+#[allow(dead_code)] // this binary uses a few of the server tests' helpers
 mod common;
 
 use base64::Engine;

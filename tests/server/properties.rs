@@ -1,6 +1,7 @@
 //! Property tests: random bytes, random JSON and random forms thrown at the
 //! token and session endpoints never get a 5xx, a panic or a non-JSON body.
 
+use crate::helpers::basic;
 use axum::body::Body;
 use axum::http::{Request, header};
 use base64::Engine;
@@ -34,10 +35,6 @@ fn app() -> &'static App {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         App { router: tessera::http::router(state), _dir: dir, runtime }
     })
-}
-
-fn basic(id: &str, secret: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
 }
 
 fn send(path: &str, content_type: Option<&str>, authorization: Option<String>, body: Vec<u8>) -> (u16, Vec<u8>) {

@@ -8,13 +8,6 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-fn jti_of(token: &str) -> String {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    claims["jti"].as_str().unwrap().to_string()
-}
-
 const ISSUER: &str = "http://tessera.test";
 
 /// Two tessera processes sharing one store and one key directory.
@@ -41,12 +34,6 @@ async fn pair(store_env: &[(&str, &str)]) -> Pair {
     Pair { a, b, _keys: keys }
 }
 
-async fn web_session(server: &TestServer, sub: &str) -> Value {
-    let response = server.create_session(json!({"sub": sub, "client_id": "web"})).await;
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
-}
-
 /// Wait until `check` holds, for at most `limit`; returns how long it took.
 async fn within<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
 where
@@ -67,7 +54,7 @@ async fn rotation_and_revocation_cross_replicas(replicas: &Pair) {
     let (a, b) = (&replicas.a, &replicas.b);
     // Refreshed on A, replayed on B after the grace window: caught, and
     // the session is dead on both.
-    let session = web_session(a, "alice").await;
+    let session = a.web_session("alice").await;
     let parent = session["refresh_token"].as_str().unwrap().to_string();
     let (status, child) = a.refresh("web", &parent).await;
     assert_eq!(status, 200, "{child}");
@@ -83,7 +70,7 @@ async fn rotation_and_revocation_cross_replicas(replicas: &Pair) {
     }
 
     // A logout on A shows on B within one second.
-    let other = web_session(a, "bob").await;
+    let other = a.web_session("bob").await;
     assert!(b.active(other["access_token"].as_str().unwrap()).await);
     assert_eq!(a.logout(other["session_id"].as_str().unwrap()).await, 204);
     let token = other["access_token"].as_str().unwrap().to_string();
@@ -110,7 +97,7 @@ async fn a_hundred_concurrent_refreshes_across_two_replicas_yield_one_child() {
     let redis = RedisServer::start();
     let url = redis.url();
     let replicas = pair(&[("TESSERA_STORE_URL", url.as_str()), ("TESSERA_TOKENS_REUSE_GRACE", "10s")]).await;
-    let session = web_session(&replicas.a, "alice").await;
+    let session = replicas.a.web_session("alice").await;
     let token = session["refresh_token"].as_str().unwrap().to_string();
     let urls = (0..100).map(|i| if i % 2 == 0 { replicas.a.url("/oauth2/token") } else { replicas.b.url("/oauth2/token") }).collect();
     let mut children = HashSet::new();
@@ -141,16 +128,14 @@ async fn a_redis_outage_answers_503_only_and_recovers_by_itself() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut workers = Vec::new();
     for i in 0..4 {
-        let first = web_session(&server, &format!("load-{i}")).await;
+        let first = server.web_session(&format!("load-{i}")).await;
         let (base, http, stop) = (server.base.clone(), http.clone(), stop.clone());
         workers.push(tokio::spawn(async move {
             let mut token = first["refresh_token"].as_str().unwrap().to_string();
             let mut statuses = Vec::new();
             let deadline = Instant::now() + Duration::from_secs(20);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
-                let form = form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs([("grant_type", "refresh_token"), ("client_id", "web"), ("refresh_token", token.as_str())])
-                    .finish();
+                let form = form_body([("grant_type", "refresh_token"), ("client_id", "web"), ("refresh_token", token.as_str())]);
                 let response = http
                     .post(format!("{base}/oauth2/token"))
                     .header("content-type", "application/x-www-form-urlencoded")
@@ -180,7 +165,7 @@ async fn a_redis_outage_answers_503_only_and_recovers_by_itself() {
             statuses
         }));
     }
-    let before_outage = web_session(&server, "before").await;
+    let before_outage = server.web_session("before").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     redis.kill();
 
@@ -208,7 +193,7 @@ async fn a_redis_outage_answers_503_only_and_recovers_by_itself() {
     })
     .await;
     assert!(recovered.is_some(), "tessera did not recover after Redis came back");
-    let fresh = web_session(&server, "after").await;
+    let fresh = server.web_session("after").await;
     let (status, _) = server.refresh("web", fresh["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200);
 
@@ -233,7 +218,7 @@ async fn a_three_master_cluster_runs_rotation_and_revocation() {
     rotation_and_revocation_cross_replicas(&replicas).await;
     // Sessions spread over the shards: many sessions, each rotated once.
     for i in 0..20 {
-        let session = web_session(&replicas.a, &format!("spread-{i}")).await;
+        let session = replicas.a.web_session(&format!("spread-{i}")).await;
         let (status, _) = replicas.b.refresh("web", session["refresh_token"].as_str().unwrap()).await;
         assert_eq!(status, 200);
     }
@@ -256,11 +241,10 @@ async fn the_feed_carries_a_logout_to_a_follower_within_a_second() {
     while !text.contains("event: ready") {
         text.push_str(&String::from_utf8_lossy(&stream.chunk().await.unwrap().unwrap()));
     }
-    let session = web_session(a, "carol").await;
+    let session = a.web_session("carol").await;
     let sid = session["session_id"].as_str().unwrap().to_string();
     let started = Instant::now();
-    let url = a.url(&format!("/v1/sessions/{sid}"));
-    assert_eq!(reqwest::Client::new().delete(url).basic_auth(BACKEND_ID, Some(BACKEND_SECRET)).send().await.unwrap().status(), 204);
+    assert_eq!(a.logout(&sid).await, 204);
     let seen = tokio::time::timeout(Duration::from_secs(1), async {
         loop {
             let chunk = stream.chunk().await.unwrap().unwrap();
@@ -278,11 +262,11 @@ async fn the_feed_carries_a_logout_to_a_follower_within_a_second() {
     // Two more logouts while "away"; after= returns exactly those.
     let mut missed = Vec::new();
     for sub in ["dave", "erin"] {
-        let s = web_session(a, sub).await;
+        let s = a.web_session(sub).await;
         assert_eq!(a.logout(s["session_id"].as_str().unwrap()).await, 204);
         missed.push(s["session_id"].as_str().unwrap().to_string());
     }
-    let jwks: Value = reqwest::get(b.url("/.well-known/jwks.json")).await.unwrap().json().await.unwrap();
+    let jwks = b.jwks().await;
     let document = within(Duration::from_secs(2), || async {
         let signed = reqwest::get(b.url(&format!("/v1/revocations?after={event_id}"))).await.unwrap().text().await.unwrap();
         let (_, claims) = verify_with_ring(&signed, &jwks);
@@ -333,7 +317,7 @@ async fn behind_sentinel_tessera_follows_a_failover_by_itself() {
         ("TESSERA_STORE_MIRROR_MAX_STALENESS", "1s"),
     ];
     let server = TestServer::start_with(&default_config(), &env).await;
-    let session = web_session(&server, "alice").await;
+    let session = server.web_session("alice").await;
     let (status, _) = server.refresh("web", session["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200);
 
@@ -343,7 +327,7 @@ async fn behind_sentinel_tessera_follows_a_failover_by_itself() {
         if server.create_session(json!({"sub": "after-failover", "client_id": "web"})).await.status() != 201 {
             return false;
         }
-        let fresh = web_session(&server, "after-failover").await;
+        let fresh = server.web_session("after-failover").await;
         server.refresh("web", fresh["refresh_token"].as_str().unwrap()).await.0 == 200
     })
     .await;
