@@ -1,13 +1,16 @@
-//! `openapi.yaml` is the HTTP contract: these tests hold it to the router.
+//! `openapi.yaml` is the HTTP contract: these tests hold it to the router
+//! (`tessera::http::ROUTES`) and check that it hangs together: every
+//! operation answers something and every `$ref` points at something.
 //!
-//! The crate has no YAML parser and this check does not justify one, so the
-//! operations are read line by line from the layout `openapi.yaml` keeps:
-//! `paths:` at the top level, each path a key indented by two spaces, each
-//! operation a method key indented by four, and the section ending at the
-//! next top-level key. Anything in the section that breaks that layout
-//! fails the test rather than being skipped, so the check cannot pass by
-//! reading nothing.
+//! The file is read with a real YAML parser, `saphyr`: safe Rust (no
+//! `unsafe`, where the `serde_yaml` forks wrap a C port, `unsafe-libyaml`),
+//! YAML 1.2, maintained by the people who moved `yaml-rust2` into
+//! maintenance in its favour, and it refuses duplicate keys as the
+//! YAML spec asks. The tests then walk a `serde_json::Value` of the
+//! document, so a `$ref` resolves as the JSON Pointer it is.
 
+use saphyr::{LoadableYamlNode, Scalar, Yaml};
+use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// The operation keys of an OpenAPI path item.
@@ -20,87 +23,102 @@ fn read_spec() -> String {
     std::fs::read_to_string(path).unwrap_or_else(|error| panic!("cannot read {path}: {error}"))
 }
 
-/// The key of a `key: value` or `key:` line (already unindented), with
-/// quotes removed; `None` when the line is not a mapping key.
-fn mapping_key(line: &str) -> Option<String> {
-    let line = line.trim_end();
-    if let Some(quote) = line.chars().next().filter(|c| *c == '\'' || *c == '"') {
-        let rest = &line[1..];
-        let end = rest.find(quote)?;
-        return rest[end + 1..].starts_with(':').then(|| rest[..end].to_string());
+/// The one YAML document in `text`, parsed.
+fn parse(text: &str) -> Result<Yaml<'_>, String> {
+    let mut documents = Yaml::load_from_str(text).map_err(|error| format!("not YAML: {error}"))?;
+    match documents.len() {
+        1 => Ok(documents.remove(0)),
+        n => Err(format!("expected one YAML document, found {n}")),
     }
-    if line.starts_with('-') || line.starts_with('{') || line.starts_with('[') {
-        return None;
-    }
-    let colon = line.find(": ").or_else(|| line.strip_suffix(':').map(|key| key.len()))?;
-    Some(line[..colon].to_string())
 }
 
-/// The `(METHOD, path)` pairs under `paths:`, or what in the section does
-/// not follow the expected layout.
-fn spec_operations(spec: &str) -> Result<BTreeSet<Operation>, Vec<String>> {
+/// `node` as JSON. Mapping keys must be strings or integers (response
+/// codes); tags and aliases are refused rather than guessed at.
+fn to_json(node: &Yaml, at: &str) -> Result<Value, String> {
+    Ok(match node {
+        Yaml::Value(Scalar::Null) => Value::Null,
+        Yaml::Value(Scalar::Boolean(value)) => Value::from(*value),
+        Yaml::Value(Scalar::Integer(value)) => Value::from(*value),
+        Yaml::Value(Scalar::FloatingPoint(value)) => serde_json::Number::from_f64(value.into_inner())
+            .map(Value::Number)
+            .ok_or_else(|| format!("{at}: {value} is not a JSON number"))?,
+        Yaml::Value(Scalar::String(value)) => Value::from(value.as_ref()),
+        Yaml::Sequence(items) => {
+            Value::Array(items.iter().enumerate().map(|(index, item)| to_json(item, &format!("{at}/{index}"))).collect::<Result<_, _>>()?)
+        }
+        Yaml::Mapping(entries) => {
+            let mut object = serde_json::Map::new();
+            for (key, value) in entries {
+                let key = match key {
+                    Yaml::Value(Scalar::String(key)) => key.to_string(),
+                    Yaml::Value(Scalar::Integer(key)) => key.to_string(),
+                    other => return Err(format!("{at}: unsupported mapping key {other:?}")),
+                };
+                let value = to_json(value, &format!("{at}/{key}"))?;
+                if object.insert(key.clone(), value).is_some() {
+                    return Err(format!("{at}: key {key:?} is given twice (once quoted, once not)"));
+                }
+            }
+            Value::Object(object)
+        }
+        other => return Err(format!("{at}: unsupported YAML node (tag or alias): {other:?}")),
+    })
+}
+
+/// `openapi.yaml`-style text as JSON.
+fn load(text: &str) -> Result<Value, String> {
+    to_json(&parse(text)?, "#")
+}
+
+/// The `(METHOD, path)` pairs under `paths`, or what there is not an
+/// operation the router could have: a path item without any operation, a
+/// method key in capitals, an operation that is not an object.
+fn operations(spec: &Value) -> Result<BTreeSet<Operation>, Vec<String>> {
+    let Some(paths) = spec.get("paths") else {
+        return Err(vec!["no top-level `paths`".into()]);
+    };
+    let Some(paths) = paths.as_object() else {
+        return Err(vec![format!("`paths` is not a mapping: {paths}")]);
+    };
     let mut operations = BTreeSet::new();
     let mut problems = Vec::new();
-    let mut lines = spec.lines().enumerate().skip_while(|(_, line)| line.trim_end() != "paths:");
-    if lines.next().is_none() {
-        return Err(vec!["no top-level `paths:` line (a flow-style `paths: {...}` is not supported)".into()]);
-    }
-    // (path, its line number, how many operations it has so far)
-    let mut current: Option<(String, usize, usize)> = None;
-    fn finish(current: Option<(String, usize, usize)>, problems: &mut Vec<String>) {
-        if let Some((path, number, 0)) = current {
-            problems.push(format!("line {number}: path {path} has no operation (a path item `$ref` is not supported)"));
-        }
-    }
-    for (index, line) in lines {
-        let number = index + 1;
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
+    for (path, item) in paths {
+        if !path.starts_with('/') {
+            problems.push(format!("path {path:?} does not start with `/`"));
             continue;
         }
-        let indent = line.len() - trimmed.len();
-        if indent == 0 {
-            break;
-        }
-        if line[..indent].contains('\t') {
-            problems.push(format!("line {number}: tab in indentation"));
+        let Some(item) = item.as_object() else {
+            problems.push(format!("path {path} is not a mapping"));
             continue;
+        };
+        let mut found = 0;
+        for (key, operation) in item {
+            if !METHODS.contains(&key.as_str()) {
+                // summary, description, parameters, servers: not operations.
+                if METHODS.contains(&key.to_ascii_lowercase().as_str()) {
+                    problems.push(format!("{path}: method key {key:?} must be lowercase"));
+                }
+                continue;
+            }
+            if !operation.is_object() {
+                problems.push(format!("{} {path} is not an operation object: {operation}", key.to_ascii_uppercase()));
+            }
+            found += 1;
+            operations.insert((key.to_ascii_uppercase(), path.clone()));
         }
-        match indent {
-            2 => {
-                finish(current.take(), &mut problems);
-                match mapping_key(trimmed) {
-                    Some(path) if path.starts_with('/') => current = Some((path, number, 0)),
-                    _ => problems.push(format!("line {number}: expected a path key starting with `/`, found {trimmed:?}")),
-                }
-            }
-            4 => {
-                let Some(key) = mapping_key(trimmed) else {
-                    problems.push(format!("line {number}: expected a key of a path item, found {trimmed:?}"));
-                    continue;
-                };
-                if !METHODS.contains(&key.as_str()) {
-                    // summary, description, parameters, servers: not operations.
-                    if METHODS.contains(&key.to_ascii_lowercase().as_str()) {
-                        problems.push(format!("line {number}: method key {key:?} must be lowercase"));
-                    }
-                    continue;
-                }
-                let Some((path, _, count)) = current.as_mut() else {
-                    problems.push(format!("line {number}: operation {key:?} outside any path"));
-                    continue;
-                };
-                *count += 1;
-                if !operations.insert((key.to_ascii_uppercase(), path.clone())) {
-                    problems.push(format!("line {number}: {} {path} is described twice", key.to_ascii_uppercase()));
-                }
-            }
-            1 | 3 => problems.push(format!("line {number}: odd indentation of {indent} spaces")),
-            _ => {}
+        if found == 0 {
+            problems.push(format!("path {path} has no operation (a path item `$ref` is not supported)"));
         }
     }
-    finish(current, &mut problems);
+    if operations.is_empty() && problems.is_empty() {
+        problems.push("`paths` describes no operation".into());
+    }
     if problems.is_empty() { Ok(operations) } else { Err(problems) }
+}
+
+/// The operations of `openapi.yaml`-style text.
+fn spec_operations(text: &str) -> Result<BTreeSet<Operation>, Vec<String>> {
+    operations(&load(text).map_err(|problem| vec![problem])?)
 }
 
 fn router_operations(routes: &[(&str, &str)]) -> BTreeSet<Operation> {
@@ -114,6 +132,55 @@ fn differences(spec: &BTreeSet<Operation>, routes: &BTreeSet<Operation>) -> (Vec
         operations.map(|(method, path)| format!("{method} {path}")).collect::<Vec<_>>()
     };
     (show(routes.difference(spec)), show(spec.difference(routes)))
+}
+
+/// The operations (as `METHOD path`) that document no response.
+fn operations_without_responses(spec: &Value) -> Vec<String> {
+    let mut missing = Vec::new();
+    for (path, item) in spec["paths"].as_object().into_iter().flatten() {
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            if !METHODS.contains(&method.as_str()) {
+                continue;
+            }
+            if operation["responses"].as_object().is_none_or(|responses| responses.is_empty()) {
+                missing.push(format!("{} {path}", method.to_ascii_uppercase()));
+            }
+        }
+    }
+    missing.sort();
+    missing
+}
+
+/// Every `$ref` in `node`, with where it stands, as `(location, target)`.
+fn refs(node: &Value, at: &str, found: &mut Vec<(String, Value)>) {
+    match node {
+        Value::Object(object) => {
+            for (key, value) in object {
+                let here = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
+                if key == "$ref" {
+                    found.push((here, value.clone()));
+                } else {
+                    refs(value, &here, found);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().enumerate().for_each(|(index, item)| refs(item, &format!("{at}/{index}"), found)),
+        _ => {}
+    }
+}
+
+/// The `$ref`s of `spec` that do not point at something inside it (only
+/// local references, `#/...`, are allowed), and how many there are.
+fn unresolved_refs(spec: &Value) -> (Vec<String>, usize) {
+    let mut found = Vec::new();
+    refs(spec, "#", &mut found);
+    let mut broken: Vec<String> = found
+        .iter()
+        .filter(|(_, target)| target.as_str().and_then(|t| t.strip_prefix('#')).is_none_or(|pointer| spec.pointer(pointer).is_none()))
+        .map(|(at, target)| format!("{at}: {target}"))
+        .collect();
+    broken.sort();
+    (broken, found.len())
 }
 
 #[test]
@@ -133,22 +200,34 @@ fn openapi_describes_exactly_the_routes_that_exist() {
 
 #[test]
 fn openapi_is_version_3_1() {
-    let spec = read_spec();
-    let first = spec
-        .lines()
-        .map(str::trim_end)
-        .find(|line| !line.trim().is_empty() && !line.starts_with('#') && *line != "---")
-        .expect("openapi.yaml is empty");
-    let version = first.strip_prefix("openapi:").map(|v| v.trim().trim_matches(|c| c == '"' || c == '\''));
+    let text = read_spec();
+    let document = parse(&text).expect("openapi.yaml is YAML");
+    let (key, value) = document.as_mapping().and_then(|mapping| mapping.iter().next()).expect("openapi.yaml is an empty mapping");
+    let version = value.as_str();
     assert!(
-        version.is_some_and(|v| v == "3.1" || v.starts_with("3.1.")),
-        "the first line of openapi.yaml must be `openapi: 3.1.x`, found {first:?}"
+        key.as_str() == Some("openapi") && version.is_some_and(|v| v == "3.1" || v.starts_with("3.1.")),
+        "openapi.yaml must begin with `openapi: 3.1.x` (a string), found {key:?}: {value:?}"
     );
+}
+
+#[test]
+fn every_documented_operation_has_a_response() {
+    let spec = load(&read_spec()).expect("openapi.yaml is readable");
+    let missing = operations_without_responses(&spec);
+    assert!(missing.is_empty(), "operations in openapi.yaml without any response: {missing:?}");
+}
+
+#[test]
+fn every_ref_in_openapi_resolves() {
+    let spec = load(&read_spec()).expect("openapi.yaml is readable");
+    let (broken, total) = unresolved_refs(&spec);
+    assert!(total > 0, "openapi.yaml has no $ref at all: the check would pass by reading nothing");
+    assert!(broken.is_empty(), "$refs in openapi.yaml that point at nothing:\n  {}", broken.join("\n  "));
 }
 
 /// The comparison is only worth something if it notices a change on
 /// either side: an operation added to the spec, a route added to (or
-/// missing from) the router, and layout it cannot read. Nothing here
+/// missing from) the router, and a document it cannot read. Nothing here
 /// assumes which routes exist: the changes are made to synthetic route
 /// lists and to paths no real route uses.
 #[test]
@@ -177,8 +256,9 @@ fn the_route_check_notices_a_change_on_either_side() {
     more_routes.insert(probe.clone());
     assert_eq!(differences(&spec, &more_routes), (vec!["PATCH /route-check-probe/{id}".to_string()], vec![]));
 
-    let extra = "paths:\n  '/route-check-probe/{id}':\n    summary: A probe.\n    patch:\n      responses: {}\n";
-    let more_spec = spec_operations(&text.replacen("paths:\n", extra, 1)).expect("extended spec is readable");
+    assert!(text.contains("\npaths:\n"), "openapi.yaml keeps `paths:` on a line of its own");
+    let extra = "\npaths:\n  '/route-check-probe/{id}':\n    summary: A probe.\n    patch:\n      responses: {}\n";
+    let more_spec = spec_operations(&text.replacen("\npaths:\n", extra, 1)).expect("extended spec is readable");
     assert_eq!(differences(&more_spec, &spec), (vec![], vec!["PATCH /route-check-probe/{id}".to_string()]));
 
     let (method, path) = spec.first().expect("not empty").clone();
@@ -188,50 +268,82 @@ fn the_route_check_notices_a_change_on_either_side() {
 
     // A path of the real file whose operation keys are renamed has no
     // operation left, and that is reported rather than skipped.
-    let first_path = first_path_of(&text).expect("openapi.yaml has a path");
-    let without = without_operations(&text, &first_path);
-    assert_ne!(without, text, "the fixture edit must apply to openapi.yaml");
-    let problems = spec_operations(&without).expect_err("a path without operations is reported");
+    let mut document = load(&text).expect("openapi.yaml is readable");
+    let (first_path, renamed) = without_operations(&mut document).expect("openapi.yaml has a path");
+    assert!(renamed > 0, "the fixture edit must apply to openapi.yaml");
+    let problems = operations(&document).expect_err("a path without operations is reported");
     assert!(problems[0].contains(&format!("{first_path} has no operation")), "{problems:?}");
 
     assert!(spec_operations("openapi: 3.1.0\npaths: {}\n").is_err());
-    assert!(spec_operations("paths:\n  /a:\n    get: {}\n    get: {}\n").is_err());
+    assert!(spec_operations("openapi: 3.1.0\n").is_err());
+    assert!(spec_operations("paths:\n  /a:\n    get: {}\n    get: {}\n").is_err(), "a duplicated key is refused");
     assert!(spec_operations("paths:\n  /a:\n    GET: {}\n").is_err());
-    assert!(spec_operations("paths:\n  /a:\n   get: {}\n").is_err());
+    assert!(spec_operations("paths:\n  /a:\n    get: []\n").is_err());
+    assert!(spec_operations("paths:\n  a:\n    get: {}\n").is_err());
+    assert!(spec_operations("paths:\n  /a:\n\tget: {}\n").is_err(), "a tab in indentation is not YAML");
+    assert!(spec_operations("paths:\n  /a:\n    get: {}\n  /b: [\n").is_err(), "unclosed flow sequence");
+    assert!(spec_operations("paths:\n  /a:\n    get: {}\n---\npaths: {}\n").is_err(), "two documents");
+    // Indentation and quoting are the parser's business now: any layout
+    // YAML allows reads the same.
+    assert_eq!(spec_operations("paths:\n  /a:\n   get: {}\n"), Ok(BTreeSet::from([("GET".into(), "/a".into())])));
+    assert_eq!(spec_operations("paths: {/a: {get: {}}}\n"), Ok(BTreeSet::from([("GET".into(), "/a".into())])));
     assert_eq!(
         spec_operations("paths:\n  /a:\n    get: {}\n  \"/b\": # note\n    post:\n      summary: x\ncomponents:\n  /c:\n    put: {}\n"),
         Ok(BTreeSet::from([("GET".into(), "/a".into()), ("POST".into(), "/b".into())]))
     );
 }
 
-/// The first path key under `paths:`, as written (quotes removed).
-fn first_path_of(spec: &str) -> Option<String> {
-    spec.lines()
-        .skip_while(|line| line.trim_end() != "paths:")
-        .skip(1)
-        .find(|line| line.starts_with("  ") && !line.starts_with("   ") && !line.trim().starts_with('#'))
-        .and_then(|line| mapping_key(line.trim_start()))
+/// `spec` with every operation key of its first path renamed to
+/// `x-removed-<method>`; that path and how many keys were renamed.
+fn without_operations(spec: &mut Value) -> Option<(String, usize)> {
+    let (path, item) = spec.get_mut("paths")?.as_object_mut()?.iter_mut().next()?;
+    let item = item.as_object_mut()?;
+    let mut renamed = 0;
+    for method in METHODS {
+        if let Some(operation) = item.remove(*method) {
+            item.insert(format!("x-removed-{method}"), operation);
+            renamed += 1;
+        }
+    }
+    Some((path.clone(), renamed))
 }
 
-/// `spec` with every operation key of `path` renamed to `x-removed`.
-fn without_operations(spec: &str, path: &str) -> String {
-    let mut inside = false;
-    let mut out = String::with_capacity(spec.len());
-    for line in spec.lines() {
-        let trimmed = line.trim_start();
-        let indent = line.len() - trimmed.len();
-        if indent == 2 && !trimmed.is_empty() && !trimmed.starts_with('#') {
-            inside = mapping_key(trimmed).as_deref() == Some(path);
-        } else if indent == 0 && !trimmed.is_empty() {
-            inside = false;
-        }
-        match mapping_key(trimmed) {
-            Some(key) if inside && indent == 4 && METHODS.contains(&key.as_str()) => {
-                out.push_str(&line.replacen(&key, "x-removed", 1));
-            }
-            _ => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    out
+/// The response and `$ref` checks notice what they are there for.
+#[test]
+fn the_response_and_ref_checks_notice_what_they_look_for() {
+    let fixture = load(concat!(
+        "paths:\n",
+        "  /a:\n",
+        "    get:\n",
+        "      responses:\n",
+        "        200: {$ref: '#/components/responses/Ok'}\n",
+        "    post:\n",
+        "      responses: {}\n",
+        "    delete:\n",
+        "      summary: no responses at all\n",
+        "  /b~c/d:\n",
+        "    put:\n",
+        "      responses:\n",
+        "        '204':\n",
+        "          description: done\n",
+        "          content: {application/json: {schema: {$ref: '#/components/schemas/Gone'}}}\n",
+        "components:\n",
+        "  responses:\n",
+        "    Ok: {description: ok, headers: {A/B: {$ref: '#/components/headers/A~1B'}}}\n",
+        "  headers:\n",
+        "    A/B: {schema: {type: string}}\n",
+        "  schemas:\n",
+        "    Kept: {$ref: 'other.yaml#/Kept'}\n",
+    ))
+    .expect("the fixture is readable");
+    assert_eq!(operations_without_responses(&fixture), ["DELETE /a", "POST /a"]);
+    let (broken, total) = unresolved_refs(&fixture);
+    assert_eq!(total, 4);
+    assert_eq!(
+        broken,
+        [
+            "#/components/schemas/Kept/$ref: \"other.yaml#/Kept\"",
+            "#/paths/~1b~0c~1d/put/responses/204/content/application~1json/schema/$ref: \"#/components/schemas/Gone\""
+        ]
+    );
 }
