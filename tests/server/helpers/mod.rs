@@ -163,7 +163,7 @@ impl TestServer {
                 panic!("tessera did not start; stderr:\n{}", stderr.lock().unwrap());
             }
         };
-        let server = Self { child, base, dir, stderr };
+        let mut server = Self { child, base, dir, stderr };
         // The first request proves it is ready.
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -171,7 +171,10 @@ impl TestServer {
             if client.get(server.url("/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
                 break;
             }
-            assert!(Instant::now() < deadline, "tessera never answered /healthz");
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("tessera exited before answering /healthz ({status}); stderr:\n{}", server.logs());
+            }
+            assert!(Instant::now() < deadline, "tessera never answered /healthz; stderr:\n{}", server.logs());
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         server
