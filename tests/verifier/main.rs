@@ -9,7 +9,8 @@
 //! | `feed` | the revocation feed: live stream, catching up, polling, private feeds |
 //! | `layer` | the tower layer and axum extractor: RFC 6750 answers |
 
-#[path = "../common/mod.rs"]
+#[path = "../server/helpers/mod.rs"]
+#[allow(dead_code)] // the verifier tests use a few of the server tests' helpers
 mod common;
 mod feed;
 mod jwks;

@@ -34,7 +34,7 @@ fn claims(server: &TestServer, nbf: Option<i64>) -> AccessClaims {
 /// Sign with the active key of the running server's own key directory.
 fn sign_with_server_key(server: &TestServer, claims: &AccessClaims) -> String {
     let lifetimes = TokenLifetimes { access: Duration::from_secs(600), refresh: Duration::from_secs(14 * 86_400) };
-    let directory = KeyDirectory::new(server.dir.path().join("keys"));
+    let directory = KeyDirectory::new(server.dir().join("keys"));
     let keyring = Keyring::open(directory, lifetimes, Arc::new(SystemClock)).expect("the server's key directory loads");
     let view = keyring.view();
     access::mint(view.active_signer(SystemClock.now()).expect("the server has an active key"), claims)

@@ -2,20 +2,11 @@
 //! consumption across replicas, Redis outages, a three-master Cluster, and
 //! the revocation feed as an offline verifier follows it.
 
-mod common;
-
-use common::redis::{RedisCluster, RedisServer};
-use common::*;
+use crate::helpers::redis::{RedisCluster, RedisServer};
+use crate::helpers::*;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-
-fn jti_of(token: &str) -> String {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    claims["jti"].as_str().unwrap().to_string()
-}
 
 const ISSUER: &str = "http://tessera.test";
 
@@ -43,12 +34,6 @@ async fn pair(store_env: &[(&str, &str)]) -> Pair {
     Pair { a, b, _keys: keys }
 }
 
-async fn web_session(server: &TestServer, sub: &str) -> Value {
-    let response = server.create_session(json!({"sub": sub, "client_id": "web"})).await;
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
-}
-
 /// Wait until `check` holds, for at most `limit`; returns how long it took.
 async fn within<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
 where
@@ -69,7 +54,7 @@ async fn rotation_and_revocation_cross_replicas(replicas: &Pair) {
     let (a, b) = (&replicas.a, &replicas.b);
     // Refreshed on A, replayed on B after the grace window: caught, and
     // the session is dead on both.
-    let session = web_session(a, "alice").await;
+    let session = a.web_session("alice").await;
     let parent = session["refresh_token"].as_str().unwrap().to_string();
     let (status, child) = a.refresh("web", &parent).await;
     assert_eq!(status, 200, "{child}");
@@ -85,7 +70,7 @@ async fn rotation_and_revocation_cross_replicas(replicas: &Pair) {
     }
 
     // A logout on A shows on B within one second.
-    let other = web_session(a, "bob").await;
+    let other = a.web_session("bob").await;
     assert!(b.active(other["access_token"].as_str().unwrap()).await);
     assert_eq!(a.logout(other["session_id"].as_str().unwrap()).await, 204);
     let token = other["access_token"].as_str().unwrap().to_string();
@@ -95,7 +80,7 @@ async fn rotation_and_revocation_cross_replicas(replicas: &Pair) {
 
 #[tokio::test]
 async fn two_replicas_share_rotation_and_revocation() {
-    if !common::redis::available() {
+    if !crate::helpers::redis::available() {
         return;
     }
     let redis = RedisServer::start();
@@ -106,13 +91,13 @@ async fn two_replicas_share_rotation_and_revocation() {
 
 #[tokio::test]
 async fn a_hundred_concurrent_refreshes_across_two_replicas_yield_one_child() {
-    if !common::redis::available() {
+    if !crate::helpers::redis::available() {
         return;
     }
     let redis = RedisServer::start();
     let url = redis.url();
     let replicas = pair(&[("TESSERA_STORE_URL", url.as_str()), ("TESSERA_TOKENS_REUSE_GRACE", "10s")]).await;
-    let session = web_session(&replicas.a, "alice").await;
+    let session = replicas.a.web_session("alice").await;
     let token = session["refresh_token"].as_str().unwrap().to_string();
     let urls = (0..100).map(|i| if i % 2 == 0 { replicas.a.url("/oauth2/token") } else { replicas.b.url("/oauth2/token") }).collect();
     let mut children = HashSet::new();
@@ -125,7 +110,7 @@ async fn a_hundred_concurrent_refreshes_across_two_replicas_yield_one_child() {
 
 #[tokio::test]
 async fn a_redis_outage_answers_503_only_and_recovers_by_itself() {
-    if !common::redis::available() {
+    if !crate::helpers::redis::available() {
         return;
     }
     let mut redis = RedisServer::start();
@@ -143,16 +128,14 @@ async fn a_redis_outage_answers_503_only_and_recovers_by_itself() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut workers = Vec::new();
     for i in 0..4 {
-        let first = web_session(&server, &format!("load-{i}")).await;
+        let first = server.web_session(&format!("load-{i}")).await;
         let (base, http, stop) = (server.base.clone(), http.clone(), stop.clone());
         workers.push(tokio::spawn(async move {
             let mut token = first["refresh_token"].as_str().unwrap().to_string();
             let mut statuses = Vec::new();
             let deadline = Instant::now() + Duration::from_secs(20);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
-                let form = form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs([("grant_type", "refresh_token"), ("client_id", "web"), ("refresh_token", token.as_str())])
-                    .finish();
+                let form = form_body([("grant_type", "refresh_token"), ("client_id", "web"), ("refresh_token", token.as_str())]);
                 let response = http
                     .post(format!("{base}/oauth2/token"))
                     .header("content-type", "application/x-www-form-urlencoded")
@@ -182,12 +165,13 @@ async fn a_redis_outage_answers_503_only_and_recovers_by_itself() {
             statuses
         }));
     }
-    let before_outage = web_session(&server, "before").await;
+    let before_outage = server.web_session("before").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     redis.kill();
 
     // While Redis is down: no token from a refresh, readiness off, keys still served.
-    let not_ready = within(Duration::from_secs(5), || async { reqwest::get(server.url("/readyz")).await.unwrap().status() == 503 }).await;
+    let not_ready =
+        within(Duration::from_secs(5), || async { reqwest::get(server.management_url("/readyz")).await.unwrap().status() == 503 }).await;
     assert!(not_ready.is_some(), "/readyz must report not ready while Redis is down");
     // A session made before the outage cannot be refreshed during it.
     let (status, body) = server.refresh("web", before_outage["refresh_token"].as_str().unwrap()).await;
@@ -205,12 +189,12 @@ async fn a_redis_outage_answers_503_only_and_recovers_by_itself() {
     // Redis returns (empty: it keeps nothing on disk here); tessera recovers alone.
     redis.restart();
     let recovered = within(Duration::from_secs(15), || async {
-        let ok = reqwest::get(server.url("/readyz")).await.unwrap().status() == 200;
+        let ok = reqwest::get(server.management_url("/readyz")).await.unwrap().status() == 200;
         ok && server.create_session(json!({"sub": "after", "client_id": "web"})).await.status() == 201
     })
     .await;
     assert!(recovered.is_some(), "tessera did not recover after Redis came back");
-    let fresh = web_session(&server, "after").await;
+    let fresh = server.web_session("after").await;
     let (status, _) = server.refresh("web", fresh["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200);
 
@@ -226,7 +210,7 @@ async fn a_redis_outage_answers_503_only_and_recovers_by_itself() {
 
 #[tokio::test]
 async fn a_three_master_cluster_runs_rotation_and_revocation() {
-    if !common::redis::available() {
+    if !crate::helpers::redis::available() {
         return;
     }
     let cluster = RedisCluster::start();
@@ -235,7 +219,7 @@ async fn a_three_master_cluster_runs_rotation_and_revocation() {
     rotation_and_revocation_cross_replicas(&replicas).await;
     // Sessions spread over the shards: many sessions, each rotated once.
     for i in 0..20 {
-        let session = web_session(&replicas.a, &format!("spread-{i}")).await;
+        let session = replicas.a.web_session(&format!("spread-{i}")).await;
         let (status, _) = replicas.b.refresh("web", session["refresh_token"].as_str().unwrap()).await;
         assert_eq!(status, 200);
     }
@@ -243,7 +227,7 @@ async fn a_three_master_cluster_runs_rotation_and_revocation() {
 
 #[tokio::test]
 async fn the_feed_carries_a_logout_to_a_follower_within_a_second() {
-    if !common::redis::available() {
+    if !crate::helpers::redis::available() {
         return;
     }
     let redis = RedisServer::start();
@@ -258,11 +242,10 @@ async fn the_feed_carries_a_logout_to_a_follower_within_a_second() {
     while !text.contains("event: ready") {
         text.push_str(&String::from_utf8_lossy(&stream.chunk().await.unwrap().unwrap()));
     }
-    let session = web_session(a, "carol").await;
+    let session = a.web_session("carol").await;
     let sid = session["session_id"].as_str().unwrap().to_string();
     let started = Instant::now();
-    let url = a.url(&format!("/v1/sessions/{sid}"));
-    assert_eq!(reqwest::Client::new().delete(url).basic_auth(BACKEND_ID, Some(BACKEND_SECRET)).send().await.unwrap().status(), 204);
+    assert_eq!(a.logout(&sid).await, 204);
     let seen = tokio::time::timeout(Duration::from_secs(1), async {
         loop {
             let chunk = stream.chunk().await.unwrap().unwrap();
@@ -280,11 +263,11 @@ async fn the_feed_carries_a_logout_to_a_follower_within_a_second() {
     // Two more logouts while "away"; after= returns exactly those.
     let mut missed = Vec::new();
     for sub in ["dave", "erin"] {
-        let s = web_session(a, sub).await;
+        let s = a.web_session(sub).await;
         assert_eq!(a.logout(s["session_id"].as_str().unwrap()).await, 204);
         missed.push(s["session_id"].as_str().unwrap().to_string());
     }
-    let jwks: Value = reqwest::get(b.url("/.well-known/jwks.json")).await.unwrap().json().await.unwrap();
+    let jwks = b.jwks().await;
     let document = within(Duration::from_secs(2), || async {
         let signed = reqwest::get(b.url(&format!("/v1/revocations?after={event_id}"))).await.unwrap().text().await.unwrap();
         let (_, claims) = verify_with_ring(&signed, &jwks);
@@ -322,10 +305,10 @@ async fn the_feed_carries_a_logout_to_a_follower_within_a_second() {
 
 #[tokio::test]
 async fn behind_sentinel_tessera_follows_a_failover_by_itself() {
-    if !common::redis::available() {
+    if !crate::helpers::redis::available() {
         return;
     }
-    let mut redis = common::redis::RedisSentinel::start();
+    let mut redis = crate::helpers::redis::RedisSentinel::start();
     let urls = redis.urls_toml();
     let env = [
         ("TESSERA_STORE_KIND", "redis"),
@@ -335,23 +318,28 @@ async fn behind_sentinel_tessera_follows_a_failover_by_itself() {
         ("TESSERA_STORE_MIRROR_MAX_STALENESS", "1s"),
     ];
     let server = TestServer::start_with(&default_config(), &env).await;
-    let session = web_session(&server, "alice").await;
+    let session = server.web_session("alice").await;
     let (status, _) = server.refresh("web", session["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200);
 
     // The master dies; the Sentinel promotes the replica.
     redis.master.kill();
+    // Until then a session may still be created from the fresh mirror (and
+    // is refused once the mirror is stale), but no refresh is served: the
+    // probe is a session created and refreshed, and a 503 at either step
+    // means "not yet".
     let recovered = within(Duration::from_secs(30), || async {
-        if server.create_session(json!({"sub": "after-failover", "client_id": "web"})).await.status() != 201 {
+        let response = server.create_session(json!({"sub": "after-failover", "client_id": "web"})).await;
+        if response.status() != 201 {
             return false;
         }
-        let fresh = web_session(&server, "after-failover").await;
+        let fresh: Value = response.json().await.unwrap();
         server.refresh("web", fresh["refresh_token"].as_str().unwrap()).await.0 == 200
     })
     .await;
     assert!(recovered.is_some(), "tessera did not follow the failover");
     eprintln!("recovered {:?} after the master died", recovered.unwrap());
-    let info = common::redis::command(redis.replica.port, "INFO replication").unwrap();
+    let info = crate::helpers::redis::command(redis.replica.port, "INFO replication").unwrap();
     assert!(info.contains("role:master"), "the replica was promoted: {info}");
     assert!(server.logs().contains("Sentinels name"), "the switch is logged");
 }

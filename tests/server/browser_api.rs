@@ -2,11 +2,9 @@
 //! cookie and every attribute it carries, the CSRF rules, CORS preflights,
 //! browser logout, and dev mode.
 
-mod common;
-
+use crate::helpers::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::*;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
 
@@ -50,9 +48,10 @@ async fn exchange_from(server: &TestServer, code: &str, verifier: Option<&str>, 
     if let Some(verifier) = verifier {
         form.push(("code_verifier", verifier));
     }
-    let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
-    let mut request =
-        reqwest::Client::new().post(server.url("/oauth2/token")).header("content-type", "application/x-www-form-urlencoded").body(body);
+    let mut request = reqwest::Client::new()
+        .post(server.url("/oauth2/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(form));
     if let Some(origin) = origin {
         request = request.header("origin", origin);
     }
@@ -275,14 +274,12 @@ async fn dev_mode_serves_the_demo_and_relaxes_the_cookie_only_on_localhost() {
         .json()
         .await
         .unwrap();
-    let form = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("grant_type", "authorization_code"),
-            ("code", login["code"].as_str().unwrap()),
-            ("client_id", "demo"),
-            ("code_verifier", VERIFIER),
-        ])
-        .finish();
+    let form = form_body([
+        ("grant_type", "authorization_code"),
+        ("code", login["code"].as_str().unwrap()),
+        ("client_id", "demo"),
+        ("code_verifier", VERIFIER),
+    ]);
     let response = reqwest::Client::new()
         .post(dev.url("/oauth2/token"))
         .header("content-type", "application/x-www-form-urlencoded")

@@ -2,37 +2,21 @@
 //! binary: HTTP flows, 50 concurrent refreshes of one token, and `kill -9`
 //! crash tests on the embedded store.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
 
-fn jti_of(token: &str) -> String {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    claims["jti"].as_str().unwrap().to_string()
-}
-
-async fn web_session(server: &TestServer, sub: &str) -> Value {
-    let response = server.create_session(json!({"sub": sub, "client_id": "web"})).await;
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
-}
-
 #[tokio::test]
 async fn a_public_client_rotates_its_refresh_token_over_http() {
     let server = TestServer::start().await;
-    let session = web_session(&server, "alice").await;
+    let session = server.web_session("alice").await;
     let (status, child) = server.refresh("web", session["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{child}");
     assert_eq!(child["token_type"], "Bearer");
     assert_eq!(child["session_id"], session["session_id"]);
     assert_ne!(child["refresh_token"], session["refresh_token"]);
-    let jwks: Value = reqwest::get(server.url("/.well-known/jwks.json")).await.unwrap().json().await.unwrap();
-    let (_, claims) = verify_with_ring(child["access_token"].as_str().unwrap(), &jwks);
+    let (_, claims) = verify_with_ring(child["access_token"].as_str().unwrap(), &server.jwks().await);
     assert_eq!(claims["sid"], session["session_id"]);
 
     // Narrowing on refresh; widening refused.
@@ -63,7 +47,7 @@ async fn a_public_client_rotates_its_refresh_token_over_http() {
 #[tokio::test]
 async fn fifty_concurrent_refreshes_of_one_token_yield_exactly_one_child() {
     let server = TestServer::start().await;
-    let session = web_session(&server, "alice").await;
+    let session = server.web_session("alice").await;
     let token = session["refresh_token"].as_str().unwrap().to_string();
     let urls = vec![server.url("/oauth2/token"); 50];
     let mut access_jtis = HashSet::new();
@@ -75,7 +59,7 @@ async fn fifty_concurrent_refreshes_of_one_token_yield_exactly_one_child() {
     }
     assert_eq!(access_jtis.len(), 1, "exactly one distinct child access jti");
     assert_eq!(refresh_tokens.len(), 1, "exactly one child refresh token");
-    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("tessera_refresh_total{outcome=\"rotated\"} 1"), "{metrics}");
     assert!(metrics.contains("tessera_refresh_total{outcome=\"grace_replay\"} 49"), "{metrics}");
 }
@@ -84,7 +68,7 @@ async fn fifty_concurrent_refreshes_of_one_token_yield_exactly_one_child() {
 async fn a_replay_after_the_grace_window_ends_the_session_and_is_logged_without_the_token() {
     let config = format!("{}\n", default_config());
     let server = TestServer::start_with(&config, &[("TESSERA_TOKENS_REUSE_GRACE", "300ms")]).await;
-    let session = web_session(&server, "alice").await;
+    let session = server.web_session("alice").await;
     let stolen = session["refresh_token"].as_str().unwrap();
     let (_, child) = server.refresh("web", stolen).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -96,7 +80,7 @@ async fn a_replay_after_the_grace_window_ends_the_session_and_is_logged_without_
     let logs = server.logs();
     assert!(logs.contains("refresh_token_reuse"), "security event logged: {logs}");
     assert!(!logs.contains(stolen) && !logs.contains(child["refresh_token"].as_str().unwrap()));
-    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("tessera_reuse_detections_total 1"), "{metrics}");
 }
 
@@ -104,7 +88,7 @@ async fn a_replay_after_the_grace_window_ends_the_session_and_is_logged_without_
 async fn revocation_endpoints_work_as_clients_call_them() {
     let server = TestServer::start().await;
     // RFC 7009 by the public client that owns the token.
-    let session = web_session(&server, "alice").await;
+    let session = server.web_session("alice").await;
     let response =
         server.form("/oauth2/revoke", None, &[("token", session["refresh_token"].as_str().unwrap()), ("client_id", "web")]).await;
     assert_eq!(response.status(), 200);
@@ -114,7 +98,7 @@ async fn revocation_endpoints_work_as_clients_call_them() {
         server.form("/oauth2/revoke", None, &[("token", "whatever"), ("client_id", "web"), ("token_type_hint", "refresh_token")]).await;
     assert_eq!(response.status(), 200);
     // Another public client may not revoke it.
-    let other = web_session(&server, "bob").await;
+    let other = server.web_session("bob").await;
     let response =
         server.form("/oauth2/revoke", None, &[("token", other["access_token"].as_str().unwrap()), ("client_id", "mobile")]).await;
     assert_eq!(response.status(), 400);
@@ -124,11 +108,11 @@ async fn revocation_endpoints_work_as_clients_call_them() {
 
     // Logout and logout everywhere, by the backend.
     let http = reqwest::Client::new();
-    let one = web_session(&server, "carol").await;
+    let one = server.web_session("carol").await;
     assert_eq!(server.logout(one["session_id"].as_str().unwrap()).await, 204);
     assert!(!server.active(one["access_token"].as_str().unwrap()).await);
-    let two = web_session(&server, "dave").await;
-    let three = web_session(&server, "dave").await;
+    let two = server.web_session("dave").await;
+    let three = server.web_session("dave").await;
     assert_eq!(server.logout_everywhere("dave").await, 204);
     assert!(!server.active(two["access_token"].as_str().unwrap()).await);
     assert!(!server.active(three["refresh_token"].as_str().unwrap()).await);
@@ -143,8 +127,7 @@ async fn the_session_limit_and_list_work_over_http() {
     let server = TestServer::start().await;
     let mut sessions = Vec::new();
     for _ in 0..3 {
-        let response = server.create_session(json!({"sub": "erin", "client_id": "mobile"})).await;
-        sessions.push(response.json::<Value>().await.unwrap());
+        sessions.push(server.session(json!({"sub": "erin", "client_id": "mobile"})).await);
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
     assert!(!server.active(sessions[0]["access_token"].as_str().unwrap()).await, "the oldest of three is ended at limit 2");
@@ -164,7 +147,7 @@ async fn the_session_limit_and_list_work_over_http() {
 #[tokio::test]
 async fn introspection_answers_rfc7662_and_checks_its_caller() {
     let server = TestServer::start().await;
-    let session = web_session(&server, "alice").await;
+    let session = server.web_session("alice").await;
     let response = server
         .form("/oauth2/introspect", Some((BACKEND_ID, BACKEND_SECRET)), &[("token", session["access_token"].as_str().unwrap())])
         .await;
@@ -190,7 +173,7 @@ async fn revocations_survive_kill_9() {
     let server = TestServer::start().await;
     let mut dead = Vec::new();
     for i in 0..10 {
-        let session = web_session(&server, &format!("user-{i}")).await;
+        let session = server.web_session(&format!("user-{i}")).await;
         match i % 3 {
             0 => assert_eq!(server.logout(session["session_id"].as_str().unwrap()).await, 204),
             1 => {
@@ -215,7 +198,7 @@ async fn revocations_survive_kill_9() {
 async fn consumed_refresh_tokens_survive_kill_9() {
     let env = [("TESSERA_TOKENS_REUSE_GRACE", "0")];
     let server = TestServer::start_with(&default_config(), &env).await;
-    let session = web_session(&server, "alice").await;
+    let session = server.web_session("alice").await;
     let parent = session["refresh_token"].as_str().unwrap().to_string();
     let (status, child) = server.refresh("web", &parent).await;
     assert_eq!(status, 200);
@@ -230,10 +213,10 @@ async fn consumed_refresh_tokens_survive_kill_9() {
 #[tokio::test]
 async fn a_session_created_right_after_logout_everywhere_works() {
     let server = TestServer::start().await;
-    let old = web_session(&server, "frank").await;
+    let old = server.web_session("frank").await;
     assert_eq!(server.logout_everywhere("frank").await, 204);
     // The password-change flow: revoke everything, then sign in again at once.
-    let new = web_session(&server, "frank").await;
+    let new = server.web_session("frank").await;
     assert!(!server.active(old["access_token"].as_str().unwrap()).await);
     assert!(server.active(new["access_token"].as_str().unwrap()).await);
     let (status, body) = server.refresh("web", new["refresh_token"].as_str().unwrap()).await;
@@ -244,25 +227,25 @@ async fn a_session_created_right_after_logout_everywhere_works() {
 async fn revocations_whose_requests_are_abandoned_still_reach_the_list_and_the_feed() {
     use tokio::io::AsyncWriteExt;
     let server = TestServer::start().await;
-    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{BACKEND_ID}:{BACKEND_SECRET}"));
+    let authorization = basic(BACKEND_ID, BACKEND_SECRET);
     let mut abandoned = Vec::new();
     for i in 0..20 {
-        let session = web_session(&server, &format!("gone-{i}")).await;
+        let session = server.web_session(&format!("gone-{i}")).await;
         let sid = session["session_id"].as_str().unwrap().to_string();
         // Send the logout and hang up at once, without reading the answer.
-        let mut stream = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
-        let request = format!("DELETE /v1/sessions/{sid} HTTP/1.1\r\nhost: x\r\nauthorization: Basic {auth}\r\ncontent-length: 0\r\n\r\n");
+        let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+        let request =
+            format!("DELETE /v1/sessions/{sid} HTTP/1.1\r\nhost: x\r\nauthorization: {authorization}\r\ncontent-length: 0\r\n\r\n");
         stream.write_all(request.as_bytes()).await.unwrap();
         drop(stream);
         abandoned.push(session);
     }
     // A logout answered normally must appear in the feed: no gap left behind
     // by an abandoned request may hold the feed back.
-    let last = web_session(&server, "kept").await;
+    let last = server.web_session("kept").await;
     assert_eq!(server.logout(last["session_id"].as_str().unwrap()).await, 204);
-    let jwks: Value = reqwest::get(server.url("/.well-known/jwks.json")).await.unwrap().json().await.unwrap();
     let feed = reqwest::get(server.url("/v1/revocations")).await.unwrap().text().await.unwrap();
-    let (_, claims) = verify_with_ring(&feed, &jwks);
+    let (_, claims) = verify_with_ring(&feed, &server.jwks().await);
     let sids: Vec<&str> = claims["revocations"].as_array().unwrap().iter().filter_map(|e| e["sid"].as_str()).collect();
     assert!(sids.contains(&last["session_id"].as_str().unwrap()), "the feed is stuck: {sids:?}");
     // Every abandoned logout that the store took is in force in the checks.

@@ -2,9 +2,7 @@
 //! playwright-core from `tests/browser/`). `.ci/run` installs both; without
 //! them this test is skipped loudly, and fails under CI.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;

@@ -1,16 +1,10 @@
 //! Black-box tests of the real binary: sessions, client credentials,
 //! discovery, errors, key reload, shutdown, and what reaches the logs.
 
-mod common;
-
+use crate::helpers::*;
 use base64::Engine;
-use common::*;
 use serde_json::{Value, json};
 use std::time::Duration;
-
-async fn jwks(server: &TestServer) -> Value {
-    reqwest::get(server.url("/.well-known/jwks.json")).await.unwrap().json().await.unwrap()
-}
 
 async fn problem(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status().as_u16(), status);
@@ -45,7 +39,7 @@ async fn session_access_token_is_rfc9068_and_verifies_from_the_jwks() {
     let refresh = body["refresh_token"].as_str().unwrap();
     assert!(refresh.starts_with("rt1."), "opaque refresh token, not a JWS");
 
-    let (header, claims) = verify_with_ring(body["access_token"].as_str().unwrap(), &jwks(&server).await);
+    let (header, claims) = verify_with_ring(body["access_token"].as_str().unwrap(), &server.jwks().await);
     assert_eq!(header["typ"], "at+jwt");
     assert_eq!(header["alg"], "ES256");
     assert_eq!(claims["iss"], server.base);
@@ -61,7 +55,7 @@ async fn session_access_token_is_rfc9068_and_verifies_from_the_jwks() {
     assert!(claims["jti"].as_str().unwrap().len() >= 22);
 
     // Two sessions never share ids.
-    let second: Value = server.create_session(json!({"sub": "alice", "client_id": "web"})).await.json().await.unwrap();
+    let second = server.web_session("alice").await;
     assert_ne!(second["session_id"], body["session_id"]);
     // Without scope/aud the client's full set is granted.
     assert_eq!(second["scope"], "read write");
@@ -71,8 +65,8 @@ async fn session_access_token_is_rfc9068_and_verifies_from_the_jwks() {
 async fn eddsa_and_rsa_keys_issue_verifiable_tokens() {
     for alg in ["EdDSA", "PS256"] {
         let server = TestServer::start_with(&default_config(), &[("TESSERA_TOKENS_ALGORITHM", alg)]).await;
-        let body: Value = server.create_session(json!({"sub": "bob"})).await.json().await.unwrap();
-        let (header, claims) = verify_with_ring(body["access_token"].as_str().unwrap(), &jwks(&server).await);
+        let token = server.access_token(json!({"sub": "bob"})).await;
+        let (header, claims) = verify_with_ring(&token, &server.jwks().await);
         assert_eq!(header["alg"], alg);
         // The backend's own session: its configured audience.
         assert_eq!(claims["aud"], "backend-api");
@@ -151,7 +145,7 @@ async fn client_credentials_issues_service_tokens_within_the_clients_limits() {
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["scope"], "orders:read");
     assert!(body.get("refresh_token").is_none(), "RFC 6749 §4.4.3: no refresh token");
-    let (_, claims) = verify_with_ring(body["access_token"].as_str().unwrap(), &jwks(&server).await);
+    let (_, claims) = verify_with_ring(body["access_token"].as_str().unwrap(), &server.jwks().await);
     assert_eq!(claims["sub"], SERVICE_ID);
     assert_eq!(claims["client_id"], SERVICE_ID);
     assert_eq!(claims["aud"], json!(["orders-api", "billing-api"]));
@@ -170,7 +164,7 @@ async fn client_credentials_issues_service_tokens_within_the_clients_limits() {
         )
         .await;
     let body: Value = response.json().await.unwrap();
-    let (_, claims) = verify_with_ring(body["access_token"].as_str().unwrap(), &jwks(&server).await);
+    let (_, claims) = verify_with_ring(body["access_token"].as_str().unwrap(), &server.jwks().await);
     assert_eq!(claims["aud"], "billing-api");
 
     oauth_error(
@@ -261,23 +255,23 @@ async fn unknown_paths_and_methods_answer_problem_json() {
     let response = reqwest::Client::new().delete(server.url("/.well-known/jwks.json")).send().await.unwrap();
     assert_eq!(response.headers()["allow"], "GET");
     problem(response, 405).await;
-    let ready: Value = reqwest::get(server.url("/readyz")).await.unwrap().json().await.unwrap();
+    let ready: Value = reqwest::get(server.management_url("/readyz")).await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready");
 }
 
 #[tokio::test]
 async fn a_new_key_is_picked_up_without_restart() {
     let server = TestServer::start().await;
-    let first: Value = server.create_session(json!({"sub": "a"})).await.json().await.unwrap();
-    let (first_header, _) = verify_with_ring(first["access_token"].as_str().unwrap(), &jwks(&server).await);
+    let first = server.access_token(json!({"sub": "a"})).await;
+    let (first_header, _) = verify_with_ring(&first, &server.jwks().await);
 
     let output = server.cli(&["keys", "generate", "--alg", "EdDSA", "--activate-in", "0s"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let body: Value = server.create_session(json!({"sub": "a"})).await.json().await.unwrap();
-        let keys = jwks(&server).await;
-        let (header, _) = verify_with_ring(body["access_token"].as_str().unwrap(), &keys);
+        let token = server.access_token(json!({"sub": "a"})).await;
+        let keys = server.jwks().await;
+        let (header, _) = verify_with_ring(&token, &keys);
         if header["alg"] == "EdDSA" {
             // The old key stays published for tokens it already signed.
             assert!(keys["keys"].as_array().unwrap().iter().any(|k| k["kid"] == first_header["kid"]));
@@ -321,7 +315,7 @@ async fn a_bad_config_value_stops_the_start_naming_key_and_value() {
 #[tokio::test]
 async fn sigterm_shuts_down_cleanly_and_logs_hold_no_tokens_or_secrets() {
     let server = TestServer::start().await;
-    let body: Value = server.create_session(json!({"sub": "carol", "client_id": "web"})).await.json().await.unwrap();
+    let body = server.web_session("carol").await;
     let service: Value =
         server.token(Some((SERVICE_ID, SERVICE_SECRET)), &[("grant_type", "client_credentials")]).await.json().await.unwrap();
     server.token(Some((SERVICE_ID, "a-wrong-secret-value")), &[("grant_type", "client_credentials")]).await;
@@ -373,7 +367,7 @@ async fn clients_add_prints_a_secret_that_works() {
 #[tokio::test]
 async fn token_inspect_names_the_key_and_the_verdict() {
     let server = TestServer::start().await;
-    let body: Value = server.create_session(json!({"sub": "erin"})).await.json().await.unwrap();
+    let body = server.session(json!({"sub": "erin"})).await;
     let token = body["access_token"].as_str().unwrap();
     let output = server.cli(&["token", "inspect", token]);
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -393,8 +387,7 @@ async fn token_inspect_names_the_key_and_the_verdict() {
 async fn a_stalled_request_times_out_with_a_problem() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = TestServer::start_with(&default_config(), &[("TESSERA_HTTP_REQUEST_TIMEOUT", "300ms")]).await;
-    let addr = server.base.trim_start_matches("http://").to_string();
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
     // An authenticated caller promises 100 bytes of body, sends 10, then
     // stalls. (An unauthenticated one is refused before its body is read.)
     let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{BACKEND_ID}:{BACKEND_SECRET}"));
@@ -427,11 +420,11 @@ async fn an_oversized_body_is_refused_with_413_before_it_is_read() {
     // Announce 200 kB and send none of it: the server must answer from the
     // headers alone (a client that sent the body first could see its write
     // fail when the server closes the connection after answering).
-    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{BACKEND_ID}:{BACKEND_SECRET}"));
+    let authorization = basic(BACKEND_ID, BACKEND_SECRET);
     let head = format!(
-        "POST /v1/sessions HTTP/1.1\r\nhost: x\r\nauthorization: Basic {auth}\r\ncontent-type: application/json\r\ncontent-length: 200000\r\n\r\n"
+        "POST /v1/sessions HTTP/1.1\r\nhost: x\r\nauthorization: {authorization}\r\ncontent-type: application/json\r\ncontent-length: 200000\r\n\r\n"
     );
-    let mut stream = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
     stream.write_all(head.as_bytes()).await.unwrap();
     let mut answer = vec![0u8; 4096];
     let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer)).await.expect("an answer without the body").unwrap();

@@ -1,8 +1,7 @@
 //! Property tests: random bytes, random JSON and random forms thrown at the
 //! token and session endpoints never get a 5xx, a panic or a non-JSON body.
 
-mod common;
-
+use crate::helpers::basic;
 use axum::body::Body;
 use axum::http::{Request, header};
 use base64::Engine;
@@ -23,7 +22,7 @@ fn app() -> &'static App {
     APP.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.toml");
-        std::fs::write(&path, common::default_config()).unwrap();
+        std::fs::write(&path, crate::helpers::default_config()).unwrap();
         let mut config = tessera::config::Config::load_with_env(Some(&path), &[]).unwrap();
         config.issuer = Some("http://127.0.0.1:8080".into());
         config.keys_dir = dir.path().join("keys");
@@ -32,10 +31,6 @@ fn app() -> &'static App {
         let built = runtime.block_on(tessera::app::App::build(config, Default::default())).unwrap();
         App { router: built.router(), _app: built, _dir: dir, runtime }
     })
-}
-
-fn basic(id: &str, secret: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
 }
 
 fn send(path: &str, content_type: Option<&str>, authorization: Option<String>, body: Vec<u8>) -> (u16, Vec<u8>) {
@@ -65,8 +60,8 @@ fn check(status: u16, body: &[u8]) -> Result<(), TestCaseError> {
 fn authorization() -> impl Strategy<Value = Option<String>> {
     prop_oneof![
         Just(None),
-        Just(Some(basic(common::BACKEND_ID, common::BACKEND_SECRET))),
-        Just(Some(basic(common::SERVICE_ID, common::SERVICE_SECRET))),
+        Just(Some(basic(crate::helpers::BACKEND_ID, crate::helpers::BACKEND_SECRET))),
+        Just(Some(basic(crate::helpers::SERVICE_ID, crate::helpers::SERVICE_SECRET))),
         Just(Some(basic("web", ""))),
         ".{0,40}".prop_map(Some),
         any::<Vec<u8>>().prop_map(|b| Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(b)))),
@@ -129,7 +124,7 @@ fn form() -> impl Strategy<Value = Vec<u8>> {
         Just("refresh_token".into()),
         Just("authorization_code".into()),
         Just("orders:read".into()),
-        Just(common::SERVICE_ID.into()),
+        Just(crate::helpers::SERVICE_ID.into()),
         Just("web".into()),
         ".{0,200}"
     ];
@@ -155,7 +150,7 @@ proptest! {
     #[test]
     fn random_session_requests_from_the_backend_never_get_a_server_error(sub in ".{0,300}", aud in json_value(), scope in ".{0,40}", claims in json_value()) {
         let body = serde_json::json!({"sub": sub, "client_id": "web", "aud": aud, "scope": scope, "claims": claims});
-        let (status, bytes) = send("/v1/sessions", Some("application/json"), Some(basic(common::BACKEND_ID, common::BACKEND_SECRET)), serde_json::to_vec(&body).unwrap());
+        let (status, bytes) = send("/v1/sessions", Some("application/json"), Some(basic(crate::helpers::BACKEND_ID, crate::helpers::BACKEND_SECRET)), serde_json::to_vec(&body).unwrap());
         check(status, &bytes)?;
     }
 

@@ -1,6 +1,7 @@
 //! Test harness: start the real `tessera` binary on a free port with its own
-//! key directory and config, and talk to it over HTTP.
-#![allow(dead_code)]
+//! key directory and config, and talk to it over HTTP; and what the tests
+//! share besides: token decoding, form bodies, concurrent refreshes and
+//! verification of a JWS with ring alone.
 
 pub mod redis;
 
@@ -10,12 +11,43 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+
 /// A confidential client with every permission.
 pub const BACKEND_ID: &str = "login-backend";
 pub const BACKEND_SECRET: &str = "backend-secret-0123456789abcdefghijklmnopqrstuvwxyz";
 /// A confidential client without permissions.
 pub const SERVICE_ID: &str = "reports-service";
 pub const SERVICE_SECRET: &str = "service-secret-0123456789abcdefghijklmnopqrstuvwxyz";
+
+/// An HTTP Basic `Authorization` header value.
+pub fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
+/// An `application/x-www-form-urlencoded` body.
+pub fn form_body<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+}
+
+/// Part `index` (0 header, 1 claims) of a compact JWS, decoded without
+/// verifying anything.
+fn jws_part(token: &str, index: usize) -> Value {
+    let part = token.split('.').nth(index).unwrap_or_else(|| panic!("not a compact JWS: {token}"));
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// The `jti` claim of a token, unverified.
+pub fn jti_of(token: &str) -> String {
+    jws_part(token, 1)["jti"].as_str().expect("a jti").to_string()
+}
+
+/// The `kid` of a token's header, unverified.
+pub fn kid_of(token: &str) -> String {
+    jws_part(token, 0)["kid"].as_str().expect("a kid").to_string()
+}
 
 pub fn sha256_hex(text: &str) -> String {
     ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
@@ -63,16 +95,22 @@ pub fn binary() -> PathBuf {
 
 /// A running tessera process; killed on drop.
 pub struct TestServer {
-    pub child: Child,
+    child: Child,
     pub base: String,
-    pub dir: tempfile::TempDir,
-    pub stderr: Arc<Mutex<String>>,
-    pub started_in: Duration,
+    /// The management listener (`/metrics`, `/readyz`, `/healthz`).
+    pub management: String,
+    dir: tempfile::TempDir,
+    stderr: Arc<Mutex<String>>,
 }
 
 impl TestServer {
     pub async fn start() -> Self {
         Self::start_with(&default_config(), &[]).await
+    }
+
+    /// The server's working directory (config, `keys/`, `data/`).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     pub async fn start_with(config: &str, env: &[(&str, &str)]) -> Self {
@@ -92,13 +130,13 @@ impl TestServer {
 
     async fn launch(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)], flags: &[&str]) -> Self {
         std::fs::write(dir.path().join("tessera.toml"), config).expect("write config");
-        let started = Instant::now();
         let mut command = Command::new(binary());
         command
             .arg("serve")
             .args(flags)
             .current_dir(dir.path())
             .env("TESSERA_LISTEN", "127.0.0.1:0")
+            .env("TESSERA_MANAGEMENT_LISTEN", "127.0.0.1:0")
             .env("TESSERA_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -124,16 +162,23 @@ impl TestServer {
                 if let Some(addr) = line.strip_prefix("tessera listening on ") {
                     let _ = tx.send(addr.trim().to_string());
                 }
+                if let Some(rest) = line.strip_prefix("management on ") {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
+                }
             }
         });
-        let base = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(base) => base,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("tessera did not start; stderr:\n{}", stderr.lock().unwrap());
+        let mut addresses = Vec::new();
+        while addresses.len() < 2 {
+            match rx.recv_timeout(Duration::from_secs(20)) {
+                Ok(address) => addresses.push(address),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("tessera did not start; stderr:\n{}", stderr.lock().unwrap());
+                }
             }
-        };
-        let mut server = Self { child, base, dir, stderr, started_in: Duration::ZERO };
+        }
+        let (base, management) = (addresses.remove(0), addresses.remove(0));
+        let mut server = Self { child, base, management, dir, stderr };
         // The first request proves it is ready.
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -141,15 +186,36 @@ impl TestServer {
             if client.get(server.url("/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
                 break;
             }
-            assert!(Instant::now() < deadline, "tessera never answered /healthz");
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("tessera exited before answering /healthz ({status}); stderr:\n{}", server.logs());
+            }
+            assert!(Instant::now() < deadline, "tessera never answered /healthz; stderr:\n{}", server.logs());
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        server.started_in = started.elapsed();
         server
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `host:port`, for raw TCP.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    pub async fn jwks(&self) -> Value {
+        reqwest::get(self.url("/.well-known/jwks.json")).await.unwrap().json().await.unwrap()
+    }
+
+    /// A URL on the management listener.
+    pub fn management_url(&self, path: &str) -> String {
+        format!("{}{path}", self.management)
+    }
+
+    /// The Prometheus text of `/metrics` (on the management listener).
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.management_url("/metrics")).await.unwrap().text().await.unwrap()
     }
 
     pub fn logs(&self) -> String {
@@ -158,7 +224,7 @@ impl TestServer {
 
     /// Run a `tessera` CLI command in the server's directory.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(binary()).args(args).current_dir(self.dir.path()).output().expect("run tessera cli")
+        Command::new(binary()).args(args).current_dir(self.dir()).output().expect("run tessera cli")
     }
 
     /// Send SIGTERM and wait for the exit status.
@@ -176,7 +242,7 @@ impl TestServer {
     }
 
     /// Refresh as the public client `client_id`; returns status and body.
-    pub async fn refresh(&self, client_id: &str, refresh_token: &str) -> (u16, serde_json::Value) {
+    pub async fn refresh(&self, client_id: &str, refresh_token: &str) -> (u16, Value) {
         let response =
             self.token(None, &[("grant_type", "refresh_token"), ("client_id", client_id), ("refresh_token", refresh_token)]).await;
         let status = response.status().as_u16();
@@ -199,7 +265,7 @@ impl TestServer {
     pub async fn active(&self, token: &str) -> bool {
         let response = self.form("/oauth2/introspect", Some((BACKEND_ID, BACKEND_SECRET)), &[("token", token)]).await;
         assert_eq!(response.status(), 200);
-        let body: serde_json::Value = response.json().await.unwrap();
+        let body: Value = response.json().await.unwrap();
         body["active"].as_bool().expect("active is a boolean")
     }
 
@@ -212,8 +278,25 @@ impl TestServer {
         std::mem::replace(&mut self.dir, dir)
     }
 
-    pub async fn create_session(&self, body: serde_json::Value) -> reqwest::Response {
+    pub async fn create_session(&self, body: Value) -> reqwest::Response {
         reqwest::Client::new().post(self.url("/v1/sessions")).basic_auth(BACKEND_ID, Some(BACKEND_SECRET)).json(&body).send().await.unwrap()
+    }
+
+    /// A session created by the login backend; asserts 201 and returns the body.
+    pub async fn session(&self, body: Value) -> Value {
+        let response = self.create_session(body.clone()).await;
+        assert_eq!(response.status(), 201, "creating the session {body}");
+        response.json().await.unwrap()
+    }
+
+    /// A session of `sub` for the public client `web`.
+    pub async fn web_session(&self, sub: &str) -> Value {
+        self.session(json!({"sub": sub, "client_id": "web"})).await
+    }
+
+    /// The access token of a new session.
+    pub async fn access_token(&self, body: Value) -> String {
+        self.session(body).await["access_token"].as_str().expect("an access token").to_string()
     }
 
     pub async fn token(&self, auth: Option<(&str, &str)>, form: &[(&str, &str)]) -> reqwest::Response {
@@ -222,9 +305,10 @@ impl TestServer {
 
     /// POST a form to an OAuth endpoint, with optional HTTP Basic.
     pub async fn form(&self, path: &str, auth: Option<(&str, &str)>, form: &[(&str, &str)]) -> reqwest::Response {
-        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
-        let mut request =
-            reqwest::Client::new().post(self.url(path)).header("content-type", "application/x-www-form-urlencoded").body(body);
+        let mut request = reqwest::Client::new()
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(form.iter().copied()));
         if let Some((id, secret)) = auth {
             request = request.basic_auth(id, Some(secret));
         }
@@ -245,18 +329,16 @@ impl Drop for TestServer {
 
 /// Fire one refresh of `token` (as the public client `web`) at each of
 /// `urls`, all at once; returns each answer's status and body.
-pub async fn refresh_concurrently(urls: Vec<String>, token: &str) -> Vec<(u16, serde_json::Value)> {
+pub async fn refresh_concurrently(urls: Vec<String>, token: &str) -> Vec<(u16, Value)> {
     let client = reqwest::Client::new();
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([("grant_type", "refresh_token"), ("client_id", "web"), ("refresh_token", token)])
-        .finish();
+    let body = form_body([("grant_type", "refresh_token"), ("client_id", "web"), ("refresh_token", token)]);
     let tasks: Vec<_> = urls
         .into_iter()
         .map(|url| {
             let request = client.post(url).header("content-type", "application/x-www-form-urlencoded").body(body.clone());
             tokio::spawn(async move {
                 let response = request.send().await.unwrap();
-                (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+                (response.status().as_u16(), response.json::<Value>().await.unwrap())
             })
         })
         .collect();
@@ -270,13 +352,12 @@ pub async fn refresh_concurrently(urls: Vec<String>, token: &str) -> Vec<(u16, s
 /// Verify a compact JWS against a JWKS with ring alone — an independent
 /// path from tessera's signing code and from jsonwebtoken. Returns the
 /// header and claims.
-pub fn verify_with_ring(token: &str, jwks: &serde_json::Value) -> (serde_json::Value, serde_json::Value) {
-    use base64::Engine;
+pub fn verify_with_ring(token: &str, jwks: &Value) -> (Value, Value) {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3, "compact JWS has three parts");
-    let header: serde_json::Value = serde_json::from_slice(&B64.decode(parts[0]).unwrap()).unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
+    let header: Value = serde_json::from_slice(&B64.decode(parts[0]).unwrap()).unwrap();
+    let claims: Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
     let signature = B64.decode(parts[2]).unwrap();
     let kid = header["kid"].as_str().expect("kid");
     let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid).unwrap_or_else(|| panic!("kid {kid} not in JWKS"));

@@ -3,25 +3,11 @@
 //! continuously through at least three rotations with zero failures; then
 //! `keys revoke`, after which tokens under that key fail within a second.
 
-mod common;
-
-use common::*;
-use serde_json::{Value, json};
+use crate::helpers::*;
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use tessera_verifier::Verifier;
-
-fn kid_of(token: &str) -> String {
-    use base64::Engine;
-    let header = token.split('.').next().unwrap();
-    let header: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
-    header["kid"].as_str().unwrap().to_string()
-}
-
-async fn fresh_token(server: &TestServer) -> String {
-    let body: Value = server.create_session(json!({"sub": "rotating"})).await.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_string()
-}
 
 #[tokio::test]
 async fn verifiers_live_through_three_rotations_and_a_key_revocation() {
@@ -40,7 +26,7 @@ async fn verifiers_live_through_three_rotations_and_a_key_revocation() {
     let deadline = Instant::now() + Duration::from_secs(30);
     while kids.len() < 4 {
         assert!(Instant::now() < deadline, "fewer than three rotations in 30 s: {kids:?}");
-        let token = fresh_token(&server).await;
+        let token = server.access_token(json!({"sub": "rotating"})).await;
         kids.insert(kid_of(&token));
         for verifier in &verifiers {
             match verifier.verify(&token).await {
@@ -54,7 +40,7 @@ async fn verifiers_live_through_three_rotations_and_a_key_revocation() {
     assert!(failures.is_empty(), "verifications failed during rotation: {failures:?}");
 
     // Emergency: revoke the key that signs now.
-    let doomed = fresh_token(&server).await;
+    let doomed = server.access_token(json!({"sub": "rotating"})).await;
     for verifier in &verifiers {
         verifier.verify(&doomed).await.expect("valid before the revocation");
     }

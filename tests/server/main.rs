@@ -1,0 +1,13 @@
+//! The token service's integration tests, one binary: the real `tessera`
+//! binary over HTTP, its router in-process, and `openapi.yaml`.
+
+mod helpers;
+
+mod api;
+mod browser;
+mod browser_api;
+mod openapi;
+mod properties;
+mod refresh;
+mod replicas;
+mod rotation;
