@@ -101,12 +101,14 @@ impl Registry {
         self.connections.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Close the connection idle the longest; false if none is idle.
+    /// Close the connection idle the longest, and stop counting it at once
+    /// (its task ends at its next poll); false if none is idle.
     fn evict_idlest(&self) -> bool {
         let now = Instant::now();
-        let idlest = self.lock().values().filter_map(|c| c.idle_for(now).map(|idle| (idle, c.clone()))).max_by_key(|(idle, _)| *idle);
-        match idlest {
-            Some((_, connection)) => {
+        let mut connections = self.lock();
+        let idlest = connections.iter().filter_map(|(id, c)| c.idle_for(now).map(|idle| (idle, *id))).max_by_key(|(idle, _)| *idle);
+        match idlest.and_then(|(_, id)| connections.remove(&id)) {
+            Some(connection) => {
                 connection.close.notify_one();
                 true
             }
@@ -208,7 +210,12 @@ async fn serve_connection(
         () = tracked.close.notified() => {}
         _ = draining.wait_for(|draining| *draining) => {}
     }
-    // Told to close (idle, evicted or draining): finish what is in flight.
+    // Told to close (idle, evicted or draining). With nothing in flight the
+    // socket is simply dropped: hyper's graceful shutdown would wait for a
+    // half-sent request's headers. Otherwise what is in flight finishes.
+    if tracked.in_flight.load(Ordering::Acquire) == 0 {
+        return;
+    }
     connection.as_mut().graceful_shutdown();
     let _ = connection.await;
 }
