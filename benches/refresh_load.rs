@@ -7,26 +7,16 @@
 //! sets each phase's length). Reports requests/s, latency percentiles and
 //! the server's CPU time per request (from /proc, utime + stime).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{Server, cpu_seconds, sha256_hex};
 
 const CONCURRENCY: usize = 64;
 const SECRET: &str = "bench-secret-0123456789abcdefghijklmnopqrstuvwxyz";
-
-fn sha256_hex(text: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
 
 struct Phase {
     store: &'static str,
@@ -38,33 +28,13 @@ struct Phase {
 }
 
 async fn phase(store: &'static str, seconds: u64, redis_port: Option<u16>) -> Phase {
-    let dir = tempfile::tempdir().unwrap();
     let url = redis_port.map(|port| format!("url = \"redis://127.0.0.1:{port}\"\n")).unwrap_or_default();
     let config = format!(
         "[store]\nkind = \"{store}\"\n{url}\n[[clients]]\nid = \"backend\"\nsecret_sha256 = \"{}\"\npermissions = [\"sessions\"]\n\n[[clients]]\nid = \"web\"\npublic = true\n",
         sha256_hex(SECRET)
     );
-    std::fs::write(dir.path().join("tessera.toml"), config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .arg("serve")
-        .current_dir(dir.path())
-        .env("TESSERA_LISTEN", "127.0.0.1:0")
-        .env("TESSERA_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Keep draining stdout: a closed pipe would fail the server's next print.
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("tessera listening on ") {
-                let _ = tx.send(addr.to_string());
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(20)).expect("tessera started");
+    let server = Server::start(&config, &[]);
+    let base = server.base.clone();
     let client = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build().unwrap();
     let mut tokens = Vec::new();
     for i in 0..CONCURRENCY {
@@ -80,7 +50,7 @@ async fn phase(store: &'static str, seconds: u64, redis_port: Option<u16>) -> Ph
             .unwrap();
         tokens.push(body["refresh_token"].as_str().unwrap().to_string());
     }
-    let cpu_before = cpu_seconds(child.id());
+    let cpu_before = cpu_seconds(server.pid());
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let tasks: Vec<_> = tokens
@@ -118,9 +88,8 @@ async fn phase(store: &'static str, seconds: u64, redis_port: Option<u16>) -> Ph
         latencies.extend(l);
     }
     let elapsed = started.elapsed();
-    let cpu = cpu_seconds(child.id()) - cpu_before;
-    let _ = child.kill();
-    let _ = child.wait();
+    let cpu = cpu_seconds(server.pid()) - cpu_before;
+    drop(server);
     latencies.sort();
     Phase { store, requests, failures, elapsed, cpu, latencies }
 }

@@ -1,0 +1,83 @@
+//! What the load benches share: start the release binary on 127.0.0.1 in a
+//! temporary directory, and read its CPU time and memory from /proc.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub fn sha256_hex(text: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// utime + stime of `pid`, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// Resident memory of `pid`, in MiB.
+#[allow(dead_code)] // not every bench reads it
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// A running `tessera serve`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Start the binary with `config` as its tessera.toml and extra `env`.
+    pub fn start(config: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tessera.toml"), config).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        command
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("TESSERA_LISTEN", "127.0.0.1:0")
+            .env("TESSERA_MANAGEMENT_LISTEN", "127.0.0.1:0")
+            .env("TESSERA_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        // Keep draining stdout: a closed pipe would fail the server's next print.
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("tessera listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let base = rx.recv_timeout(Duration::from_secs(20)).expect("tessera started");
+        Self { child, base, _dir: dir }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
