@@ -26,7 +26,7 @@ def free_port():
 
 def start(directory):
     port = free_port()
-    env = dict(os.environ, TESSERA_LISTEN=f"127.0.0.1:{port}", TESSERA_LOG="warn")
+    env = dict(os.environ, TESSERA_LISTEN=f"127.0.0.1:{port}", TESSERA_MANAGEMENT_LISTEN="127.0.0.1:0", TESSERA_LOG="warn")
     began = time.perf_counter()
     proc = subprocess.Popen([BIN, "serve"], cwd=directory, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sock_deadline = began + 10
