@@ -45,7 +45,7 @@ impl OAuthError {
 impl From<ClientAuthError> for OAuthError {
     fn from(error: ClientAuthError) -> Self {
         match error {
-            ClientAuthError::MultipleMethods => OAuthError::invalid_request(error.to_string()),
+            ClientAuthError::MultipleMethods | ClientAuthError::RepeatedAuthorization => OAuthError::invalid_request(error.to_string()),
             // RFC 6749 §5.2: 401 with a challenge for the scheme the client
             // used — and for clients that sent nothing, since Basic is the
             // method every client must support.
@@ -123,6 +123,9 @@ impl Problem {
 
 impl From<ClientAuthError> for Problem {
     fn from(error: ClientAuthError) -> Self {
+        if error == ClientAuthError::RepeatedAuthorization {
+            return Problem::new(StatusCode::BAD_REQUEST, "invalid_request", error.to_string());
+        }
         Self {
             www_authenticate: Some(BASIC_CHALLENGE),
             ..Problem::new(

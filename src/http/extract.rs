@@ -14,7 +14,7 @@
 use super::AppState;
 use super::error::{OAuthError, Problem};
 use super::oauth::Form;
-use crate::clients::{Client, ClientRegistry, Credentials, Permission};
+use crate::clients::{Client, ClientAuthError, ClientRegistry, Credentials, Permission};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -87,13 +87,19 @@ impl FromRequest<AppState> for ConfidentialClient {
 }
 
 /// Credentials from the Authorization header and the form.
-pub fn oauth_credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, OAuthError> {
-    Ok(Credentials::from_request(authorization(headers), form.get("client_id"), form.get("client_secret"))?)
+pub fn oauth_credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, ClientAuthError> {
+    Credentials::from_request(authorization(headers)?, form.get("client_id"), form.get("client_secret"))
 }
 
-/// The Authorization header as text (a non-ASCII one can match no scheme).
-fn authorization(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("invalid"))
+/// The Authorization header as text (a non-ASCII one can match no scheme);
+/// two of them are refused rather than one picked.
+pub(super) fn authorization(headers: &HeaderMap) -> Result<Option<&str>, ClientAuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let first = values.next().map(|v| v.to_str().unwrap_or("invalid"));
+    match values.next() {
+        Some(_) => Err(ClientAuthError::RepeatedAuthorization),
+        None => Ok(first),
+    }
 }
 
 /// Which permissions a [`Manager`] must hold (any one of them).
@@ -144,7 +150,7 @@ impl<R: Requirement> FromRequestParts<AppState> for Manager<R> {
 /// Authenticate a confidential client over HTTP Basic and require one of
 /// `permissions`.
 pub fn management_client(clients: &ClientRegistry, headers: &HeaderMap, permissions: &[Permission]) -> Result<Arc<Client>, Problem> {
-    let credentials = Credentials::from_request(authorization(headers), None, None)?;
+    let credentials = Credentials::from_request(authorization(headers)?, None, None)?;
     let client = clients.authenticate_confidential(&credentials)?;
     if !permissions.is_empty() && !permissions.iter().any(|p| client.may(*p)) {
         let names: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
@@ -217,4 +223,20 @@ pub fn has_content_type(headers: &HeaderMap, expected: &str) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn two_authorization_headers_are_refused() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(authorization(&headers), Ok(None));
+        headers.append(header::AUTHORIZATION, HeaderValue::from_static("Basic YTpi"));
+        assert_eq!(authorization(&headers), Ok(Some("Basic YTpi")));
+        headers.append(header::AUTHORIZATION, HeaderValue::from_static("Basic YzpkCg=="));
+        assert_eq!(authorization(&headers), Err(ClientAuthError::RepeatedAuthorization));
+    }
 }

@@ -3,6 +3,7 @@
 
 use super::AppState;
 use super::error::Problem;
+use super::extract::authorization;
 use crate::clients::Credentials;
 use crate::revocations::RevocationEntry;
 use axum::extract::{RawQuery, State};
@@ -21,8 +22,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
     if state.config.feed_public {
         return Ok(());
     }
-    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("invalid"));
-    state.config.clients.authenticate_confidential(&Credentials::from_request(authorization, None, None)?)?;
+    state.config.clients.authenticate_confidential(&Credentials::from_request(authorization(headers)?, None, None)?)?;
     Ok(())
 }
 
