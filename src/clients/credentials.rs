@@ -44,6 +44,8 @@ pub enum ClientAuthError {
     Mismatch,
     #[error("the request has more than one Authorization header")]
     RepeatedAuthorization,
+    #[error("too many failed authentication attempts; retry after {retry_after} seconds")]
+    Throttled { retry_after: u64 },
 }
 
 impl Credentials {

@@ -126,6 +126,26 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// On SIGTERM, how long requests in flight may take before the rest is cut.
     pub drain_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` names the peer (empty: none).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// How failed client authentication and request floods are slowed down.
+#[derive(Debug, Clone)]
+pub struct ThrottleConfig {
+    /// Failed authentications of one client id within `window` after which
+    /// that id gets 429 without its secret being checked (0: no limit).
+    pub max_failures: u32,
+    /// The same, for all failed authentications from one peer address.
+    pub max_failures_per_peer: u32,
+    /// The sliding window failures are counted in.
+    pub window: Duration,
+    /// Keys (client ids, peer addresses) each tracking map holds at most.
+    pub max_tracked: usize,
+    /// Requests per second one peer may make to `/oauth2/*` (0: no limit).
+    pub requests_per_second: u32,
+    /// Requests one peer may make at once above that rate.
+    pub burst: u32,
 }
 
 /// The whole, validated configuration.
@@ -143,6 +163,7 @@ pub struct Config {
     pub management_listen: SocketAddr,
     /// Whether anyone may read the revocation feed (else: confidential clients).
     pub feed_public: bool,
+    pub throttle: ThrottleConfig,
     pub clients: ClientRegistry,
 }
 
