@@ -316,6 +316,22 @@ mod tests {
     }
 
     #[test]
+    fn throttling_is_on_by_default_and_its_keys_are_bounded() {
+        let throttle = Config::defaults().throttle;
+        assert_eq!((throttle.max_failures, throttle.max_failures_per_peer), (20, 40));
+        assert_eq!(throttle.window, Duration::from_secs(60));
+        assert_eq!((throttle.max_tracked, throttle.requests_per_second), (100_000, 0));
+        let config = Config::load_with_env(None, &env(&[("TESSERA_THROTTLE_REQUESTS_PER_SECOND", "50")])).unwrap();
+        assert_eq!((config.throttle.requests_per_second, config.throttle.burst), (50, 50), "the burst defaults to one second's worth");
+        let err = Config::load_with_env(None, &env(&[("TESSERA_THROTTLE_MAX_TRACKED", "5")])).unwrap_err().to_string();
+        assert!(err.contains("throttle.max_tracked") && err.contains("100 to 10000000"), "{err}");
+        let err = Config::load_with_env(None, &env(&[("TESSERA_THROTTLE_WINDOW", "0")])).unwrap_err().to_string();
+        assert!(err.contains("throttle.window"), "{err}");
+        let config = Config::load_with_env(None, &env(&[("TESSERA_HTTP_TRUSTED_PROXIES", "[\"10.0.0.0/8\"]")])).unwrap();
+        assert_eq!(config.http.trusted_proxies.len(), 1);
+    }
+
+    #[test]
     fn unknown_file_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.toml");
