@@ -21,13 +21,13 @@
 //! `tessera_client_auth_failures_total{reason}`.
 //!
 //! The peer is the TCP peer (`ConnectInfo`, set by the listener), or behind
-//! a trusted proxy the address it vouches for ([`peer`]); IPv6 peers are
+//! a trusted proxy the address it vouches for (module `peer`); IPv6 peers are
 //! counted per /64. A request with no `ConnectInfo` (the router called
 //! in-process) has no peer: only its client id is counted.
 //!
 //! Optionally, [`limit_requests`] caps each peer's request rate on
-//! `/oauth2/*` (`throttle.requests_per_second`, [`rate`]). Every map here
-//! holds at most `throttle.max_tracked` keys ([`generations`]).
+//! `/oauth2/*` (`throttle.requests_per_second`, module `rate`). Every map here
+//! holds at most `throttle.max_tracked` keys (module `generations`).
 
 mod failures;
 mod generations;
@@ -109,7 +109,7 @@ impl Throttle {
         }
     }
 
-    /// The peer of a request (see [`peer`]).
+    /// The peer of a request: the TCP peer, or the address a trusted proxy vouches for.
     pub fn peer(&self, headers: &HeaderMap, extensions: &Extensions) -> Peer {
         let tcp_peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(address)| address.ip());
         Peer(tcp_peer.map(|address| self.proxies.resolve(address, headers.get_all("x-forwarded-for").iter())))
