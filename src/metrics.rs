@@ -102,12 +102,36 @@ pub enum RevocationKind {
     Key,
 }
 
+/// Labels of `tessera_client_auth_failures_total{reason=…}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// A configured client with a wrong secret.
+    BadSecret,
+    /// An id no client is configured with.
+    UnknownClient,
+    /// No credentials, or no secret where one is needed.
+    Missing,
+    /// Credentials that could not be read (bad Basic, two methods, …).
+    Malformed,
+    /// Refused unchecked: the client id or the peer failed too often.
+    Throttled,
+}
+
+const AUTH_FAILURE_LABELS: [&str; 5] = ["bad_secret", "unknown_client", "missing", "malformed", "throttled"];
+
+impl AuthFailure {
+    pub fn as_str(self) -> &'static str {
+        AUTH_FAILURE_LABELS[self as usize]
+    }
+}
+
 /// Every series tessera exports.
 #[derive(Debug)]
 pub struct Metrics {
     issued: [AtomicU64; 4],
     refresh: [AtomicU64; 4],
     revocations: [AtomicU64; 4],
+    client_auth_failures: [AtomicU64; 5],
     commit_seconds: Histogram,
     batch_size: Histogram,
     routes: Vec<RouteMetrics>,
@@ -130,6 +154,7 @@ impl Metrics {
             issued: Default::default(),
             refresh: Default::default(),
             revocations: Default::default(),
+            client_auth_failures: Default::default(),
             commit_seconds: Histogram::new(&[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0]),
             batch_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0]),
         }
@@ -154,6 +179,10 @@ impl Metrics {
 
     pub fn revoked(&self, kind: RevocationKind, count: u64) {
         self.revocations[kind as usize].fetch_add(count, Relaxed);
+    }
+
+    pub fn client_auth_failure(&self, reason: AuthFailure) {
+        self.client_auth_failures[reason as usize].fetch_add(1, Relaxed);
     }
 
     pub fn store_commit(&self, took: Duration, batch: usize) {
@@ -185,6 +214,13 @@ impl Metrics {
         );
         for (label, counter) in ["token", "session", "subject", "key"].iter().zip(&self.revocations) {
             let _ = writeln!(out, "tessera_revocations_total{{kind=\"{label}\"}} {}", counter.load(Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tessera_client_auth_failures_total Failed client authentications, by reason.\n# TYPE tessera_client_auth_failures_total counter"
+        );
+        for (label, counter) in AUTH_FAILURE_LABELS.iter().zip(&self.client_auth_failures) {
+            let _ = writeln!(out, "tessera_client_auth_failures_total{{reason=\"{label}\"}} {}", counter.load(Relaxed));
         }
         self.commit_seconds.render(&mut out, "tessera_store_commit_seconds", "Time to commit one store transaction (fsync included).");
         self.batch_size.render(&mut out, "tessera_store_batch_size", "Writes folded into one store commit.");
@@ -234,7 +270,10 @@ mod tests {
         metrics.issued(Grant::Session);
         metrics.refresh(RefreshOutcome::ReuseDetected);
         metrics.store_commit(Duration::from_micros(1500), 3);
+        metrics.client_auth_failure(AuthFailure::BadSecret);
         let text = metrics.render();
+        assert!(text.contains("tessera_client_auth_failures_total{reason=\"bad_secret\"} 1"), "{text}");
+        assert!(text.contains("tessera_client_auth_failures_total{reason=\"throttled\"} 0"), "{text}");
         assert!(text.contains("tessera_tokens_issued_total{grant=\"session\"} 1"), "{text}");
         assert!(text.contains("tessera_reuse_detections_total 1"), "{text}");
         assert!(text.contains("tessera_store_commit_seconds_bucket{le=\"0.001\"} 0"), "{text}");

@@ -2,6 +2,11 @@
 //! (`client_secret_basic`, RFC 6749 §2.3.1, form-urlencoded before base64),
 //! `client_secret_post`, or a public client's bare `client_id` — and the
 //! refusal of a request that uses two methods at once.
+//!
+//! The Basic id and secret are percent-decoded (`+` is a space, `%XX` a
+//! byte) and nothing else: they are not parsed as a form, so a `&` or `=`
+//! in either is part of it, and a `%` not followed by two hex digits is
+//! refused rather than guessed at.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -37,9 +42,21 @@ pub enum ClientAuthError {
     MalformedBasic,
     #[error("client_id in the body does not match the authenticated client")]
     Mismatch,
+    #[error("the request has more than one Authorization header")]
+    RepeatedAuthorization,
+    #[error("too many failed authentication attempts; retry after {retry_after} seconds")]
+    Throttled { retry_after: u64 },
 }
 
 impl Credentials {
+    /// The client id presented, if any.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Credentials::Basic { id, .. } | Credentials::Post { id, .. } | Credentials::PublicId(id) => Some(id),
+            Credentials::None => None,
+        }
+    }
+
     /// Gather credentials from the `Authorization` header and, for the
     /// token-family endpoints, the form's `client_id`/`client_secret`.
     pub fn from_request(authorization: Option<&str>, form_id: Option<&str>, form_secret: Option<&str>) -> Result<Self, ClientAuthError> {
@@ -75,20 +92,73 @@ fn parse_basic(header: &str) -> Result<(String, String), ClientAuthError> {
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| ClientAuthError::MalformedBasic)?;
     let text = String::from_utf8(decoded).map_err(|_| ClientAuthError::MalformedBasic)?;
     let (id, secret) = text.split_once(':').ok_or(ClientAuthError::MalformedBasic)?;
-    let unescape =
-        |s: &str| -> String { form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default() };
-    Ok((unescape(id), unescape(secret)))
+    Ok((form_decode(id)?, form_decode(secret)?))
+}
+
+/// Undo RFC 6749 Appendix B's `application/x-www-form-urlencoded`
+/// encoding of one value: `+` is a space, `%XX` is the byte XX, every
+/// other character stands for itself; the bytes must be UTF-8.
+fn form_decode(text: &str) -> Result<String, ClientAuthError> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'+' => decoded.push(b' '),
+            b'%' => {
+                let hex = bytes.get(index + 1..index + 3).filter(|hex| hex.iter().all(u8::is_ascii_hexdigit));
+                let hex = hex.ok_or(ClientAuthError::MalformedBasic)?;
+                let high = (hex[0] as char).to_digit(16).expect("hex digit");
+                let low = (hex[1] as char).to_digit(16).expect("hex digit");
+                decoded.push((high * 16 + low) as u8);
+                index += 2;
+            }
+            byte => decoded.push(byte),
+        }
+        index += 1;
+    }
+    String::from_utf8(decoded).map_err(|_| ClientAuthError::MalformedBasic)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn basic(user_pass: &str) -> Result<Credentials, ClientAuthError> {
+        Credentials::from_request(Some(&format!("Basic {}", STANDARD.encode(user_pass))), None, None)
+    }
+
+    fn decoded(id: &str, secret: &str) -> Result<Credentials, ClientAuthError> {
+        Ok(Credentials::Basic { id: id.into(), secret: secret.into() })
+    }
+
     #[test]
     fn basic_credentials_are_form_decoded() {
-        let header = format!("Basic {}", STANDARD.encode("my%3Aclient:p%40ss+word"));
-        let creds = Credentials::from_request(Some(&header), None, None).unwrap();
-        assert_eq!(creds, Credentials::Basic { id: "my:client".into(), secret: "p@ss word".into() });
+        assert_eq!(basic("my%3Aclient:p%40ss+word"), decoded("my:client", "p@ss word"));
+        assert_eq!(basic("caf%C3%A9:%2b%2B"), decoded("café", "++"), "either case of hex digits");
+    }
+
+    #[test]
+    fn basic_credentials_are_not_cut_at_ampersands_or_equals_signs() {
+        assert_eq!(basic("svc:secret&junk=1"), decoded("svc", "secret&junk=1"));
+        assert_eq!(basic("svc&whatever:secret"), decoded("svc&whatever", "secret"));
+        assert_eq!(basic("svc:a=b"), decoded("svc", "a=b"));
+        assert_eq!(basic("svc:pass:word"), decoded("svc", "pass:word"), "only the first colon separates");
+    }
+
+    #[test]
+    fn broken_percent_escapes_and_non_utf8_are_refused() {
+        for broken in ["svc:100%", "svc:%4", "svc:%zz", "svc:%+1", "%:x", "svc:%ff"] {
+            assert_eq!(basic(broken), Err(ClientAuthError::MalformedBasic), "{broken}");
+        }
+    }
+
+    #[test]
+    fn the_presented_client_id_is_known_for_every_method() {
+        assert_eq!(basic("svc:x").unwrap().client_id(), Some("svc"));
+        assert_eq!(Credentials::from_request(None, Some("web"), None).unwrap().client_id(), Some("web"));
+        assert_eq!(Credentials::from_request(None, Some("svc"), Some("x")).unwrap().client_id(), Some("svc"));
+        assert_eq!(Credentials::None.client_id(), None);
     }
 
     #[test]

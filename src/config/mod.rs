@@ -126,6 +126,26 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// On SIGTERM, how long requests in flight may take before the rest is cut.
     pub drain_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` names the peer (empty: none).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// How failed client authentication and request floods are slowed down.
+#[derive(Debug, Clone)]
+pub struct ThrottleConfig {
+    /// Failed authentications of one client id within `window` after which
+    /// that id gets 429 without its secret being checked (0: no limit).
+    pub max_failures: u32,
+    /// The same, for all failed authentications from one peer address.
+    pub max_failures_per_peer: u32,
+    /// The sliding window failures are counted in.
+    pub window: Duration,
+    /// Keys (client ids, peer addresses) each tracking map holds at most.
+    pub max_tracked: usize,
+    /// Requests per second one peer may make to `/oauth2/*` (0: no limit).
+    pub requests_per_second: u32,
+    /// Requests one peer may make at once above that rate.
+    pub burst: u32,
 }
 
 /// The whole, validated configuration.
@@ -143,6 +163,7 @@ pub struct Config {
     pub management_listen: SocketAddr,
     /// Whether anyone may read the revocation feed (else: confidential clients).
     pub feed_public: bool,
+    pub throttle: ThrottleConfig,
     pub clients: ClientRegistry,
 }
 
@@ -292,6 +313,22 @@ mod tests {
         assert!(err.contains("ES256") && err.contains("HS256"), "{err}");
         let err = Config::load_with_env(None, &env(&[("TESSERA_TOKNS_ALGORITHM", "ES256")])).unwrap_err().to_string();
         assert!(err.contains("TESSERA_TOKNS_ALGORITHM"), "{err}");
+    }
+
+    #[test]
+    fn throttling_is_on_by_default_and_its_keys_are_bounded() {
+        let throttle = Config::defaults().throttle;
+        assert_eq!((throttle.max_failures, throttle.max_failures_per_peer), (20, 40));
+        assert_eq!(throttle.window, Duration::from_secs(60));
+        assert_eq!((throttle.max_tracked, throttle.requests_per_second), (100_000, 0));
+        let config = Config::load_with_env(None, &env(&[("TESSERA_THROTTLE_REQUESTS_PER_SECOND", "50")])).unwrap();
+        assert_eq!((config.throttle.requests_per_second, config.throttle.burst), (50, 50), "the burst defaults to one second's worth");
+        let err = Config::load_with_env(None, &env(&[("TESSERA_THROTTLE_MAX_TRACKED", "5")])).unwrap_err().to_string();
+        assert!(err.contains("throttle.max_tracked") && err.contains("100 to 10000000"), "{err}");
+        let err = Config::load_with_env(None, &env(&[("TESSERA_THROTTLE_WINDOW", "0")])).unwrap_err().to_string();
+        assert!(err.contains("throttle.window"), "{err}");
+        let config = Config::load_with_env(None, &env(&[("TESSERA_HTTP_TRUSTED_PROXIES", "[\"10.0.0.0/8\"]")])).unwrap();
+        assert_eq!(config.http.trusted_proxies.len(), 1);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! error that names the key, the value and what is allowed.
 
 use super::duration::{DURATION_ALLOWED, duration, format_duration, parse_duration};
-use super::{Config, ConfigError, HttpConfig, KeyPolicy, RedisConfig, RedisTopology, StoreConfig, TokenPolicy};
+use super::{Config, ConfigError, HttpConfig, KeyPolicy, RedisConfig, RedisTopology, StoreConfig, ThrottleConfig, TokenPolicy};
 use crate::clients::{Client, ClientRegistry};
 use crate::keys::SigningAlgorithm;
 use serde::Deserialize;
@@ -32,7 +32,7 @@ macro_rules! env_form {
 }
 env_form!(Plain: Option<String>, Option<PathBuf>);
 env_form!(Toml: Option<i64>, Option<bool>, Option<Vec<String>>, Vec<super::clients::RawClient>);
-env_form!(Section: RawStore, RawTokens, RawKeys, RawFeed, RawHttp, RawManagement);
+env_form!(Section: RawStore, RawTokens, RawKeys, RawFeed, RawHttp, RawManagement, RawThrottle);
 
 /// Declares a section of the file once: the struct serde reads (unknown
 /// keys refused) and, from the same field list, the keys the environment
@@ -53,7 +53,7 @@ macro_rules! settings {
 
 /// Every key a `TESSERA_*` variable may set, with how it is read.
 pub(super) fn env_keys() -> impl Iterator<Item = (&'static str, EnvForm)> {
-    [RawConfig::KEYS, RawStore::KEYS, RawTokens::KEYS, RawKeys::KEYS, RawHttp::KEYS, RawFeed::KEYS, RawManagement::KEYS]
+    [RawConfig::KEYS, RawStore::KEYS, RawTokens::KEYS, RawKeys::KEYS, RawHttp::KEYS, RawFeed::KEYS, RawManagement::KEYS, RawThrottle::KEYS]
         .into_iter()
         .flatten()
         .copied()
@@ -77,6 +77,8 @@ settings! {
         management: RawManagement,
         #[serde(default)]
         feed: RawFeed,
+        #[serde(default)]
+        throttle: RawThrottle,
         #[serde(default)]
         clients: Vec<super::clients::RawClient>,
     }
@@ -192,7 +194,58 @@ settings! {
         keep_alive_timeout: Option<String>,
         max_connections: Option<i64>,
         drain_timeout: Option<String>,
+        trusted_proxies: Option<Vec<String>>,
     }
+}
+
+settings! {
+    struct RawThrottle in "throttle." {
+        max_failures: Option<i64>,
+        max_failures_per_peer: Option<i64>,
+        window: Option<String>,
+        max_tracked: Option<i64>,
+        requests_per_second: Option<i64>,
+        burst: Option<i64>,
+    }
+}
+
+impl RawThrottle {
+    fn validate(self) -> Result<ThrottleConfig, ConfigError> {
+        let number = |key: &str, value: Option<i64>, default: i64, range: std::ops::RangeInclusive<i64>| {
+            let value = value.unwrap_or(default);
+            if range.contains(&value) {
+                Ok(value as u32)
+            } else {
+                Err(ConfigError::invalid(key, value, format!("expected a number from {} to {}", range.start(), range.end())))
+            }
+        };
+        let requests_per_second = number("throttle.requests_per_second", self.requests_per_second, 0, 0..=1_000_000)?;
+        Ok(ThrottleConfig {
+            max_failures: number("throttle.max_failures", self.max_failures, 20, 0..=100_000)?,
+            max_failures_per_peer: number("throttle.max_failures_per_peer", self.max_failures_per_peer, 40, 0..=100_000)?,
+            window: duration("throttle.window", self.window, "1m", SECOND, DAY)?,
+            max_tracked: number("throttle.max_tracked", self.max_tracked, 100_000, 100..=10_000_000)? as usize,
+            requests_per_second,
+            burst: number("throttle.burst", self.burst, i64::from(requests_per_second.max(1)), 1..=1_000_000)?,
+        })
+    }
+}
+
+/// `http.trusted_proxies`: IP addresses or CIDR networks (`10.0.0.0/8`,
+/// `2001:db8::/32`); a bare address is a network of one.
+fn trusted_proxies(entries: Option<Vec<String>>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let allowed = "expected IP addresses or CIDR networks, like [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]";
+    entries
+        .unwrap_or_default()
+        .iter()
+        .map(|entry| {
+            let text = entry.trim();
+            text.parse::<ipnet::IpNet>()
+                .map(|net| net.trunc())
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ConfigError::invalid("http.trusted_proxies", entry, allowed))
+        })
+        .collect()
 }
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -300,9 +353,11 @@ impl RawConfig {
                 keep_alive_timeout,
                 max_connections: max_connections as usize,
                 drain_timeout,
+                trusted_proxies: trusted_proxies(self.http.trusted_proxies)?,
             },
             management_listen,
             feed_public: self.feed.public.unwrap_or(true),
+            throttle: self.throttle.validate()?,
             clients,
         })
     }
@@ -332,5 +387,15 @@ mod tests {
         assert!(validate_issuer("https://auth.example.com/").is_ok());
         assert!(validate_issuer("auth.example.com").is_err());
         assert!(validate_issuer("https://a.example/?x=1").is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let parsed = trusted_proxies(Some(vec!["10.1.2.3/8".into(), "192.0.2.7".into(), "2001:db8::/32".into()])).unwrap();
+        let shown: Vec<String> = parsed.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
+        let error = trusted_proxies(Some(vec!["10.0.0.0/33".into()])).unwrap_err().to_string();
+        assert!(error.contains("http.trusted_proxies") && error.contains("10.0.0.0/33"), "{error}");
+        assert!(trusted_proxies(Some(vec!["proxy.internal".into()])).is_err());
     }
 }

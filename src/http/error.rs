@@ -29,6 +29,12 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
     }
 
+    /// 429 with `Retry-After`. RFC 6749 names no error for it; this is the
+    /// code it gives a server that cannot answer now.
+    pub fn too_many_requests(retry_after: u64, description: impl Into<String>) -> Self {
+        Self { retry_after: Some(retry_after), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable", description) }
+    }
+
     pub fn unsupported_grant_type(grant_type: &str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
@@ -45,7 +51,8 @@ impl OAuthError {
 impl From<ClientAuthError> for OAuthError {
     fn from(error: ClientAuthError) -> Self {
         match error {
-            ClientAuthError::MultipleMethods => OAuthError::invalid_request(error.to_string()),
+            ClientAuthError::MultipleMethods | ClientAuthError::RepeatedAuthorization => OAuthError::invalid_request(error.to_string()),
+            ClientAuthError::Throttled { retry_after } => OAuthError::too_many_requests(retry_after, error.to_string()),
             // RFC 6749 §5.2: 401 with a challenge for the scheme the client
             // used — and for clients that sent nothing, since Basic is the
             // method every client must support.
@@ -107,6 +114,11 @@ impl Problem {
         Self { status, code, detail: detail.into(), field: None, www_authenticate: None, retry_after: None }
     }
 
+    /// 429 with `Retry-After`.
+    pub fn too_many_requests(retry_after: u64, code: &'static str, detail: impl Into<String>) -> Self {
+        Self { retry_after: Some(retry_after), ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail) }
+    }
+
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
         self
@@ -123,6 +135,13 @@ impl Problem {
 
 impl From<ClientAuthError> for Problem {
     fn from(error: ClientAuthError) -> Self {
+        match error {
+            ClientAuthError::Throttled { retry_after } => {
+                return Problem::too_many_requests(retry_after, "too_many_attempts", error.to_string());
+            }
+            ClientAuthError::RepeatedAuthorization => return Problem::new(StatusCode::BAD_REQUEST, "invalid_request", error.to_string()),
+            _ => {}
+        }
         Self {
             www_authenticate: Some(BASIC_CHALLENGE),
             ..Problem::new(

@@ -6,15 +6,19 @@
 //! | extractor | gives | refuses with |
 //! |---|---|---|
 //! | [`OAuthForm`] | a form body, each parameter at most once | `invalid_request` |
-//! | [`OAuthClient`] | the form and the client it authenticates (any client) | `invalid_client` |
-//! | [`ConfidentialClient`] | the same, for confidential clients only | `invalid_client` |
-//! | [`Manager`] | a confidential client (HTTP Basic) holding a permission | 401 / 403 problem |
+//! | [`OAuthClient`] | the form and the client it authenticates (any client) | `invalid_client`; 429 when throttled |
+//! | [`ConfidentialClient`] | the same, for confidential clients only | `invalid_client`; 429 when throttled |
+//! | [`Manager`] | a confidential client (HTTP Basic) holding a permission | 401 / 403 / 429 problem |
+//!
+//! Client authentication goes through [`super::throttle`], which counts
+//! failures per client id and peer and refuses further guesses.
 //! | [`JsonBody`] | a JSON body of type `T` | 400 / 413 / 415 problem naming the field |
 
 use super::AppState;
 use super::error::{OAuthError, Problem};
 use super::oauth::Form;
-use crate::clients::{Client, ClientRegistry, Credentials, Permission};
+use super::throttle::{Accepting, Peer};
+use crate::clients::{Client, ClientAuthError, Credentials, Permission};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -63,8 +67,9 @@ impl FromRequest<AppState> for OAuthClient {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, OAuthError> {
         let headers = request.headers().clone();
+        let peer = state.throttle.peer(&headers, request.extensions());
         let OAuthForm(form) = OAuthForm::from_request(request, state).await?;
-        let client = state.config.clients.authenticate(&oauth_credentials(&headers, &form)?)?;
+        let client = state.throttle.authenticate(&state.config.clients, oauth_credentials(&headers, &form), peer, Accepting::AnyClient)?;
         Ok(Self { client, form, headers })
     }
 }
@@ -80,20 +85,28 @@ impl FromRequest<AppState> for ConfidentialClient {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, OAuthError> {
         let headers = request.headers().clone();
+        let peer = state.throttle.peer(&headers, request.extensions());
         let OAuthForm(form) = OAuthForm::from_request(request, state).await?;
-        let client = state.config.clients.authenticate_confidential(&oauth_credentials(&headers, &form)?)?;
+        let client =
+            state.throttle.authenticate(&state.config.clients, oauth_credentials(&headers, &form), peer, Accepting::Confidential)?;
         Ok(Self { client, form })
     }
 }
 
 /// Credentials from the Authorization header and the form.
-pub fn oauth_credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, OAuthError> {
-    Ok(Credentials::from_request(authorization(headers), form.get("client_id"), form.get("client_secret"))?)
+pub fn oauth_credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, ClientAuthError> {
+    Credentials::from_request(authorization(headers)?, form.get("client_id"), form.get("client_secret"))
 }
 
-/// The Authorization header as text (a non-ASCII one can match no scheme).
-fn authorization(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("invalid"))
+/// The Authorization header as text (a non-ASCII one can match no scheme);
+/// two of them are refused rather than one picked.
+pub(super) fn authorization(headers: &HeaderMap) -> Result<Option<&str>, ClientAuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let first = values.next().map(|v| v.to_str().unwrap_or("invalid"));
+    match values.next() {
+        Some(_) => Err(ClientAuthError::RepeatedAuthorization),
+        None => Ok(first),
+    }
 }
 
 /// Which permissions a [`Manager`] must hold (any one of them).
@@ -136,16 +149,17 @@ impl<R: Requirement> FromRequestParts<AppState> for Manager<R> {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let client = management_client(&state.config.clients, &parts.headers, R::ANY_OF)?;
+        let peer = state.throttle.peer(&parts.headers, &parts.extensions);
+        let client = management_client(state, &parts.headers, peer, R::ANY_OF)?;
         Ok(Self { client, required: PhantomData })
     }
 }
 
 /// Authenticate a confidential client over HTTP Basic and require one of
 /// `permissions`.
-pub fn management_client(clients: &ClientRegistry, headers: &HeaderMap, permissions: &[Permission]) -> Result<Arc<Client>, Problem> {
-    let credentials = Credentials::from_request(authorization(headers), None, None)?;
-    let client = clients.authenticate_confidential(&credentials)?;
+pub fn management_client(state: &AppState, headers: &HeaderMap, peer: Peer, permissions: &[Permission]) -> Result<Arc<Client>, Problem> {
+    let credentials = authorization(headers).and_then(|authorization| Credentials::from_request(authorization, None, None));
+    let client = state.throttle.authenticate(&state.config.clients, credentials, peer, Accepting::Confidential)?;
     if !permissions.is_empty() && !permissions.iter().any(|p| client.may(*p)) {
         let names: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
         return Err(Problem::new(
@@ -217,4 +231,20 @@ pub fn has_content_type(headers: &HeaderMap, expected: &str) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn two_authorization_headers_are_refused() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(authorization(&headers), Ok(None));
+        headers.append(header::AUTHORIZATION, HeaderValue::from_static("Basic YTpi"));
+        assert_eq!(authorization(&headers), Ok(Some("Basic YTpi")));
+        headers.append(header::AUTHORIZATION, HeaderValue::from_static("Basic YzpkCg=="));
+        assert_eq!(authorization(&headers), Err(ClientAuthError::RepeatedAuthorization));
+    }
 }

@@ -3,6 +3,8 @@
 
 use super::AppState;
 use super::error::Problem;
+use super::extract::authorization;
+use super::throttle::{Accepting, Peer};
 use crate::clients::Credentials;
 use crate::revocations::RevocationEntry;
 use axum::extract::{RawQuery, State};
@@ -17,12 +19,12 @@ use tokio::sync::broadcast::error::RecvError;
 
 /// The feed is public unless `feed.public = false`; then any confidential
 /// client may read it with HTTP Basic.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
+fn authorize(state: &AppState, headers: &HeaderMap, peer: Peer) -> Result<(), Problem> {
     if state.config.feed_public {
         return Ok(());
     }
-    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("invalid"));
-    state.config.clients.authenticate_confidential(&Credentials::from_request(authorization, None, None)?)?;
+    let credentials = authorization(headers).and_then(|authorization| Credentials::from_request(authorization, None, None));
+    state.throttle.authenticate(&state.config.clients, credentials, peer, Accepting::Confidential)?;
     Ok(())
 }
 
@@ -43,8 +45,13 @@ fn cursor(query: Option<&str>, headers: &HeaderMap) -> Result<u64, Problem> {
     }
 }
 
-pub async fn document(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, Problem> {
-    authorize(&state, &headers)?;
+pub async fn document(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Problem> {
+    authorize(&state, &headers, peer)?;
     state.authority.require_fresh_revocations()?;
     let after = cursor(query.as_deref(), &HeaderMap::new())?;
     let (entries, watermark) = state.authority.revocations_since(after);
@@ -85,10 +92,11 @@ struct Follow {
 
 pub async fn stream(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, peer)?;
     state.authority.require_fresh_revocations()?;
     let after = cursor(query.as_deref(), &headers)?;
     // Subscribe before reading the backlog so nothing falls in between.

@@ -17,6 +17,7 @@ pub mod introspect;
 pub mod oauth;
 pub mod revoke;
 pub mod sessions;
+pub mod throttle;
 pub mod token;
 
 use crate::authority::Authority;
@@ -48,6 +49,8 @@ pub struct Inner {
     /// Told of every refresh token presented and the session it rotated
     /// (the `--dev` demo's replay button uses it; `None` otherwise).
     pub refresh_observer: Option<Arc<dyn RefreshObserver>>,
+    /// Failed client authentications and request rates, per client and peer.
+    pub throttle: throttle::Throttle,
     /// Flips to true when the server starts shutting down, so long-lived
     /// streams end and the drain can finish.
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -75,7 +78,8 @@ impl AppState {
         let shutdown = tokio::sync::watch::Sender::new(false);
         let cookie = browser::CookiePolicy::for_issuer(&issuer, dev);
         let refresh_observer = dev.then(demo::observer);
-        Self(Arc::new(Inner { config, authority, keyring, metadata, cookie, refresh_observer, shutdown }))
+        let throttle = throttle::Throttle::new(&config.throttle, config.http.trusted_proxies.clone(), authority.metrics.clone());
+        Self(Arc::new(Inner { config, authority, keyring, metadata, cookie, refresh_observer, throttle, shutdown }))
     }
 
     pub fn issuer(&self) -> &str {
@@ -156,6 +160,7 @@ fn build(state: AppState, routes: Vec<&'static Route>) -> Router {
         router = router.route(route.path, (route.endpoint)());
     }
     router
+        .route_layer(middleware::from_fn_with_state(state.clone(), throttle::limit_requests))
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .fallback(not_found)
         .method_not_allowed_fallback(move |request: Request| method_not_allowed(routes.clone(), request))

@@ -9,24 +9,26 @@ use crate::tokens::issue::IssuedSession;
 use axum::Json;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A parsed `application/x-www-form-urlencoded` body in which every
-/// parameter appears at most once (RFC 6749 §3.2).
+/// parameter appears at most once (RFC 6749 §3.2) — counting copies sent
+/// empty, so `client_id=&client_id=svc` is refused, not read as `svc`.
 #[derive(Debug, Default)]
 pub struct Form(HashMap<String, String>);
 
 impl Form {
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let mut map = HashMap::new();
+        let mut seen = HashSet::new();
         for (name, value) in form_urlencoded::parse(body) {
+            if !seen.insert(name.clone()) {
+                return Err(OAuthError::invalid_request(format!("parameter {:?} is repeated", name.chars().take(64).collect::<String>())));
+            }
             // RFC 6749 §3.2: parameters sent without a value are treated
             // as omitted.
-            if value.is_empty() {
-                continue;
-            }
-            if map.insert(name.to_string(), value.into_owned()).is_some() {
-                return Err(OAuthError::invalid_request(format!("parameter {:?} is repeated", name.chars().take(64).collect::<String>())));
+            if !value.is_empty() {
+                map.insert(name.into_owned(), value.into_owned());
             }
         }
         Ok(Self(map))
@@ -72,5 +74,14 @@ mod tests {
         let form = Form::parse(b"grant_type=client_credentials&scope=&x=1").unwrap();
         assert_eq!(form.get("scope"), None);
         assert_eq!(form.get("grant_type"), Some("client_credentials"));
+    }
+
+    #[test]
+    fn a_parameter_repeated_with_an_empty_copy_is_refused() {
+        for body in ["client_id=&client_id=svc", "scope=&scope=x", "scope=x&scope=", "scope&scope=x", "scope=&scope="] {
+            let error = Form::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(error.error, "invalid_request", "{body}");
+            assert!(error.description.contains("repeated"), "{body}: {}", error.description);
+        }
     }
 }

@@ -7,15 +7,21 @@ use super::browser::check_csrf;
 use super::error::OAuthError;
 use super::extract::{OAuthForm, oauth_credentials};
 use super::oauth::{deliver, no_store};
+use super::throttle::{Accepting, Peer};
 use crate::grants::{self, DispatchError, Issued, TokenRequest};
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, OAuthForm(form): OAuthForm) -> Result<Response, OAuthError> {
+pub async fn token(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    OAuthForm(form): OAuthForm,
+) -> Result<Response, OAuthError> {
     let grant_type = form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-    let client = state.config.clients.authenticate(&oauth_credentials(&headers, &form)?)?;
+    let client = state.throttle.authenticate(&state.config.clients, oauth_credentials(&headers, &form), peer, Accepting::AnyClient)?;
     let from_cookie = if client.refresh_cookie && grant_type == "refresh_token" { state.cookie.read(&headers) } else { None };
     let refresh_token = match (form.get("refresh_token"), from_cookie.as_deref()) {
         (None, Some(token)) => {

@@ -1,0 +1,141 @@
+//! A map whose size and age are bounded, for state kept per key a peer
+//! chooses (client ids, addresses): nothing a flood of new keys sends can
+//! grow it past its cap, and what nobody touches goes away by itself.
+//!
+//! The keys live in two generations. Reads and writes go to the current
+//! one (a key found in the previous one moves over). When the current
+//! generation is half the cap, or older than the state's lifetime, it
+//! becomes the previous one and the old previous one is dropped whole —
+//! so the least recently touched keys are evicted first, a key untouched
+//! for two lifetimes is gone, and every operation is O(1) with no sweep.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub struct Generations<K, V> {
+    current: HashMap<K, V>,
+    previous: HashMap<K, V>,
+    /// Keys held at most, both generations together.
+    cap: usize,
+    /// How long a value matters after it was last touched.
+    lifetime: Duration,
+    /// When the current generation began.
+    started: Instant,
+}
+
+impl<K: Hash + Eq + Clone, V> Generations<K, V> {
+    pub fn new(cap: usize, lifetime: Duration, now: Instant) -> Self {
+        Self { current: HashMap::new(), previous: HashMap::new(), cap: cap.max(2), lifetime, started: now }
+    }
+
+    /// The value of `key`, if it is still held.
+    pub fn get_mut(&mut self, key: &K, now: Instant) -> Option<&mut V> {
+        self.age(now);
+        if !self.current.contains_key(key) {
+            let value = self.previous.remove(key)?;
+            self.make_room();
+            self.current.insert(key.clone(), value);
+        }
+        self.current.get_mut(key)
+    }
+
+    /// The value of `key`, made with `new` when it is not held.
+    pub fn get_or_insert_with(&mut self, key: &K, now: Instant, new: impl FnOnce() -> V) -> &mut V {
+        if self.get_mut(key, now).is_none() {
+            self.make_room();
+            self.current.insert(key.clone(), new());
+        }
+        self.current.get_mut(key).expect("just inserted")
+    }
+
+    pub fn remove(&mut self, key: &K) {
+        if self.current.remove(key).is_none() {
+            self.previous.remove(key);
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+
+    /// Start a new generation once the current one has lived a lifetime:
+    /// nothing in the previous one has been touched for that long.
+    fn age(&mut self, now: Instant) {
+        let age = now.saturating_duration_since(self.started);
+        if age >= self.lifetime {
+            self.previous = if age >= self.lifetime * 2 { HashMap::new() } else { std::mem::take(&mut self.current) };
+            self.current = HashMap::new();
+            self.started = now;
+        }
+    }
+
+    /// Before an insert: at half the cap, the previous generation goes.
+    fn make_room(&mut self) {
+        if self.current.len() >= self.cap / 2 {
+            self.previous = std::mem::take(&mut self.current);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn never_holds_more_than_the_cap_and_evicts_the_oldest() {
+        let start = Instant::now();
+        let mut map = Generations::new(100, MINUTE, start);
+        for key in 0..10_000u32 {
+            *map.get_or_insert_with(&key, start, || 0) += 1;
+            assert!(map.len() <= 100, "{} keys held after inserting {key}", map.len());
+        }
+        assert!(map.get_mut(&9_999, start).is_some(), "the newest key is held");
+        assert!(map.get_mut(&0, start).is_none(), "the oldest key was evicted");
+    }
+
+    #[test]
+    fn a_key_in_use_survives_a_flood_of_new_ones_better_than_an_idle_one() {
+        let start = Instant::now();
+        let mut map = Generations::new(100, MINUTE, start);
+        map.get_or_insert_with(&"busy".to_string(), start, || 1);
+        map.get_or_insert_with(&"idle".to_string(), start, || 1);
+        for key in 0..200 {
+            map.get_or_insert_with(&key.to_string(), start, || 0);
+            map.get_mut(&"busy".to_string(), start);
+        }
+        assert_eq!(map.get_mut(&"busy".to_string(), start), Some(&mut 1));
+        assert!(map.get_mut(&"idle".to_string(), start).is_none());
+    }
+
+    #[test]
+    fn values_untouched_for_two_lifetimes_are_gone_and_touched_ones_stay() {
+        let start = Instant::now();
+        let mut map = Generations::new(1_000, MINUTE, start);
+        map.get_or_insert_with(&1, start, || "a");
+        map.get_or_insert_with(&2, start, || "b");
+        let later = start + MINUTE + Duration::from_secs(1);
+        assert_eq!(map.get_mut(&1, later), Some(&mut "a"), "one lifetime later it is still held");
+        let much_later = later + MINUTE * 2;
+        assert_eq!(map.get_mut(&1, much_later), None);
+        assert_eq!(map.get_mut(&2, much_later), None);
+        assert_eq!(map.len(), 0, "the memory went with them");
+    }
+
+    #[test]
+    fn removed_keys_are_gone_from_either_generation() {
+        let start = Instant::now();
+        let mut map = Generations::new(4, MINUTE, start);
+        map.get_or_insert_with(&1, start, || ());
+        map.get_or_insert_with(&2, start, || ());
+        map.get_or_insert_with(&3, start, || ());
+        map.remove(&1);
+        map.remove(&3);
+        assert!(map.get_mut(&1, start).is_none() && map.get_mut(&3, start).is_none());
+        assert!(map.get_mut(&2, start).is_some());
+    }
+}
