@@ -112,7 +112,15 @@ async fn a_failure_is_logged_with_client_and_peer_never_the_secret_and_counted()
     assert_eq!(client_credentials(&server, pasted, guessed).await.status(), 401);
     assert_eq!(server.token(None, &[("grant_type", "client_credentials")]).await.status(), 401);
 
-    let logs = server.logs();
+    // The server's log reaches the test through a pipe: wait for the lines.
+    let mut logs = server.logs();
+    for _ in 0..100 {
+        if logs.lines().filter(|line| line.contains("client_auth_failed")).count() >= 4 && logs.contains("client_auth_throttled") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        logs = server.logs();
+    }
     let failures: Vec<&str> = logs.lines().filter(|line| line.contains("client_auth_failed")).collect();
     assert_eq!(failures.len(), 4, "two bad secrets, an unknown id, no credentials: {logs}");
     assert!(failures[0].contains("client=reports-service") && failures[0].contains("peer=127.0.0.1"), "{}", failures[0]);
