@@ -8,7 +8,7 @@ mod keys;
 mod serve;
 mod token;
 
-use crate::config::Config;
+use crate::config::{Config, Loaded};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,14 +47,15 @@ enum Command {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = std::env::var("TESSERA_LOG").unwrap_or_else(|_| "info".into());
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
-    match run(cli) {
+    // Logging's format is a setting: read the configuration first, set up
+    // logging, then log what reading it noticed.
+    let loaded = load_config(cli.config.clone());
+    crate::telemetry::init(loaded.as_ref().map(|loaded| loaded.config.log_format).unwrap_or_default());
+    let result = loaded.and_then(|loaded| {
+        loaded.notes.iter().for_each(crate::config::Note::log);
+        run(cli, loaded.config)
+    });
+    match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -63,16 +64,20 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
-    let path = path.or_else(|| {
+/// The config file `--config` names, else `./tessera.toml` when it exists.
+fn config_path(path: Option<PathBuf>) -> Option<PathBuf> {
+    path.or_else(|| {
         let default = PathBuf::from("tessera.toml");
         default.exists().then_some(default)
-    });
-    Ok(Config::load(path.as_deref())?)
+    })
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = load_config(cli.config)?;
+fn load_config(path: Option<PathBuf>) -> anyhow::Result<Loaded> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    Ok(Config::read(config_path(path).as_deref(), &env)?)
+}
+
+fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { dev } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -3,7 +3,9 @@
 //! error that names the key, the value and what is allowed.
 
 use super::duration::{DURATION_ALLOWED, duration, format_duration, parse_duration};
-use super::{Config, ConfigError, HttpConfig, KeyPolicy, RedisConfig, RedisTopology, StoreConfig, ThrottleConfig, TokenPolicy};
+use super::{
+    Config, ConfigError, HttpConfig, KeyPolicy, LogFormat, Note, RedisConfig, RedisTopology, StoreConfig, ThrottleConfig, TokenPolicy,
+};
 use crate::clients::{Client, ClientRegistry};
 use crate::keys::SigningAlgorithm;
 use serde::Deserialize;
@@ -32,7 +34,7 @@ macro_rules! env_form {
 }
 env_form!(Plain: Option<String>, Option<PathBuf>);
 env_form!(Toml: Option<i64>, Option<bool>, Option<Vec<String>>, Vec<super::clients::RawClient>);
-env_form!(Section: RawStore, RawTokens, RawKeys, RawFeed, RawHttp, RawManagement, RawThrottle);
+env_form!(Section: RawStore, RawTokens, RawKeys, RawFeed, RawHttp, RawManagement, RawThrottle, RawLog);
 
 /// Declares a section of the file once: the struct serde reads (unknown
 /// keys refused) and, from the same field list, the keys the environment
@@ -53,11 +55,21 @@ macro_rules! settings {
 
 /// Every key a `TESSERA_*` variable may set, with how it is read.
 pub(super) fn env_keys() -> impl Iterator<Item = (&'static str, EnvForm)> {
-    [RawConfig::KEYS, RawStore::KEYS, RawTokens::KEYS, RawKeys::KEYS, RawHttp::KEYS, RawFeed::KEYS, RawManagement::KEYS, RawThrottle::KEYS]
-        .into_iter()
-        .flatten()
-        .copied()
-        .filter(|(_, form)| *form != EnvForm::Section)
+    [
+        RawConfig::KEYS,
+        RawStore::KEYS,
+        RawTokens::KEYS,
+        RawKeys::KEYS,
+        RawHttp::KEYS,
+        RawFeed::KEYS,
+        RawManagement::KEYS,
+        RawThrottle::KEYS,
+        RawLog::KEYS,
+    ]
+    .into_iter()
+    .flatten()
+    .copied()
+    .filter(|(_, form)| *form != EnvForm::Section)
 }
 
 settings! {
@@ -81,6 +93,14 @@ settings! {
         throttle: RawThrottle,
         #[serde(default)]
         clients: Vec<super::clients::RawClient>,
+        #[serde(default)]
+        log: RawLog,
+    }
+}
+
+settings! {
+    struct RawLog in "log." {
+        format: Option<String>,
     }
 }
 
@@ -252,12 +272,18 @@ const SECOND: Duration = Duration::from_secs(1);
 const DAY: Duration = Duration::from_secs(86_400);
 
 impl RawConfig {
-    pub(super) fn validate(self) -> Result<Config, ConfigError> {
+    pub(super) fn validate(self, notes: &mut Vec<Note>) -> Result<Config, ConfigError> {
         let listen_text = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen: SocketAddr = listen_text
             .parse()
             .map_err(|_| ConfigError::invalid("listen", &listen_text, "expected an IP address and port like \"127.0.0.1:8080\""))?;
         let issuer = self.issuer.as_deref().map(validate_issuer).transpose()?;
+        check_issuer(issuer.as_deref(), listen, notes)?;
+        let log_format = match self.log.format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(ConfigError::invalid("log.format", other, "expected \"text\" or \"json\"")),
+        };
 
         let store = match self.store.kind.as_deref().unwrap_or("embedded") {
             "memory" => StoreConfig::Memory,
@@ -359,6 +385,7 @@ impl RawConfig {
             feed_public: self.feed.public.unwrap_or(true),
             throttle: self.throttle.validate()?,
             clients,
+            log_format,
         })
     }
 }
@@ -378,9 +405,58 @@ fn validate_issuer(issuer: &str) -> Result<String, ConfigError> {
     Ok(issuer.trim_end_matches('/').to_string())
 }
 
+/// A server reachable beyond this host must know the URL its clients use:
+/// `http://0.0.0.0:8080` would end up in every token's `iss`. A plain-http
+/// issuer off loopback is allowed (TLS may end at a proxy that forwards to
+/// an http issuer by mistake) but warned about: the `Secure` refresh cookie
+/// and RFC 8414 both expect https.
+fn check_issuer(issuer: Option<&str>, listen: SocketAddr, notes: &mut Vec<Note>) -> Result<(), ConfigError> {
+    match issuer {
+        None if !listen.ip().is_loopback() => Err(ConfigError::invalid(
+            "issuer",
+            "<unset>",
+            format!(
+                "required when listen ({listen}) is not a loopback address: set the URL clients reach tessera at, like \"https://auth.example.com\" (TESSERA_ISSUER)"
+            ),
+        )),
+        Some(url) if url.starts_with("http://") && !is_loopback_host(url) => {
+            notes.push(Note::warn(format!(
+                "issuer {url} is plain http on a non-loopback host: put TLS in front and use an https issuer; browsers will not send the Secure refresh cookie over http"
+            )));
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether an `http://` URL's host is `localhost` or a loopback address.
+fn is_loopback_host(url: &str) -> bool {
+    let authority = url.trim_start_matches("http://").split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wildcard_listener_needs_an_issuer_and_plain_http_off_loopback_is_warned() {
+        let wildcard: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let error = check_issuer(None, wildcard, &mut Vec::new()).unwrap_err().to_string();
+        assert!(error.contains("issuer") && error.contains("0.0.0.0:8080") && error.contains("loopback"), "{error}");
+        let mut notes = Vec::new();
+        check_issuer(Some("https://auth.example.com"), wildcard, &mut notes).unwrap();
+        check_issuer(Some("http://localhost:8080"), wildcard, &mut notes).unwrap();
+        check_issuer(Some("http://[::1]:8080"), wildcard, &mut notes).unwrap();
+        check_issuer(None, "127.0.0.1:0".parse().unwrap(), &mut notes).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        check_issuer(Some("http://auth.example.com"), wildcard, &mut notes).unwrap();
+        assert!(notes[0].message.contains("plain http"), "{notes:?}");
+    }
 
     #[test]
     fn issuer_must_be_an_http_url_without_query() {
