@@ -14,6 +14,7 @@
 //! purge task.
 
 mod listener;
+pub mod reload;
 mod tasks;
 
 pub use tasks::Tasks;
@@ -119,7 +120,8 @@ impl App {
     /// (long-lived streams are told to end), then stop every task.
     pub async fn serve(self, public: TcpListener, management: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
         let App { state, router, management: management_router, tasks, .. } = self;
-        let http = &state.config.http;
+        let config = state.config();
+        let http = &config.http;
         let mut limits = Limits {
             header_read_timeout: http.header_read_timeout,
             keep_alive_timeout: http.keep_alive_timeout,

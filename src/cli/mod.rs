@@ -4,6 +4,7 @@
 //! timeline the server follows.
 
 mod clients;
+mod config_file;
 mod keys;
 mod serve;
 mod token;
@@ -81,10 +82,11 @@ fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { dev } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(serve::serve(config, dev))?;
+            let source = crate::app::reload::Source { file: config_path(cli.config), env: std::env::vars().collect() };
+            runtime.block_on(serve::serve(config, dev, source))?;
         }
         Command::Keys(command) => keys::run(&config, command)?,
-        Command::Clients(command) => clients::run(&config, command)?,
+        Command::Clients(command) => clients::run(&config, config_path(cli.config), command)?,
         Command::Token(command) => return token::run(&config, command),
     }
     Ok(ExitCode::SUCCESS)

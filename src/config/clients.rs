@@ -4,7 +4,7 @@
 //! model itself lives in [`crate::clients`], which knows nothing of files.
 
 use super::{ConfigError, parse_duration};
-use crate::clients::{Client, Permission, parse_sha256_hex, valid_client_id, valid_scope_token};
+use crate::clients::{Client, Permission, PreviousSecret, parse_sha256_hex, valid_client_id, valid_scope_token};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -28,6 +28,10 @@ pub(crate) struct RawClient {
     #[serde(default)]
     refresh_cookie: bool,
     max_sessions_per_subject: Option<i64>,
+    /// Written by `tessera clients rotate-secret`: the replaced secret's
+    /// hash, accepted until `previous_valid_until` (RFC 3339).
+    secret_sha256_previous: Option<String>,
+    previous_valid_until: Option<String>,
 }
 
 impl RawClient {
@@ -105,9 +109,29 @@ impl RawClient {
             Some(n) if (1..=1000).contains(&n) => Some(n as usize),
             Some(n) => return Err(ConfigError::invalid(key("max_sessions_per_subject"), n, "expected a number from 1 to 1000")),
         };
+        let previous_secret = match (self.secret_sha256_previous, self.previous_valid_until) {
+            (None, None) => None,
+            (Some(hex), Some(until)) if secret_sha256.is_some() => {
+                let sha256 = parse_sha256_hex(&hex).ok_or_else(|| {
+                    ConfigError::invalid(key("secret_sha256_previous"), &hex, "expected 64 hexadecimal digits (the SHA-256 of the secret)")
+                })?;
+                let valid_until = chrono::DateTime::parse_from_rfc3339(&until).map_err(|_| {
+                    ConfigError::invalid(key("previous_valid_until"), &until, "expected an RFC 3339 time like \"2026-12-01T12:00:00Z\"")
+                })?;
+                Some(PreviousSecret { sha256, valid_until: valid_until.with_timezone(&chrono::Utc).into() })
+            }
+            _ => {
+                return Err(ConfigError::invalid(
+                    key("secret_sha256_previous"),
+                    "<set>",
+                    "set both secret_sha256_previous and previous_valid_until, on a confidential client (tessera clients rotate-secret writes them)",
+                ));
+            }
+        };
         Ok(Client {
             id,
             secret_sha256,
+            previous_secret,
             permissions,
             audiences: self.audiences,
             scopes: self.scopes,

@@ -20,11 +20,11 @@ use tokio::sync::broadcast::error::RecvError;
 /// The feed is public unless `feed.public = false`; then any confidential
 /// client may read it with HTTP Basic.
 fn authorize(state: &AppState, headers: &HeaderMap, peer: Peer) -> Result<(), Problem> {
-    if state.config.feed_public {
+    if state.config().feed_public {
         return Ok(());
     }
     let credentials = authorization(headers).and_then(|authorization| Credentials::from_request(authorization, None, None));
-    state.throttle.authenticate(&state.config.clients, credentials, peer, Accepting::Confidential)?;
+    state.throttle.authenticate(&state.config().clients, credentials, peer, Accepting::Confidential)?;
     Ok(())
 }
 
@@ -61,7 +61,10 @@ pub async fn document(
         (header::ETAG, HeaderValue::from_str(&etag).expect("ASCII")),
         // A feed behind client authentication must never be stored by a
         // shared cache and handed to someone else (RFC 9111 §3.5).
-        (header::CACHE_CONTROL, HeaderValue::from_static(if state.config.feed_public { "public, max-age=1" } else { "private, no-store" })),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(if state.config().feed_public { "public, max-age=1" } else { "private, no-store" }),
+        ),
         (header::VARY, HeaderValue::from_static("Authorization")),
     ];
     let matches = headers

@@ -38,7 +38,9 @@ use tower_http::trace::TraceLayer;
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
-    pub config: Config,
+    /// The configuration in force: swapped whole when SIGHUP reloads it
+    /// (see [`crate::app::reload`]); read it with [`AppState::config`].
+    config: arc_swap::ArcSwap<Config>,
     /// The rules: grants, sessions, introspection, revocation, the feed.
     pub authority: Authority,
     /// The JWKS source.
@@ -79,11 +81,30 @@ impl AppState {
         let cookie = browser::CookiePolicy::for_issuer(&issuer, dev);
         let refresh_observer = dev.then(demo::observer);
         let throttle = throttle::Throttle::new(&config.throttle, config.http.trusted_proxies.clone(), authority.metrics.clone());
+        let config = arc_swap::ArcSwap::from_pointee(config);
         Self(Arc::new(Inner { config, authority, keyring, metadata, cookie, refresh_observer, throttle, shutdown }))
     }
 
     pub fn issuer(&self) -> &str {
         self.authority.issuer()
+    }
+
+    /// The configuration in force now. A reload swaps it whole, so read it
+    /// once per request and use that copy throughout.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Put a reloaded configuration in force for the requests that start
+    /// from now on; requests in flight finish on the one they read.
+    pub fn replace_config(&self, config: Config) {
+        self.config.store(Arc::new(config));
+    }
+
+    /// Whether the server runs in `--dev` mode (the demo client is added to
+    /// every configuration it loads).
+    pub fn is_dev(&self) -> bool {
+        self.refresh_observer.is_some()
     }
 
     /// Tell long-lived responses (the revocation stream) to end.
@@ -154,7 +175,7 @@ pub fn management_router(state: AppState) -> Router {
 }
 
 fn build(state: AppState, routes: Vec<&'static Route>) -> Router {
-    let max_body = state.config.http.max_body_bytes;
+    let max_body = state.config().http.max_body_bytes;
     let mut router = Router::new();
     for route in &routes {
         router = router.route(route.path, (route.endpoint)());
@@ -189,7 +210,7 @@ async fn observe(State(state): State<AppState>, path: axum::extract::MatchedPath
 /// timeout in problem+json rather than dropping the connection.
 async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let is_oauth = request.uri().path().starts_with("/oauth2/");
-    match tokio::time::timeout(state.config.http.request_timeout, next.run(request)).await {
+    match tokio::time::timeout(state.config().http.request_timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) if is_oauth => {
             error::OAuthError::new(StatusCode::REQUEST_TIMEOUT, "invalid_request", "the request took too long").into_response()
@@ -202,7 +223,7 @@ async fn deadline(State(state): State<AppState>, request: Request, next: Next) -
 /// without reading a byte of the body. (Bodies without a length are cut off
 /// by `DefaultBodyLimit` as they are read.)
 async fn refuse_oversized(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let max = state.config.http.max_body_bytes;
+    let max = state.config().http.max_body_bytes;
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_none_or(|length| length <= max as u64) {
         return next.run(request).await;

@@ -17,7 +17,7 @@ pub async fn create(
     Manager { client: caller, .. }: Manager<AnyPermission>,
     JsonBody(request): JsonBody<SessionRequest>,
 ) -> Result<Response, Problem> {
-    let mut response = match sessions::create(&state.authority, &caller, &state.config.clients, request).await? {
+    let mut response = match sessions::create(&state.authority, &caller, &state.config().clients, request).await? {
         SessionStarted::Tokens(issued) => {
             tracing::info!(client = %caller.id, sid = %issued.session_id, "session created");
             (StatusCode::CREATED, Json(issued)).into_response()

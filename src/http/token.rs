@@ -21,7 +21,7 @@ pub async fn token(
     OAuthForm(form): OAuthForm,
 ) -> Result<Response, OAuthError> {
     let grant_type = form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-    let client = state.throttle.authenticate(&state.config.clients, oauth_credentials(&headers, &form), peer, Accepting::AnyClient)?;
+    let client = state.throttle.authenticate(&state.config().clients, oauth_credentials(&headers, &form), peer, Accepting::AnyClient)?;
     let from_cookie = if client.refresh_cookie && grant_type == "refresh_token" { state.cookie.read(&headers) } else { None };
     let refresh_token = match (form.get("refresh_token"), from_cookie.as_deref()) {
         (None, Some(token)) => {

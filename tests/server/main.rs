@@ -11,6 +11,7 @@ mod config;
 mod openapi;
 mod properties;
 mod refresh;
+mod reload;
 mod replicas;
 mod rotation;
 mod throttle;

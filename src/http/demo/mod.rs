@@ -96,8 +96,8 @@ struct Login {
 /// the demo client behind a one-time code bound to the page's challenge.
 async fn login(State(state): State<AppState>, bytes: Bytes) -> Result<Response, Problem> {
     let login: Login = body(&bytes)?;
-    let demo = state
-        .config
+    let config = state.config();
+    let demo = config
         .clients
         .get(DEMO_CLIENT)
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no_demo_client", "the demo client is missing"))?;
@@ -129,8 +129,8 @@ async fn replay(State(state): State<AppState>, bytes: Bytes) -> Result<Response,
     let Some(previous) = previous else {
         return Err(Problem::new(StatusCode::CONFLICT, "nothing_to_replay", "refresh once first: there is no previous refresh token yet"));
     };
-    let demo = state
-        .config
+    let config = state.config();
+    let demo = config
         .clients
         .get(DEMO_CLIENT)
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no_demo_client", "the demo client is missing"))?;
