@@ -49,3 +49,8 @@ pub fn init(format: LogFormat) {
         }
     }
 }
+
+/// Make `span` a child of the caller's W3C trace (`traceparent`), when
+/// tracing is exported (`otel` feature); otherwise nothing.
+#[cfg(not(feature = "otel"))]
+pub fn join_remote_trace(_span: &tracing::Span, _headers: &axum::http::HeaderMap) {}

@@ -3,8 +3,9 @@
 //! Every answer — success or failure — is in the protocol's own format:
 //! RFC 6749 JSON on `/oauth2/*`, RFC 9457 problem+json elsewhere, including
 //! unknown paths, wrong methods, oversized bodies and timeouts. Request
-//! logs carry the method, path and status, never a body, query or header,
-//! so tokens and secrets cannot reach them.
+//! logs carry the method, path, status and request id, never a body, query
+//! or other header, so tokens and secrets cannot reach them
+//! ([`request_id`]).
 
 pub mod browser;
 pub mod demo;
@@ -15,6 +16,7 @@ pub mod feed;
 pub mod health;
 pub mod introspect;
 pub mod oauth;
+pub mod request_id;
 pub mod revoke;
 pub mod sessions;
 pub mod throttle;
@@ -31,7 +33,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 use error::Problem;
 use std::sync::Arc;
-use tower_http::trace::TraceLayer;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -189,11 +190,7 @@ fn build(state: AppState, routes: Vec<&'static Route>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), refuse_oversized))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn_with_state(state.clone(), browser::cors))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request| tracing::info_span!("http", method = %request.method(), path = %request.uri().path()))
-                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
+        .layer(middleware::from_fn(request_id::trace))
         .with_state(state)
 }
 

@@ -8,6 +8,7 @@ mod api;
 mod browser;
 mod browser_api;
 mod config;
+mod observability;
 mod openapi;
 mod properties;
 mod refresh;
