@@ -80,7 +80,7 @@ impl App {
                 .with_context(|| format!("loading key directory {}", config.keys_dir.display()))?,
         );
         let metrics = Arc::new(Metrics::new(&http::route_labels()));
-        let store = open_store(&config, metrics.clone()).await?;
+        let store = crate::telemetry::traced_store(open_store(&config, metrics.clone()).await?);
         let revocations = Arc::new(load_revocations(store.as_ref(), clock.as_ref()).await?);
 
         let issuer = config.issuer_for(options.bound.unwrap_or(config.listen));

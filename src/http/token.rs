@@ -13,6 +13,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use tracing::Instrument;
 
 pub async fn token(
     State(state): State<AppState>,
@@ -43,7 +44,8 @@ pub async fn token(
         code: form.get("code"),
         code_verifier: form.get("code_verifier"),
     };
-    match grants::dispatch(&state.authority, &client, request).await {
+    let span = tracing::info_span!("grant", grant_type = %grant_type, client = %client.id);
+    match grants::dispatch(&state.authority, &client, request).instrument(span).await {
         Ok(Issued::AccessToken(issued)) => Ok(no_store(Json(issued))),
         Ok(Issued::Session(issued)) => {
             if let (Some(observer), Some(presented), "refresh_token") = (&state.refresh_observer, refresh_token, grant_type) {

@@ -10,6 +10,8 @@ mod browser_api;
 mod config;
 mod observability;
 mod openapi;
+#[cfg(feature = "otel")]
+mod otel;
 mod properties;
 mod refresh;
 mod reload;

@@ -47,13 +47,13 @@ async fn json_log_lines_parse_and_carry_the_request_id() {
     assert_eq!(finished["status"], 200);
     assert_eq!(finished["level"], "INFO");
     assert_eq!(finished["span"]["path"], "/oauth2/token");
-    let issued = lines.iter().find(|l| l["span"]["request_id"] == "checkout-7f3a" && l["message"] == "service token issued");
+    let issued = lines.iter().find(|l| l["spans"][0]["request_id"] == "checkout-7f3a" && l["message"] == "service token issued");
     assert!(issued.is_some(), "lines logged while serving carry the id: {logs}");
     let security = lines
         .iter()
         .find(|l| l["security_event"] == "client_auth_failed")
         .unwrap_or_else(|| panic!("the failed authentication is a tagged security event: {logs}"));
-    assert_eq!(security["span"]["request_id"], "bad-secret-1");
+    assert_eq!(security["spans"][0]["request_id"], "bad-secret-1");
     assert_eq!(security["level"], "WARN");
     assert!(!logs.contains(SERVICE_SECRET) && !logs.contains("wrong"), "no secret in the logs");
 }
@@ -93,4 +93,51 @@ async fn probe_requests_are_not_logged_at_info() {
     assert_eq!(marker.status(), 200);
     let logs = server.wait_for_log("after-the-probes", 1).await;
     assert!(!logs.contains("probe-"), "probes stay out of the INFO log: {logs}");
+}
+
+#[tokio::test]
+async fn metrics_say_whether_the_store_answers_and_when_the_signing_key_is_replaced() {
+    let server = TestServer::start_with(&default_config(), &[("TESSERA_KEYS_ROTATE_EVERY", "30d")]).await;
+    let metrics = server.metrics().await;
+    assert!(metrics.contains("\ntessera_store_up 1\n"), "{metrics}");
+    assert!(metrics.contains("\ntessera_revocations_current 1\n"), "{metrics}");
+    let expires_in: i64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("tessera_signing_key_expires_in_seconds "))
+        .expect("the gauge is there with keys.rotate_every")
+        .parse()
+        .unwrap();
+    assert!((29 * 86_400..=30 * 86_400).contains(&expires_in), "{expires_in}");
+    assert!(metrics.contains("tessera_build_info{version=\""), "{metrics}");
+}
+
+#[tokio::test]
+async fn the_healthcheck_command_asks_the_management_listener() {
+    let server = TestServer::start().await;
+    let management = server.management.trim_start_matches("http://").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |path: &str| {
+        std::process::Command::new(binary())
+            .args(["healthcheck", "--path", path])
+            .env("TESSERA_MANAGEMENT_LISTEN", &management)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let ready = run("/readyz");
+    assert!(ready.status.success(), "{}", String::from_utf8_lossy(&ready.stdout));
+    assert!(String::from_utf8_lossy(&ready.stdout).contains("200 OK"));
+    assert!(!run("/no-such-probe").status.success(), "a non-200 answer fails the check");
+    drop(server);
+    assert!(!run("/healthz").status.success(), "no server, no health");
+}
+
+#[test]
+fn version_names_the_release_and_the_git_revision() {
+    let output = std::process::Command::new(binary()).arg("--version").output().unwrap();
+    let version = String::from_utf8(output.stdout).unwrap();
+    let expected = format!("tessera {} (", env!("CARGO_PKG_VERSION"));
+    assert!(version.starts_with(&expected) && version.trim_end().ends_with(')'), "{version}");
+    let revision = version.trim_end().trim_end_matches(')').rsplit('(').next().unwrap().to_string();
+    assert!(revision == "unknown" || revision.chars().all(|c| c.is_ascii_hexdigit()), "{revision}");
 }
