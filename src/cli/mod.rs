@@ -5,6 +5,7 @@
 
 mod clients;
 mod config_file;
+mod healthcheck;
 mod keys;
 mod serve;
 mod token;
@@ -14,8 +15,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `tessera --version`: the release and the git revision it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TESSERA_GIT_REVISION"), ")");
+
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about = "A stateless JWT token service")]
+#[command(name = "tessera", version = VERSION, about = "A stateless JWT token service")]
 struct Cli {
     /// Config file (TOML). Default: ./tessera.toml when it exists, else built-in defaults.
     #[arg(long, global = true, env = "TESSERA_CONFIG")]
@@ -43,6 +47,13 @@ enum Command {
     /// Look inside tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Exit 0 when the running server answers 200 on its management
+    /// listener (for container health checks).
+    Healthcheck {
+        /// The management path to ask: /readyz (readiness) or /healthz (liveness).
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+    },
 }
 
 /// Entry point of the binary.
@@ -51,7 +62,7 @@ pub fn main() -> ExitCode {
     // Logging's format is a setting: read the configuration first, set up
     // logging, then log what reading it noticed.
     let loaded = load_config(cli.config.clone());
-    crate::telemetry::init(loaded.as_ref().map(|loaded| loaded.config.log_format).unwrap_or_default());
+    let _telemetry = crate::telemetry::init(loaded.as_ref().map(|loaded| loaded.config.log_format).unwrap_or_default());
     let result = loaded.and_then(|loaded| {
         loaded.notes.iter().for_each(crate::config::Note::log);
         run(cli, loaded.config)
@@ -88,6 +99,7 @@ fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Keys(command) => keys::run(&config, command)?,
         Command::Clients(command) => clients::run(&config, config_path(cli.config), command)?,
         Command::Token(command) => return token::run(&config, command),
+        Command::Healthcheck { path } => return healthcheck::run(&config, &path),
     }
     Ok(ExitCode::SUCCESS)
 }
