@@ -8,6 +8,7 @@ mod api;
 mod browser;
 mod browser_api;
 mod config;
+mod container;
 mod observability;
 mod openapi;
 #[cfg(feature = "otel")]
