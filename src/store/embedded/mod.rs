@@ -217,7 +217,7 @@ mod tests {
 
     #[tokio::test]
     async fn embedded_store_meets_the_contract() {
-        for run in 0..5 {
+        for run in 0..6 {
             let dir = tempfile::tempdir().unwrap();
             let store = open(&dir);
             match run {
@@ -225,6 +225,7 @@ mod tests {
                 1 => contract::revocations_get_increasing_sequence_numbers(&store).await,
                 2 => contract::expired_entries_are_purged(&store).await,
                 3 => contract::session_index_keeps_the_newest_within_the_limit(&store).await,
+                4 => contract::session_index_never_evicts_the_session_being_added(&store).await,
                 _ => contract::a_code_is_redeemed_once(&store).await,
             }
         }
