@@ -82,6 +82,31 @@ impl EmbeddedStore {
         let db = self.db.clone();
         Box::pin(async move { tokio::task::spawn_blocking(move || f(&db)).await.map_err(store_error)? })
     }
+
+    /// The revocations in the store file at `path`, opened read-only and
+    /// without a writer (`tessera token inspect`). Fails while a running
+    /// tessera holds the file. A file its last user did not close cleanly
+    /// must be repaired before it can be read; that is done first, as
+    /// `tessera serve` would do on start (redb's lock keeps it exclusive).
+    pub fn read_revocations(path: &Path) -> Result<Vec<RevocationEntry>, StoreError> {
+        let opened = |e: &dyn std::fmt::Display| StoreError(format!("opening {} read-only: {e}", path.display()));
+        match redb::ReadOnlyDatabase::open(path) {
+            Ok(db) => Self::read_revocations_from(&db),
+            Err(redb::DatabaseError::RepairAborted) => Self::read_revocations_from(&Database::open(path).map_err(|e| opened(&e))?),
+            Err(e) => Err(opened(&e)),
+        }
+    }
+
+    fn read_revocations_from(db: &impl ReadableDatabase) -> Result<Vec<RevocationEntry>, StoreError> {
+        let txn = db.begin_read().map_err(store_error)?;
+        let table = txn.open_table(REVOCATIONS).map_err(store_error)?;
+        let mut entries = Vec::new();
+        for item in table.iter().map_err(store_error)? {
+            let (_, value) = item.map_err(store_error)?;
+            entries.push(serde_json::from_slice(value.value()).map_err(store_error)?);
+        }
+        Ok(entries)
+    }
 }
 
 impl Store for EmbeddedStore {
