@@ -12,3 +12,4 @@ mod properties;
 mod refresh;
 mod replicas;
 mod rotation;
+mod session_rules;
