@@ -130,6 +130,8 @@ impl Authority {
                 Covers::Session { .. } => RevocationKind::Session,
                 Covers::Subject { .. } => RevocationKind::Subject,
                 Covers::Key { .. } => RevocationKind::Key,
+                // The global not-before is a store event, logged as one.
+                Covers::Before { .. } => continue,
             };
             self.metrics.revoked(kind, 1);
         }
