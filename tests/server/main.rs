@@ -11,3 +11,4 @@ mod properties;
 mod refresh;
 mod replicas;
 mod rotation;
+mod store_faults;
