@@ -115,9 +115,11 @@ async fn a_full_disk_answers_503_says_why_and_recovers_without_a_restart() {
 
     // Space comes back: ready again, by itself.
     std::fs::remove_file(&filler).unwrap();
+    let freed = Instant::now();
     let recovered =
         within(Duration::from_secs(20), || async { reqwest::get(server.management_url("/readyz")).await.unwrap().status() == 200 }).await;
     assert!(recovered, "the store did not recover after space was freed; logs:\n{}", server.logs());
+    eprintln!("ready again {:?} after space was freed", freed.elapsed());
     let (status, body) = server.refresh("web", session["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200, "refresh works again without a restart: {body}");
     assert!(server.logs().contains("writes commit again"), "the store was re-opened:\n{}", server.logs());

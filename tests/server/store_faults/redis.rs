@@ -42,9 +42,11 @@ async fn a_redis_that_lost_its_data_is_noticed_by_both_replicas_and_no_session_r
     // Redis restarts empty (no persistence) under both replicas.
     redis.kill();
     redis.restart();
+    let restarted = Instant::now();
     for server in [&a, &b] {
         let noticed = within(Duration::from_secs(20), || async { announced_not_befores(server).await.len() == 1 }).await;
         assert!(noticed, "a replica did not install the not-before; logs:\n{}", server.logs());
+        eprintln!("not-before announced by a replica {:?} after Redis came back empty", restarted.elapsed());
         before.all_refused_by(server).await;
     }
     assert!(
