@@ -283,7 +283,7 @@ impl RawConfig {
         let access_ttl = duration("tokens.access_ttl", t.access_ttl, "10m", SECOND, DAY)?;
         let refresh_idle_ttl = duration("tokens.refresh_idle_ttl", t.refresh_idle_ttl, "14d", SECOND, 365 * DAY)?;
         let session_max_age = duration("tokens.session_max_age", t.session_max_age, "90d", SECOND, 3650 * DAY)?;
-        let reuse_grace = duration("tokens.reuse_grace", t.reuse_grace, "20s", Duration::ZERO, Duration::from_secs(300))?;
+        let reuse_grace = duration("tokens.reuse_grace", t.reuse_grace, "10s", Duration::ZERO, Duration::from_secs(300))?;
         let leeway = duration("tokens.leeway", t.leeway, "30s", Duration::ZERO, Duration::from_secs(300))?;
         let clock_skew = duration("tokens.clock_skew", t.clock_skew, "2s", Duration::ZERO, Duration::from_secs(60))?;
         if refresh_idle_ttl > session_max_age {
@@ -318,7 +318,7 @@ impl RawConfig {
             }
         };
         let request_timeout =
-            duration("http.request_timeout", self.http.request_timeout, "10s", Duration::from_millis(100), Duration::from_secs(600))?;
+            duration("http.request_timeout", self.http.request_timeout, "5s", Duration::from_millis(100), Duration::from_secs(600))?;
         let max_body = self.http.max_body_bytes.unwrap_or(64 * 1024);
         if !(1024..=16 * 1024 * 1024).contains(&max_body) {
             return Err(ConfigError::invalid("http.max_body_bytes", max_body, "expected a number of bytes between 1024 and 16777216"));
@@ -438,10 +438,11 @@ mod tests {
 
     #[test]
     fn the_reuse_grace_must_outlast_a_request_and_the_store_wait() {
-        assert_eq!(Config::defaults().tokens.reuse_grace, Duration::from_secs(20));
-        let error = load(&[("TESSERA_TOKENS_REUSE_GRACE", "10s")]).unwrap_err().to_string();
+        assert_eq!(Config::defaults().tokens.reuse_grace, Duration::from_secs(10));
+        assert_eq!(Config::defaults().http.request_timeout, Duration::from_secs(5), "the defaults satisfy the rule");
+        let error = load(&[("TESSERA_TOKENS_REUSE_GRACE", "5s")]).unwrap_err().to_string();
         assert!(error.contains("tokens.reuse_grace") && error.contains("http.request_timeout") && error.contains("408/503"), "{error}");
-        assert!(load(&[("TESSERA_TOKENS_REUSE_GRACE", "10s"), ("TESSERA_HTTP_REQUEST_TIMEOUT", "9s")]).is_ok());
+        assert!(load(&[("TESSERA_TOKENS_REUSE_GRACE", "5s"), ("TESSERA_HTTP_REQUEST_TIMEOUT", "4s")]).is_ok());
         assert!(load(&[("TESSERA_TOKENS_REUSE_GRACE", "0")]).is_ok(), "0 turns retries off");
         let redis =
             [("TESSERA_STORE_KIND", "redis"), ("TESSERA_STORE_URL", "redis://127.0.0.1:6379"), ("TESSERA_HTTP_REQUEST_TIMEOUT", "9s")];

@@ -347,11 +347,13 @@ async fn revocation_entries_are_purged_when_their_tokens_are_dead() {
     end_session(&h.tokens, h.client("backend"), &session.session_id).await.unwrap();
     h.refresh("web", &h.session("bob", "web").await.refresh_token).await.unwrap();
     assert_eq!(h.tokens.purge_expired().await.unwrap(), 0);
-    // Each is kept a day past its end, so a clock step forward and back
-    // revives nothing: the consumption record (its token died after a day)
-    // goes at day 3, the session entry (the session's end) a day later.
-    h.advance(Duration::from_secs(3 * 86_400 + 1));
-    assert_eq!(h.tokens.purge_expired().await.unwrap(), 1, "the consumption record");
-    h.advance(Duration::from_secs(86_400));
-    assert_eq!(h.tokens.purge_expired().await.unwrap(), 1, "the session entry");
+    // The consumption record lives until its token's expiry (a day), the
+    // logout entry until every token the session could still hold has
+    // expired (the refresh idle lifetime, a day, plus leeway), not until the
+    // session's end (3 days). Each is kept a day past that, so a clock step
+    // forward and back revives nothing.
+    h.advance(Duration::from_secs(2 * 86_400 - 60));
+    assert_eq!(h.tokens.purge_expired().await.unwrap(), 0, "kept through the safety margin");
+    h.advance(Duration::from_secs(120));
+    assert_eq!(h.tokens.purge_expired().await.unwrap(), 2, "the consumption record and the logout entry");
 }
