@@ -37,6 +37,11 @@ enum Command {
         /// refresh cookie's Secure flag and prefix. Never in production.
         #[arg(long)]
         dev: bool,
+        /// Start on a store other than the one the key directory worked
+        /// with (it was lost or replaced): every token issued before the new
+        /// store was created is refused, and users sign in again.
+        #[arg(long)]
+        accept_new_store: bool,
     },
     /// Manage the key directory.
     #[command(subcommand)]
@@ -91,10 +96,10 @@ fn load_config(path: Option<PathBuf>) -> anyhow::Result<Loaded> {
 
 fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { dev } => {
+        Command::Serve { dev, accept_new_store } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let source = crate::app::reload::Source { file: config_path(cli.config), env: std::env::vars().collect() };
-            runtime.block_on(serve::serve(config, dev, source))?;
+            runtime.block_on(serve::serve(Config { accept_new_store: config.accept_new_store || accept_new_store, ..config }, dev, source))?;
         }
         Command::Keys(command) => keys::run(&config, command)?,
         Command::Clients(command) => clients::run(&config, config_path(cli.config), command)?,

@@ -2,6 +2,7 @@
 //! measuring what durability costs. Nothing survives a restart.
 
 use super::{ConsumedRefresh, Consumption, HandoffCode, SessionRecord, Store, StoreFuture};
+use crate::clock::{SharedClock, SystemClock};
 use crate::revocations::{Revocation, RevocationEntry};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -16,24 +17,39 @@ struct State {
 }
 
 /// A store that lives and dies with the process.
-#[derive(Debug, Default)]
-pub struct MemoryStore(Mutex<State>);
+pub struct MemoryStore {
+    state: Mutex<State>,
+    /// Stamps consumptions (a test's manual clock, the app's clock).
+    clock: SharedClock,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl MemoryStore {
     pub fn new() -> Self {
-        Self::default()
+        Self::with_clock(std::sync::Arc::new(SystemClock))
+    }
+
+    /// A store that stamps consumptions with `clock`.
+    pub fn with_clock(clock: SharedClock) -> Self {
+        Self { state: Mutex::default(), clock }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
 impl Store for MemoryStore {
-    fn consume_refresh(&self, _sid: &str, jti: &str, record: ConsumedRefresh) -> StoreFuture<'_, Consumption> {
+    fn consume_refresh(&self, _sid: &str, jti: &str, mut record: ConsumedRefresh) -> StoreFuture<'_, Consumption> {
         let result = self.with(|state| match state.consumed.get(jti) {
             Some(existing) => Consumption::Already(existing.clone()),
             None => {
+                record.consumed_at_ms = self.clock.now().timestamp_millis();
                 state.consumed.insert(jti.to_string(), record);
                 Consumption::First
             }
@@ -85,7 +101,8 @@ impl Store for MemoryStore {
         Box::pin(async move { Ok(sessions) })
     }
 
-    fn purge_expired(&self, now: i64) -> StoreFuture<'_, usize> {
+    fn purge_expired(&self, cutoff: i64) -> StoreFuture<'_, usize> {
+        let now = cutoff;
         let removed = self.with(|state| {
             let before = state.revocations.len() + state.consumed.len() + state.sessions.values().map(Vec::len).sum::<usize>();
             state.revocations.retain(|_, e| e.expires_at >= now);
@@ -124,15 +141,19 @@ impl Store for MemoryStore {
     }
 }
 
-/// Keep at most `limit` sessions of `client_id` in `sessions` (oldest go
-/// first); returns the evicted ones.
+/// Keep at most `limit` sessions of `client_id` in `sessions`, whose last
+/// element is the session being added: that one always stays, and of the
+/// others the oldest by creation stamp go first (then by second, then by
+/// sid, for records without a stamp). Returns the evicted ones.
 pub(crate) fn evict_oldest(sessions: &mut Vec<SessionRecord>, client_id: &str, limit: usize) -> Vec<SessionRecord> {
-    let mut of_client: Vec<&SessionRecord> = sessions.iter().filter(|s| s.client_id == client_id).collect();
-    if of_client.len() <= limit {
+    let Some(added) = sessions.last().map(|s| s.sid.clone()) else { return Vec::new() };
+    let mut others: Vec<&SessionRecord> = sessions.iter().filter(|s| s.client_id == client_id && s.sid != added).collect();
+    let keep = limit.saturating_sub(1);
+    if others.len() <= keep {
         return Vec::new();
     }
-    of_client.sort_by(|a, b| (a.created_at, &a.sid).cmp(&(b.created_at, &b.sid)));
-    let evicted: Vec<SessionRecord> = of_client[..of_client.len() - limit].iter().map(|s| (*s).clone()).collect();
+    others.sort_by(|a, b| (a.created_stamp, a.created_at, &a.sid).cmp(&(b.created_stamp, b.created_at, &b.sid)));
+    let evicted: Vec<SessionRecord> = others[..others.len() - keep].iter().map(|s| (*s).clone()).collect();
     sessions.retain(|s| !evicted.iter().any(|e| e.sid == s.sid));
     evicted
 }
@@ -148,6 +169,7 @@ mod tests {
         contract::revocations_get_increasing_sequence_numbers(&MemoryStore::new()).await;
         contract::expired_entries_are_purged(&MemoryStore::new()).await;
         contract::session_index_keeps_the_newest_within_the_limit(&MemoryStore::new()).await;
+        contract::session_index_never_evicts_the_session_being_added(&MemoryStore::new()).await;
         contract::a_code_is_redeemed_once(&MemoryStore::new()).await;
     }
 }

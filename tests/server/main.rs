@@ -18,4 +18,6 @@ mod refresh;
 mod reload;
 mod replicas;
 mod rotation;
+mod session_rules;
+mod store_faults;
 mod throttle;

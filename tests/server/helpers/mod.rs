@@ -128,6 +128,11 @@ impl TestServer {
         Self::launch(dir, config, env, &[]).await
     }
 
+    /// Start in an existing directory with extra `serve` flags.
+    pub async fn start_in_with_flags(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)], flags: &[&str]) -> Self {
+        Self::launch(dir, config, env, flags).await
+    }
+
     async fn launch(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)], flags: &[&str]) -> Self {
         std::fs::write(dir.path().join("tessera.toml"), config).expect("write config");
         let mut command = Command::new(binary());
@@ -285,6 +290,15 @@ impl TestServer {
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.unwrap();
         body["active"].as_bool().expect("active is a boolean")
+    }
+
+    /// Stop the process with SIGTERM, wait for it, and hand back its
+    /// directory (to read what it left behind).
+    pub fn terminate_keep_dir(mut self) -> tempfile::TempDir {
+        send_signal(self.child.id(), "TERM");
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
     }
 
     /// Stop the process with SIGKILL (no chance to flush anything) and hand
