@@ -11,9 +11,11 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
+    // Not TESSERA_*: cargo also sets this variable for `cargo run` and
+    // `cargo test`, and tessera warns about unknown TESSERA_* variables.
     println!("cargo:rerun-if-env-changed=GIT_REVISION");
     let revision = std::env::var("GIT_REVISION").ok().filter(|r| !r.is_empty()).or_else(|| git(&["rev-parse", "--short", "HEAD"]));
-    println!("cargo:rustc-env=TESSERA_GIT_REVISION={}", revision.as_deref().unwrap_or("unknown"));
+    println!("cargo:rustc-env=BUILD_GIT_REVISION={}", revision.as_deref().unwrap_or("unknown"));
     // Build again when HEAD moves: HEAD itself (a checkout) and the branch it names (a commit).
     for path in [
         git(&["rev-parse", "--git-path", "HEAD"]),

@@ -255,7 +255,7 @@ impl Metrics {
             out,
             "# HELP tessera_build_info The running build.\n# TYPE tessera_build_info gauge\ntessera_build_info{{version=\"{}\",revision=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION"),
-            env!("TESSERA_GIT_REVISION")
+            env!("BUILD_GIT_REVISION")
         );
         out
     }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// `tessera --version`: the release and the git revision it was built from.
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TESSERA_GIT_REVISION"), ")");
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BUILD_GIT_REVISION"), ")");
 
 #[derive(Debug, Parser)]
 #[command(name = "tessera", version = VERSION, about = "A stateless JWT token service")]
@@ -99,7 +99,11 @@ fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Serve { dev, accept_new_store } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let source = crate::app::reload::Source { file: config_path(cli.config), env: std::env::vars().collect() };
-            runtime.block_on(serve::serve(Config { accept_new_store: config.accept_new_store || accept_new_store, ..config }, dev, source))?;
+            runtime.block_on(serve::serve(
+                Config { accept_new_store: config.accept_new_store || accept_new_store, ..config },
+                dev,
+                source,
+            ))?;
         }
         Command::Keys(command) => keys::run(&config, command)?,
         Command::Clients(command) => clients::run(&config, config_path(cli.config), command)?,

@@ -21,3 +21,4 @@ mod rotation;
 mod session_rules;
 mod store_faults;
 mod throttle;
+mod walkthrough;

@@ -67,7 +67,7 @@ async fn an_invalid_file_keeps_the_old_configuration_and_says_why() {
     assert_eq!(client_credentials(&server, SERVICE_ID, SERVICE_SECRET).await, 200, "the old configuration stays in force");
 
     // A change that needs a restart is reported and not applied.
-    std::fs::write(&path, format!("{good}\n[tokens]\nreuse_grace = \"5s\"\n")).unwrap();
+    std::fs::write(&path, format!("{good}\n[tokens]\nleeway = \"10s\"\n")).unwrap();
     server.signal("HUP");
     let logs = server.wait_for_log("in force only after a restart", 1).await;
     assert!(logs.contains("settings=tokens"), "{logs}");
