@@ -56,13 +56,11 @@ pub async fn trace(mut request: Request, next: Next) -> Response {
     let id = request_id(&request);
     request.headers_mut().insert(REQUEST_ID, id.clone());
     let path = request.uri().path().to_string();
-    let span = tracing::info_span!(
-        "http",
-        method = %request.method(),
-        path = %path,
-        request_id = %id.to_str().unwrap_or_default(),
-        otel.kind = "server",
-    );
+    let request_id = id.to_str().unwrap_or_default();
+    #[cfg(feature = "otel")]
+    let span = tracing::info_span!("http", method = %request.method(), path = %path, request_id, otel.kind = "server");
+    #[cfg(not(feature = "otel"))]
+    let span = tracing::info_span!("http", method = %request.method(), path = %path, request_id);
     crate::telemetry::join_remote_trace(&span, request.headers());
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
