@@ -20,7 +20,7 @@ use crate::clock::SharedClock;
 use crate::config::TokenPolicy;
 use crate::keys::Keyring;
 use crate::metrics::{Metrics, RevocationKind};
-use crate::revocations::{Covers, Revocation, RevocationList};
+use crate::revocations::{Covers, Page, Revocation, RevocationList, SignedPage, SignedPages};
 use crate::store::Store;
 use crate::tokens::issue::Minter;
 use std::sync::Arc;
@@ -75,6 +75,8 @@ pub struct Authority {
     pub(crate) minter: Minter,
     /// How stale a followed revocation list may be before checks refuse.
     max_staleness: std::time::Duration,
+    /// The feed's signed pages, each signed once per change of the list.
+    feed_pages: Arc<SignedPages>,
 }
 
 impl Authority {
@@ -89,7 +91,8 @@ impl Authority {
         let clock = keyring.clock().clone();
         let max_staleness = store.max_staleness().unwrap_or(std::time::Duration::from_secs(5));
         let minter = Minter::new(issuer, keyring.clone(), clock.clone());
-        Self { issuer: issuer.into(), policy, keyring, clock, store, revocations, metrics, minter, max_staleness }
+        let feed_pages = Arc::default();
+        Self { issuer: issuer.into(), policy, keyring, clock, store, revocations, metrics, minter, max_staleness, feed_pages }
     }
 
     pub fn issuer(&self) -> &str {
@@ -151,10 +154,10 @@ impl Authority {
         self.store.purge_expired(now).await.map_err(|_| Refusal::StoreUnavailable)
     }
 
-    /// The feed: live entries after `cursor` up to the list's watermark, and
-    /// the watermark (the cursor to resume from).
-    pub fn revocations_since(&self, cursor: u64) -> (Vec<crate::revocations::RevocationEntry>, u64) {
-        self.revocations.since(cursor)
+    /// The feed: at most `limit` live entries after `cursor`, up to the
+    /// list's watermark, and where to resume.
+    pub fn revocations_page(&self, cursor: u64, limit: usize) -> Page {
+        self.revocations.page(cursor, limit)
     }
 
     /// The feed, live: entries as they pass the watermark.
@@ -162,9 +165,12 @@ impl Authority {
         self.revocations.subscribe()
     }
 
-    /// The feed as a signed document; `None` when no signing key is active.
-    pub fn sign_revocations(&self, after: u64, cursor: u64, entries: Vec<crate::revocations::RevocationEntry>) -> Option<String> {
-        crate::revocations::feed::sign(&self.keyring.view(), &self.issuer, after, cursor, entries, self.clock.now())
+    /// A page of the feed as a signed document, signed once per change of
+    /// the list.
+    pub fn signed_revocations_page(&self, after: u64, limit: usize) -> Result<Arc<SignedPage>, Refusal> {
+        self.feed_pages
+            .get(&self.revocations, &self.keyring.view(), &self.issuer, after, limit, self.clock.now())
+            .ok_or(Refusal::KeysUnavailable)
     }
 
     /// Whether an active signing key and an active refresh MAC key exist.

@@ -51,6 +51,8 @@ pub struct Inner {
     /// Flips to true when the server starts shutting down, so long-lived
     /// streams end and the drain can finish.
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// The open revocation streams, for their caps.
+    pub feed_streams: feed::StreamSlots,
 }
 
 /// Told of each refresh token presented for a rotation, and asked for the
@@ -75,7 +77,8 @@ impl AppState {
         let shutdown = tokio::sync::watch::Sender::new(false);
         let cookie = browser::CookiePolicy::for_issuer(&issuer, dev);
         let refresh_observer = dev.then(demo::observer);
-        Self(Arc::new(Inner { config, authority, keyring, metadata, cookie, refresh_observer, shutdown }))
+        let feed_streams = feed::StreamSlots::default();
+        Self(Arc::new(Inner { config, authority, keyring, metadata, cookie, refresh_observer, shutdown, feed_streams }))
     }
 
     pub fn issuer(&self) -> &str {

@@ -34,6 +34,31 @@ struct Mirror {
     log: BTreeMap<u64, RevocationEntry>,
     /// Everything up to here is present (or was purged after expiring).
     watermark: u64,
+    /// Counts the changes to the published log other than appends past the
+    /// watermark: purges, and entries filled in below it. A feed page below
+    /// the watermark stays the same while this does not move.
+    rewrites: u64,
+}
+
+/// One page of the feed: at most `limit` entries after a cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub entries: Vec<RevocationEntry>,
+    /// Resume from here: the last entry's `seq` when more follow, else the
+    /// watermark (which may lie past the last entry, over purged ones).
+    pub cursor: u64,
+    /// Whether entries follow this page.
+    pub more: bool,
+    /// The list's version when the page was read.
+    pub version: Version,
+}
+
+/// What a page's content depends on: the watermark (for the last page)
+/// and the count of rewrites (for every page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Version {
+    pub watermark: u64,
+    pub rewrites: u64,
 }
 
 /// The revocation list as every check sees it.
@@ -133,6 +158,9 @@ impl RevocationList {
         if mirror.log.contains_key(&entry.seq) {
             return false;
         }
+        if entry.seq <= mirror.watermark {
+            mirror.rewrites += 1;
+        }
         Self::cover(mirror, entry);
         mirror.log.insert(entry.seq, entry.clone());
         true
@@ -207,6 +235,31 @@ impl RevocationList {
         (mirror.log.range(cursor + 1..=watermark).map(|(_, e)| e.clone()).collect(), watermark)
     }
 
+    /// At most `limit` live entries after `cursor`, up to the watermark.
+    /// Only the page is copied, under the read lock: a reader of a long
+    /// list walks it page by page and never holds a copy of all of it.
+    pub fn page(&self, cursor: u64, limit: usize) -> Page {
+        let mirror = self.mirror.read().unwrap_or_else(|e| e.into_inner());
+        let version = Version { watermark: mirror.watermark, rewrites: mirror.rewrites };
+        if cursor >= mirror.watermark {
+            return Page { entries: Vec::new(), cursor: mirror.watermark, more: false, version };
+        }
+        let mut range = mirror.log.range(cursor + 1..=mirror.watermark).map(|(_, e)| e);
+        let entries: Vec<RevocationEntry> = range.by_ref().take(limit.max(1)).cloned().collect();
+        let more = range.next().is_some();
+        let cursor = match entries.last() {
+            Some(last) if more => last.seq,
+            _ => mirror.watermark,
+        };
+        Page { entries, cursor, more, version }
+    }
+
+    /// The list's version, for caches of its pages.
+    pub fn version(&self) -> Version {
+        let mirror = self.mirror.read().unwrap_or_else(|e| e.into_inner());
+        Version { watermark: mirror.watermark, rewrites: mirror.rewrites }
+    }
+
     /// A live feed: entries as they pass the watermark.
     pub fn subscribe(&self) -> broadcast::Receiver<RevocationEntry> {
         self.published.subscribe()
@@ -219,7 +272,11 @@ impl RevocationList {
         mirror.sessions.retain(|_, e| *e >= now);
         mirror.subjects.retain(|_, (_, e)| *e >= now);
         mirror.keys.retain(|_, e| *e >= now);
+        let before = mirror.log.len();
         mirror.log.retain(|_, e| e.expires_at >= now);
+        if mirror.log.len() != before {
+            mirror.rewrites += 1;
+        }
     }
 
     /// The feed's current cursor.
@@ -335,6 +392,58 @@ mod tests {
         assert_eq!(list.since(0), (vec![big(1), big(2)], big(2).seq));
         let seqs: Vec<u64> = std::iter::from_fn(|| live.try_recv().ok()).map(|e| e.seq).collect();
         assert_eq!(seqs, [big(1).seq, big(2).seq]);
+    }
+
+    #[test]
+    fn pages_walk_the_list_without_gap_or_repeat_and_end_at_the_watermark() {
+        let list = RevocationList::new();
+        list.apply(&(1..=10).map(token).collect::<Vec<_>>());
+        list.purge(0);
+        let mut seen = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let page = list.page(cursor, 3);
+            assert!(page.entries.len() <= 3);
+            assert!(page.cursor > cursor || !page.more, "the cursor moves forward");
+            seen.extend(page.entries.iter().map(|e| e.seq));
+            cursor = page.cursor;
+            if !page.more {
+                break;
+            }
+            assert_eq!(page.cursor, page.entries.last().unwrap().seq);
+        }
+        assert_eq!(seen, (1..=10).collect::<Vec<_>>());
+        assert_eq!(cursor, 10);
+        let past = list.page(10, 3);
+        assert_eq!((past.entries.len(), past.cursor, past.more), (0, 10, false));
+    }
+
+    #[test]
+    fn a_last_page_ends_at_the_watermark_past_purged_entries() {
+        let list = RevocationList::new();
+        list.load(&[token(5), token(9)], 12);
+        let page = list.page(0, 2);
+        assert_eq!((page.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), page.cursor, page.more), (vec![5, 9], 12, false));
+        let full = list.page(0, 1);
+        assert_eq!((full.cursor, full.more), (5, true));
+    }
+
+    #[test]
+    fn appends_move_the_watermark_and_purges_and_fills_count_as_rewrites() {
+        let list = RevocationList::followed();
+        list.follow(&[token(1), token(3)]);
+        let start = list.version();
+        list.follow(&[token(4)]);
+        assert_eq!(list.version(), Version { watermark: 4, rewrites: start.rewrites });
+        // A snapshot after a reconnect fills in 2, below the watermark.
+        list.load(&[token(1), token(2), token(3), token(4)], 4);
+        assert_eq!(list.version().rewrites, start.rewrites + 1);
+        let expiring = RevocationEntry { seq: 5, covers: Covers::Token { jti: "short".into() }, expires_at: 10 };
+        list.follow(&[expiring]);
+        list.purge(11);
+        assert_eq!(list.version().rewrites, start.rewrites + 2);
+        list.purge(11);
+        assert_eq!(list.version().rewrites, start.rewrites + 2, "a purge that removes nothing changes nothing");
     }
 
     #[test]

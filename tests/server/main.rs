@@ -6,6 +6,7 @@ mod helpers;
 mod api;
 mod browser;
 mod browser_api;
+mod feed;
 mod openapi;
 mod properties;
 mod refresh;
