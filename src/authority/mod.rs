@@ -167,9 +167,10 @@ impl Authority {
 
     /// A page of the feed as a signed document, signed once per change of
     /// the list.
-    pub fn signed_revocations_page(&self, after: u64, limit: usize) -> Result<Arc<SignedPage>, Refusal> {
+    pub async fn signed_revocations_page(&self, after: u64, limit: usize) -> Result<Arc<SignedPage>, Refusal> {
         self.feed_pages
             .get(&self.revocations, &self.keyring.view(), &self.issuer, after, limit, self.clock.now())
+            .await
             .ok_or(Refusal::KeysUnavailable)
     }
 

@@ -15,6 +15,10 @@
 //! - a shared store's entries reach every replica in order through the
 //!   store's stream: a replica's own writes take effect in the checks at once,
 //!   but enter the feed when the stream delivers them, in order.
+//!
+//! The feed reads the log a page at a time ([`RevocationList::page`]) and
+//! nothing copies the whole of it: a list of hundreds of thousands of
+//! entries must not cost that much again per reader.
 
 use super::{Covers, RevocationEntry, Revoked, TokenFacts};
 use std::collections::{BTreeMap, HashMap};
@@ -224,17 +228,6 @@ impl RevocationList {
         None
     }
 
-    /// Live entries after `cursor` up to the watermark, and the watermark
-    /// (the cursor to resume from).
-    pub fn since(&self, cursor: u64) -> (Vec<RevocationEntry>, u64) {
-        let mirror = self.mirror.read().unwrap_or_else(|e| e.into_inner());
-        let watermark = mirror.watermark;
-        if cursor >= watermark {
-            return (Vec::new(), watermark);
-        }
-        (mirror.log.range(cursor + 1..=watermark).map(|(_, e)| e.clone()).collect(), watermark)
-    }
-
     /// At most `limit` live entries after `cursor`, up to the watermark.
     /// Only the page is copied, under the read lock: a reader of a long
     /// list walks it page by page and never holds a copy of all of it.
@@ -320,6 +313,12 @@ mod tests {
         entry(seq, Covers::Token { jti: format!("t{seq}") })
     }
 
+    /// Everything after `cursor`, and the watermark.
+    fn since(list: &RevocationList, cursor: u64) -> (Vec<RevocationEntry>, u64) {
+        let page = list.page(cursor, usize::MAX);
+        (page.entries, page.cursor)
+    }
+
     fn facts<'a>(jti: &'a str, sid: Option<&'a str>, sub: &'a str, iat: i64) -> TokenFacts<'a> {
         TokenFacts { jti: Some(jti), sid, sub, iat, kid: Some("k1") }
     }
@@ -360,9 +359,9 @@ mod tests {
         list.apply(&[token(1), token(3)]);
         // 3 is checked at once but not published while 2 is missing.
         assert!(list.check(facts("t3", None, "x", 0)).is_some());
-        assert_eq!(list.since(0), (vec![token(1)], 1));
+        assert_eq!(since(&list, 0), (vec![token(1)], 1));
         list.apply(&[token(2)]);
-        assert_eq!(list.since(1), (vec![token(2), token(3)], 3));
+        assert_eq!(since(&list, 1), (vec![token(2), token(3)], 3));
         let seqs: Vec<u64> = std::iter::from_fn(|| live.try_recv().ok()).map(|e| e.seq).collect();
         assert_eq!(seqs, [1, 2, 3]);
         // Duplicates change nothing.
@@ -375,7 +374,7 @@ mod tests {
         let list = RevocationList::new();
         list.load(&[token(5), token(9)], 9);
         assert_eq!(list.watermark(), 9);
-        assert_eq!(list.since(5), (vec![token(9)], 9));
+        assert_eq!(since(&list, 5), (vec![token(9)], 9));
         list.apply(&[token(10)]);
         assert_eq!(list.watermark(), 10);
     }
@@ -387,9 +386,9 @@ mod tests {
         let big = |n: u64| token(1_800_000_000_000_000 + n);
         list.apply(&[big(2)]);
         assert!(list.check(facts(&format!("t{}", 1_800_000_000_000_002u64), None, "x", 0)).is_some());
-        assert_eq!(list.since(0).0, vec![], "not in the feed before the stream brings it");
+        assert_eq!(since(&list, 0).0, vec![], "not in the feed before the stream brings it");
         list.follow(&[big(1), big(2)]);
-        assert_eq!(list.since(0), (vec![big(1), big(2)], big(2).seq));
+        assert_eq!(since(&list, 0), (vec![big(1), big(2)], big(2).seq));
         let seqs: Vec<u64> = std::iter::from_fn(|| live.try_recv().ok()).map(|e| e.seq).collect();
         assert_eq!(seqs, [big(1).seq, big(2).seq]);
     }

@@ -22,6 +22,8 @@
 //! without it. Misses are signed one at a time, and a miss checks the cache
 //! again once it holds the signing turn: the many followers that ask for the
 //! same new page right after a change cause one signature, not one each.
+//! The turn is awaited, not blocked on, so requests queued behind a signing
+//! leave the runtime's threads free for everything else.
 
 use super::RevocationList;
 use super::list::Version;
@@ -74,14 +76,14 @@ pub struct SignedPages {
     /// Most recently used first.
     pages: Mutex<VecDeque<Arc<SignedPage>>>,
     /// Held while signing, so one change causes one signature per page.
-    signing: Mutex<()>,
+    signing: tokio::sync::Mutex<()>,
     signatures: AtomicU64,
 }
 
 impl SignedPages {
     /// The page of at most `limit` entries after `after`, signed by the
     /// active key; `None` when no key is active.
-    pub fn get(
+    pub async fn get(
         &self,
         list: &RevocationList,
         keys: &KeyView,
@@ -94,7 +96,7 @@ impl SignedPages {
         if let Some(hit) = self.lookup(after, limit, list.version(), &key.kid, now.timestamp()) {
             return Some(hit);
         }
-        let _turn = self.signing.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = self.signing.lock().await;
         if let Some(hit) = self.lookup(after, limit, list.version(), &key.kid, now.timestamp()) {
             return Some(hit);
         }
@@ -179,7 +181,9 @@ mod tests {
 
     impl Fixture {
         fn get(&self, after: u64, limit: usize) -> Arc<SignedPage> {
-            self.pages.get(&self.list, &self.keyring.view(), "https://issuer.test", after, limit, self.clock.now()).unwrap()
+            let keys = self.keyring.view();
+            let signed = self.pages.get(&self.list, &keys, "https://issuer.test", after, limit, self.clock.now());
+            futures_util::FutureExt::now_or_never(signed).expect("an uncontended turn is taken at once").unwrap()
         }
     }
 
@@ -227,6 +231,29 @@ mod tests {
         let renewed = f.get(0, 10);
         assert_eq!(f.pages.signatures(), 4, "the newly active key signs");
         assert_eq!(f.get(0, 10).body, renewed.body);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn followers_asking_at_once_after_a_change_cause_one_signature() {
+        let f = Arc::new(fixture(25));
+        f.get(20, 10);
+        f.list.apply(&[entry(26)]);
+        let before = f.pages.signatures();
+        let askers: Vec<_> = (0..16)
+            .map(|_| {
+                let f = f.clone();
+                tokio::spawn(async move {
+                    let keys = f.keyring.view();
+                    f.pages.get(&f.list, &keys, "https://issuer.test", 20, 10, f.clock.now()).await.unwrap().body.clone()
+                })
+            })
+            .collect();
+        let mut bodies = Vec::new();
+        for asker in askers {
+            bodies.push(asker.await.unwrap());
+        }
+        assert!(bodies.windows(2).all(|pair| pair[0] == pair[1]), "every follower got the same bytes");
+        assert_eq!(f.pages.signatures(), before + 1);
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub async fn document(State(state): State<AppState>, headers: HeaderMap, RawQuer
     state.authority.require_fresh_revocations()?;
     let after = cursor(query.as_deref(), &HeaderMap::new())?;
     let limit = limit(query.as_deref(), &state.config.feed)?;
-    let page = state.authority.signed_revocations_page(after, limit)?;
+    let page = state.authority.signed_revocations_page(after, limit).await?;
     let mut validators = HeaderMap::new();
     validators.insert(header::ETAG, HeaderValue::from_str(&page.etag).expect("ASCII"));
     // A feed behind client authentication must never be stored by a
