@@ -154,7 +154,7 @@ fn main() {
     }
     let (entries, streams) = (setting("FEED_ENTRIES", 200_000), setting("FEED_STREAMS", 40));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let finished = runtime.block_on(tokio::time::timeout(Duration::from_secs(120), run(entries, streams)));
+    let finished = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(120), run(entries, streams)).await });
     if finished.is_err() {
         eprintln!("gave up after two minutes");
         std::process::exit(1);
