@@ -33,7 +33,12 @@ fn rss_mib(pid: u32) -> f64 {
 
 /// Write `entries` session revocations into a new store under `dir`.
 async fn prefill(dir: &std::path::Path, entries: usize) {
-    let store = EmbeddedStore::open(&dir.join("data/tessera.redb"), Arc::new(tessera::metrics::Metrics::new(&[])), Arc::new(tessera::clock::SystemClock)).unwrap();
+    let store = EmbeddedStore::open(
+        &dir.join("data/tessera.redb"),
+        Arc::new(tessera::metrics::Metrics::new(&[])),
+        Arc::new(tessera::clock::SystemClock),
+    )
+    .unwrap();
     let until = chrono::Utc::now().timestamp() + 86_400;
     let mut written = 0;
     while written < entries {

@@ -72,7 +72,12 @@ fn limit(query: Option<&str>, feed: &FeedConfig) -> Result<usize, Problem> {
     }
 }
 
-pub async fn document(State(state): State<AppState>, peer: Peer, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, Problem> {
+pub async fn document(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Problem> {
     authorize(&state, &headers, peer)?;
     state.authority.require_fresh_revocations()?;
     let after = cursor(query.as_deref(), &HeaderMap::new())?;

@@ -22,12 +22,12 @@
 //! 15 s keeps the connection alive, and the stream ends when the server
 //! starts shutting down.
 
-use crate::http::throttle::Peer;
 use super::super::AppState;
 use super::super::error::Problem;
 use super::{authorize, cursor};
 use crate::app::WriteStallLimit;
 use crate::config::FeedConfig;
+use crate::http::throttle::Peer;
 use crate::revocations::RevocationEntry;
 use axum::extract::{ConnectInfo, Extension, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
