@@ -18,8 +18,10 @@ mod epoch;
 mod listener;
 pub mod reload;
 mod tasks;
+mod write_stall;
 
 pub use tasks::Tasks;
+pub use write_stall::WriteStallLimit;
 
 use crate::authority::Authority;
 use crate::clock::{SharedClock, SystemClock};

@@ -2,7 +2,8 @@
 //! time in force, without dropping a connection.
 //!
 //! Reloadable: `[[clients]]` (added, removed, changed, secrets rotated),
-//! `feed.public`, `keys.jwks_max_age` and `http.request_timeout`. They are
+//! `[feed]` (new streams and documents follow it), `keys.jwks_max_age` and
+//! `http.request_timeout`. They are
 //! read per request from the live configuration ([`AppState::config`]), so
 //! a swap is all a reload does; requests in flight finish on the
 //! configuration they started with, and the throttle's counts, the store,
@@ -95,11 +96,11 @@ pub fn merge(current: &Config, new: Config) -> Result<(Config, Changes), ConfigE
             changes.settings.push(name);
         }
     };
-    reload("feed.public", current.feed_public != new.feed_public);
+    reload("feed", current.feed != new.feed);
     reload("keys.jwks_max_age", current.keys.jwks_max_age != new.keys.jwks_max_age);
     reload("http.request_timeout", current.http.request_timeout != new.http.request_timeout);
     merged.clients = new.clients.clone();
-    merged.feed_public = new.feed_public;
+    merged.feed = new.feed.clone();
     merged.keys.jwks_max_age = new.keys.jwks_max_age;
     merged.http.request_timeout = new.http.request_timeout;
 
@@ -168,17 +169,17 @@ mod tests {
         let mut changed_web = Client::public("web", minute);
         changed_web.scopes = vec!["read".into()];
         let mut new = with_clients(vec![changed_web, Client::public("new", minute)]);
-        new.feed_public = false;
+        new.feed.public = !current.feed.public;
         new.listen = "127.0.0.1:1".parse().unwrap();
         new.tokens.reuse_grace = Duration::ZERO;
         let (merged, changes) = merge(&current, new).unwrap();
         assert_eq!(changes.clients_added, ["new"]);
         assert_eq!(changes.clients_removed, ["old"]);
         assert_eq!(changes.clients_changed, ["web"]);
-        assert_eq!(changes.settings, ["feed.public"]);
+        assert_eq!(changes.settings, ["feed"]);
         assert_eq!(changes.need_restart, ["listen", "tokens"]);
         assert!(merged.clients.get("new").is_some() && merged.clients.get("old").is_none());
-        assert!(!merged.feed_public);
+        assert_eq!(merged.feed.public, !current.feed.public);
         assert_eq!(merged.listen, current.listen, "the listener keeps its address");
         assert_eq!(merged.tokens.reuse_grace, current.tokens.reuse_grace);
     }

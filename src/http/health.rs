@@ -49,5 +49,9 @@ pub async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName
             (ends - now).num_seconds()
         ));
     }
+    text.push_str(&format!(
+        "# HELP tessera_feed_streams Open revocation streams (GET /v1/revocations/stream).\n# TYPE tessera_feed_streams gauge\ntessera_feed_streams {}\n",
+        state.feed_streams.open()
+    ));
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }

@@ -57,6 +57,8 @@ pub struct Inner {
     /// Flips to true when the server starts shutting down, so long-lived
     /// streams end and the drain can finish.
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// The open revocation streams, for their caps.
+    pub feed_streams: feed::StreamSlots,
 }
 
 /// Told of each refresh token presented for a rotation, and asked for the
@@ -82,8 +84,9 @@ impl AppState {
         let cookie = browser::CookiePolicy::for_issuer(&issuer, dev);
         let refresh_observer = dev.then(demo::observer);
         let throttle = throttle::Throttle::new(&config.throttle, config.http.trusted_proxies.clone(), authority.metrics.clone());
+        let feed_streams = feed::StreamSlots::default();
         let config = arc_swap::ArcSwap::from_pointee(config);
-        Self(Arc::new(Inner { config, authority, keyring, metadata, cookie, refresh_observer, throttle, shutdown }))
+        Self(Arc::new(Inner { config, authority, keyring, metadata, cookie, refresh_observer, throttle, shutdown, feed_streams }))
     }
 
     pub fn issuer(&self) -> &str {

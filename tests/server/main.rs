@@ -9,6 +9,7 @@ mod browser;
 mod browser_api;
 mod config;
 mod container;
+mod feed;
 mod observability;
 mod openapi;
 #[cfg(feature = "otel")]
