@@ -112,7 +112,8 @@ pub(super) fn blame(env: &[(String, String)], applied: &[(String, &'static str)]
         let mut table = toml::Table::new();
         set(&mut table, key, form, name, value).ok()?;
         if let Err(error) = table.try_into::<raw::RawConfig>() {
-            return Some(ConfigError::WrongType { key: format!("{name} ({key})"), message: error.message().trim().to_string() });
+            let message = super::locate::in_toml_terms(error.message().trim());
+            return Some(ConfigError::WrongType { key: format!("{name} ({key})"), message });
         }
     }
     None

@@ -75,10 +75,19 @@ impl SourceMap {
                 let section = key.rsplit_once('.').map(|(section, _)| section).unwrap_or_default();
                 ConfigError::UnknownKey { key: key.clone(), hint: hint(field, &expected, section) }
             }
-            None => ConfigError::WrongType { key, message },
+            None => ConfigError::WrongType { key, message: in_toml_terms(&message) },
         };
         ConfigError::At { place, error: Box::new(error) }
     }
+}
+
+/// serde's Rust type names in the words of a TOML file.
+pub(super) fn in_toml_terms(message: &str) -> String {
+    message
+        .replace("expected i64", "expected an integer")
+        .replace("expected a sequence", "expected an array")
+        .replace("expected a map", "expected a table")
+        .replace("expected struct RawClient", "expected a table (a [[clients]] entry)")
 }
 
 fn covers(outer: &Range<usize>, inner: &Range<usize>) -> bool {

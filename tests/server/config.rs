@@ -64,7 +64,16 @@ fn a_value_of_the_wrong_type_names_its_key_and_place() {
     );
     let (ok, stderr) = check_config("", &[("TESSERA_HTTP_MAX_CONNECTIONS", "\"many\"")]);
     assert!(!ok);
-    assert!(stderr.contains("config `TESSERA_HTTP_MAX_CONNECTIONS (http.max_connections)`: invalid type: string"), "{stderr}");
+    assert!(
+        stderr.contains("config `TESSERA_HTTP_MAX_CONNECTIONS (http.max_connections)`: invalid type: string \"many\", expected an integer"),
+        "{stderr}"
+    );
+    let (ok, stderr) = check_config("[http]\ntrusted_proxies = \"10.0.0.0/8\"\n", &[]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("tessera.toml:2:19: config `http.trusted_proxies`: invalid type: string \"10.0.0.0/8\", expected an array"),
+        "{stderr}"
+    );
 }
 
 #[test]
