@@ -18,7 +18,8 @@
 //! the key can have; the signature by that key; then the claims `jti`,
 //! `htm`, `htu` and `iat`, all required. [`Proof::check_request`],
 //! [`Proof::check_time`] and [`Proof::check_access_token`] compare them
-//! with the request.
+//! with the request. [`NonceKey`] issues and checks server nonces (§8)
+//! that need no shared state.
 //!
 //! ```
 //! use tessera_jose::{Algorithm, KeyPair};
@@ -36,8 +37,10 @@
 
 mod htu;
 mod key;
+mod nonce;
 
 pub use htu::normalize_htu;
+pub use nonce::{NonceKey, NonceStatus};
 
 use crate::{Algorithm, KeyPair, typ};
 use base64::Engine;
