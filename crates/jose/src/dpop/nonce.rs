@@ -97,11 +97,9 @@ impl NonceKey {
             return NonceStatus::Invalid;
         };
         let expected = self.tag(window);
-        if ring::constant_time::verify_slices_are_equal(&expected.as_ref()[..TAG_BYTES], &bytes[8..]).is_ok() {
-            status
-        } else {
-            NonceStatus::Invalid
-        }
+        // Constant time: no early exit on the first differing byte.
+        let difference = expected.as_ref()[..TAG_BYTES].iter().zip(&bytes[8..]).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if difference == 0 { status } else { NonceStatus::Invalid }
     }
 }
 
