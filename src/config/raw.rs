@@ -33,6 +33,7 @@ macro_rules! env_form {
 env_form!(Plain: Option<String>, Option<PathBuf>);
 env_form!(Toml: Option<i64>, Option<bool>, Option<Vec<String>>, Vec<super::clients::RawClient>);
 env_form!(Section: RawStore, RawTokens, RawKeys, RawFeed, RawHttp, RawManagement, RawThrottle);
+env_form!(Section: RawDpop);
 
 /// Declares a section of the file once: the struct serde reads (unknown
 /// keys refused) and, from the same field list, the keys the environment
@@ -55,6 +56,7 @@ macro_rules! settings {
 pub(super) fn env_keys() -> impl Iterator<Item = (&'static str, EnvForm)> {
     [RawConfig::KEYS, RawStore::KEYS, RawTokens::KEYS, RawKeys::KEYS, RawHttp::KEYS, RawFeed::KEYS, RawManagement::KEYS, RawThrottle::KEYS]
         .into_iter()
+        .chain([RawDpop::KEYS])
         .flatten()
         .copied()
         .filter(|(_, form)| *form != EnvForm::Section)
@@ -79,6 +81,8 @@ settings! {
         feed: RawFeed,
         #[serde(default)]
         throttle: RawThrottle,
+        #[serde(default)]
+        dpop: RawDpop,
         #[serde(default)]
         clients: Vec<super::clients::RawClient>,
     }
@@ -231,6 +235,24 @@ impl RawThrottle {
     }
 }
 
+settings! {
+    struct RawDpop in "dpop." {
+        max_age: Option<String>,
+        require_nonce: Option<bool>,
+        nonce_period: Option<String>,
+    }
+}
+
+impl RawDpop {
+    fn validate(self) -> Result<super::DpopConfig, ConfigError> {
+        Ok(super::DpopConfig {
+            max_age: duration("dpop.max_age", self.max_age, "60s", SECOND, Duration::from_secs(600))?,
+            require_nonce: self.require_nonce.unwrap_or(false),
+            nonce_period: duration("dpop.nonce_period", self.nonce_period, "5m", Duration::from_secs(10), DAY)?,
+        })
+    }
+}
+
 /// `http.trusted_proxies`: IP addresses or CIDR networks (`10.0.0.0/8`,
 /// `2001:db8::/32`); a bare address is a network of one.
 fn trusted_proxies(entries: Option<Vec<String>>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
@@ -358,6 +380,7 @@ impl RawConfig {
             management_listen,
             feed_public: self.feed.public.unwrap_or(true),
             throttle: self.throttle.validate()?,
+            dpop: self.dpop.validate()?,
             clients,
         })
     }

@@ -73,6 +73,7 @@ impl From<Refusal> for OAuthError {
             Refusal::InvalidTarget(_) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_target", description),
             Refusal::Forbidden(_) => OAuthError::new(StatusCode::BAD_REQUEST, "unauthorized_client", description),
             Refusal::InvalidGrant(_) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", description),
+            Refusal::InvalidDpopProof(_) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", description),
             Refusal::KeysUnavailable | Refusal::StoreUnavailable => {
                 Self { retry_after: Some(5), ..OAuthError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", description) }
             }
@@ -162,6 +163,7 @@ impl From<Refusal> for Problem {
             Refusal::InvalidTarget(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_audience", error.to_string()),
             Refusal::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", error.to_string()),
             Refusal::InvalidGrant(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_grant", error.to_string()),
+            Refusal::InvalidDpopProof(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", error.to_string()),
             Refusal::KeysUnavailable => {
                 Self { retry_after: Some(5), ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, "keys_unavailable", error.to_string()) }
             }

@@ -1,6 +1,7 @@
 //! An in-memory [`Store`]: the reference behaviour, for unit tests and for
 //! measuring what durability costs. Nothing survives a restart.
 
+use super::proofs::ProofLedger;
 use super::{ConsumedRefresh, Consumption, HandoffCode, SessionRecord, Store, StoreFuture};
 use crate::revocations::{Revocation, RevocationEntry};
 use std::collections::{BTreeMap, HashMap};
@@ -16,8 +17,14 @@ struct State {
 }
 
 /// A store that lives and dies with the process.
-#[derive(Debug, Default)]
-pub struct MemoryStore(Mutex<State>);
+#[derive(Debug)]
+pub struct MemoryStore(Mutex<State>, ProofLedger);
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self(Mutex::default(), ProofLedger::volatile())
+    }
+}
 
 impl MemoryStore {
     pub fn new() -> Self {
@@ -115,6 +122,11 @@ impl Store for MemoryStore {
         Box::pin(async move { Ok(before) })
     }
 
+    fn remember_proof(&self, id: &str, issued_at: i64, until: i64) -> StoreFuture<'_, bool> {
+        let first = self.1.remember(id, issued_at, until, chrono::Utc::now().timestamp());
+        Box::pin(async move { first })
+    }
+
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async { Ok(()) })
     }
@@ -149,5 +161,6 @@ mod tests {
         contract::expired_entries_are_purged(&MemoryStore::new()).await;
         contract::session_index_keeps_the_newest_within_the_limit(&MemoryStore::new()).await;
         contract::a_code_is_redeemed_once(&MemoryStore::new()).await;
+        contract::a_dpop_proof_is_remembered_once(&MemoryStore::new()).await;
     }
 }

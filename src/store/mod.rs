@@ -14,6 +14,7 @@
 
 pub mod embedded;
 pub mod memory;
+pub mod proofs;
 pub mod redis;
 
 use crate::revocations::{Revocation, RevocationEntry, RevocationList};
@@ -132,6 +133,14 @@ pub trait Store: Send + Sync + 'static {
     /// `None` for an unknown or forgotten code.
     fn redeem_code(&self, code_id: &str) -> StoreFuture<'_, Option<HandoffCode>>;
 
+    /// Record DPoP proof `id` (a hash of its key's thumbprint and `jti`)
+    /// as used until `until` (Unix seconds: when the proof has aged out);
+    /// `issued_at` is its `iat`. `true` the first time, `false` for a
+    /// replay; across replicas exactly one caller sees `true`. A store that
+    /// forgets proofs on restart answers `false` for a proof made before it
+    /// opened (see [`proofs`]).
+    fn remember_proof(&self, id: &str, issued_at: i64, until: i64) -> StoreFuture<'_, bool>;
+
     /// Whether the store answers at all (for `/readyz`).
     fn ping(&self) -> StoreFuture<'_, ()>;
 
@@ -243,6 +252,13 @@ pub(crate) mod contract {
         assert!(again.redeemed, "the second presentation sees the first");
         assert_eq!(again.sid, "s1");
         assert_eq!(store.redeem_code("unknown").await.unwrap(), None);
+    }
+
+    pub async fn a_dpop_proof_is_remembered_once(store: &dyn Store) {
+        let now = chrono::Utc::now().timestamp();
+        assert!(store.remember_proof("p1", now, now + 60).await.unwrap());
+        assert!(!store.remember_proof("p1", now, now + 60).await.unwrap(), "a replay");
+        assert!(store.remember_proof("p2", now, now + 60).await.unwrap());
     }
 
     pub async fn session_index_keeps_the_newest_within_the_limit(store: &dyn Store) {

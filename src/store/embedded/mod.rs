@@ -10,6 +10,7 @@
 //!
 //! Reads use redb's MVCC read transactions and never wait for the writer.
 
+use super::proofs::ProofLedger;
 use super::{ConsumedRefresh, Consumption, HandoffCode, SessionRecord, Store, StoreError, StoreFuture};
 use crate::metrics::Metrics;
 use crate::revocations::{Revocation, RevocationEntry};
@@ -33,6 +34,8 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     path: PathBuf,
     writes: mpsc::Sender<(Op, Reply)>,
+    /// DPoP proofs seen: in memory, see [`super::proofs`].
+    proofs: ProofLedger,
 }
 
 impl EmbeddedStore {
@@ -65,7 +68,8 @@ impl EmbeddedStore {
             .name("tessera-store-writer".into())
             .spawn(move || writer::run(&writer_db, &queue, &metrics))
             .map_err(|e| StoreError(format!("starting the writer thread: {e}")))?;
-        Ok(Self { db, path: path.to_path_buf(), writes })
+        let proofs = ProofLedger::for_durable_store(chrono::Utc::now().timestamp());
+        Ok(Self { db, path: path.to_path_buf(), writes, proofs })
     }
 
     /// Queue a write and wait until the batch holding it has committed.
@@ -195,6 +199,11 @@ impl Store for EmbeddedStore {
         })
     }
 
+    fn remember_proof(&self, id: &str, issued_at: i64, until: i64) -> StoreFuture<'_, bool> {
+        let first = self.proofs.remember(id, issued_at, until, chrono::Utc::now().timestamp());
+        Box::pin(async move { first })
+    }
+
     fn ping(&self) -> StoreFuture<'_, ()> {
         self.read(|db| db.begin_read().map(|_| ()).map_err(store_error))
     }
@@ -228,6 +237,15 @@ mod tests {
                 _ => contract::a_code_is_redeemed_once(&store).await,
             }
         }
+    }
+
+    #[tokio::test]
+    async fn dpop_proofs_are_remembered_once_and_none_from_before_the_store_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        contract::a_dpop_proof_is_remembered_once(&store).await;
+        let before_opening = chrono::Utc::now().timestamp() - 10;
+        assert!(!store.remember_proof("made before a restart", before_opening, before_opening + 60).await.unwrap());
     }
 
     #[tokio::test]
