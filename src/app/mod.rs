@@ -86,7 +86,10 @@ impl App {
         if options.dev {
             config.clients = crate::http::demo::with_demo_client(config.clients, &issuer, config.tokens.access_ttl);
         }
-        let authority = Authority::new(&issuer, config.tokens.clone(), keyring.clone(), store.clone(), revocations.clone(), metrics);
+        let session_ids = crate::sessions::sid::SessionIdKey::open_or_create(&config.keys_dir)
+            .with_context(|| format!("preparing the session-id key in {}", config.keys_dir.display()))?;
+        let authority =
+            Authority::new(&issuer, config.tokens.clone(), keyring.clone(), store.clone(), revocations.clone(), metrics, session_ids);
         let mut tasks = Tasks::default();
         tasks.spawn("key reload", keyring.clone().reload_every(config.keys.reload_interval));
         tasks.spawn("key maintenance", tasks::key_maintenance(config.clone(), keyring.clone(), authority.clone()));

@@ -8,22 +8,28 @@
 //! [`introspect`] (RFC 7662) and [`revoke`] (RFC 7009). Handlers call those
 //! functions and never reach into the authority's parts.
 //!
-//! Two duties are the authority's own: recording revocations durably
-//! before anyone is told they happened ([`Authority::record`]), and refusing
-//! to decide on a revocation list that may be missing entries
-//! ([`Authority::require_fresh_revocations`]).
+//! Its own duties: recording revocations durably before anyone is told
+//! they happened ([`Authority::record`]); refusing to decide on a
+//! revocation list that may be missing entries
+//! ([`Authority::require_fresh_revocations`]); how long a session or
+//! subject entry must live ([`Authority::entry_until`]); and the
+//! per-client quota on revocation requests ([`quota`]).
 
 pub mod introspect;
+pub mod quota;
 pub mod revoke;
 
+use crate::clients::Client;
 use crate::clock::SharedClock;
 use crate::config::TokenPolicy;
 use crate::keys::Keyring;
 use crate::metrics::{Metrics, RevocationKind};
 use crate::revocations::{Covers, Revocation, RevocationList};
+use crate::sessions::sid::SessionIdKey;
 use crate::store::Store;
 use crate::tokens::issue::Minter;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why a request was refused. The HTTP layer maps each kind to RFC 6749
 /// JSON on OAuth endpoints and to problem+json elsewhere.
@@ -46,6 +52,12 @@ pub enum Refusal {
     KeysUnavailable,
     #[error("the revocation store is unavailable; try again shortly")]
     StoreUnavailable,
+    /// The thing named does not exist (a session id tessera never issued).
+    #[error("{0}")]
+    NotFound(String),
+    /// A quota is used up; `retry_after` seconds until it is not.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after: u64 },
 }
 
 impl Refusal {
@@ -64,6 +76,13 @@ impl Refusal {
     }
 }
 
+/// The pure rule behind [`Authority::entry_until`].
+pub fn entry_until(policy: &TokenPolicy, now: i64, session_end: Option<i64>) -> i64 {
+    let longest = policy.refresh_idle_ttl.max(policy.longest_access_ttl).as_secs() as i64;
+    let cap = now.saturating_add(longest);
+    session_end.map_or(cap, |end| end.min(cap)).saturating_add(policy.leeway.as_secs() as i64)
+}
+
 /// The shared parts every rule works with; cheap to clone.
 #[derive(Clone)]
 pub struct Authority {
@@ -78,6 +97,11 @@ pub struct Authority {
     pub(crate) minter: Minter,
     /// How stale a followed revocation list may be before checks refuse.
     max_staleness: std::time::Duration,
+    /// Tags and checks session ids.
+    pub(crate) session_ids: Arc<SessionIdKey>,
+    /// The last session-creation stamp handed out (see [`Authority::creation_stamp`]).
+    stamps: Arc<AtomicU64>,
+    quota: Arc<quota::RevocationQuota>,
 }
 
 impl Authority {
@@ -88,11 +112,66 @@ impl Authority {
         store: Arc<dyn Store>,
         revocations: Arc<RevocationList>,
         metrics: Arc<Metrics>,
+        session_ids: SessionIdKey,
     ) -> Self {
         let clock = keyring.clock().clone();
         let max_staleness = store.max_staleness().unwrap_or(std::time::Duration::from_secs(5));
         let minter = Minter::new(issuer, keyring.clone(), clock.clone());
-        Self { issuer: issuer.into(), policy, keyring, clock, store, revocations, metrics, minter, max_staleness }
+        Self {
+            issuer: issuer.into(),
+            policy,
+            keyring,
+            clock,
+            store,
+            revocations,
+            metrics,
+            minter,
+            max_staleness,
+            session_ids: Arc::new(session_ids),
+            stamps: Arc::default(),
+            quota: Arc::default(),
+        }
+    }
+
+    /// Until when a session or subject entry written now must be kept: no
+    /// longer than any token it can still stop — a refresh token existing
+    /// now dies within the refresh idle lifetime, an access token within
+    /// the longest access lifetime, none outlives its session's end
+    /// (`session_end`, when known) — plus the leeway checks allow.
+    pub fn entry_until(&self, session_end: Option<i64>) -> i64 {
+        entry_until(&self.policy, self.clock.unix(), session_end)
+    }
+
+    /// A session-creation stamp: milliseconds × 1000 plus a counter, strictly
+    /// increasing in this process, so the session limit can tell which of
+    /// two sessions created in one millisecond is newer.
+    pub fn creation_stamp(&self) -> u64 {
+        let candidate = (self.clock.now().timestamp_millis().max(0) as u64).saturating_mul(1000);
+        let previous = self.stamps.fetch_max(candidate, Ordering::SeqCst);
+        if previous < candidate {
+            return candidate;
+        }
+        self.stamps.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Count one revocation request of `client` against its quota. Public
+    /// clients are counted per session (`sid`), since anyone may name them.
+    pub fn within_quota(&self, client: &Client, sid: Option<&str>) -> Result<(), Refusal> {
+        let shared = format!("client:{}", client.id);
+        let key = match sid {
+            Some(sid) if client.is_public() => format!("session:{sid}"),
+            _ => shared.clone(),
+        };
+        self.quota.take(&key, &shared, client.revocation_quota, self.clock.unix()).map_err(|retry_after| {
+            tracing::warn!(client = %client.id, quota = client.revocation_quota, "revocation quota used up");
+            Refusal::RateLimited {
+                message: format!(
+                    "client {:?} has used its revocation quota ({} per minute); retry in {retry_after} s",
+                    client.id, client.revocation_quota
+                ),
+                retry_after,
+            }
+        })
     }
 
     pub fn issuer(&self) -> &str {
@@ -200,5 +279,32 @@ impl Authority {
              # HELP tessera_revocation_list_bytes Approximate memory the in-memory revocation list holds.\n# TYPE tessera_revocation_list_bytes gauge\ntessera_revocation_list_bytes {bytes}\n"
         ));
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn policy(refresh_idle: u64, longest_access: u64, leeway: u64) -> TokenPolicy {
+        let mut policy = crate::config::Config::defaults().tokens;
+        policy.refresh_idle_ttl = Duration::from_secs(refresh_idle);
+        policy.longest_access_ttl = Duration::from_secs(longest_access);
+        policy.leeway = Duration::from_secs(leeway);
+        policy
+    }
+
+    #[test]
+    fn an_entry_lives_as_long_as_the_tokens_it_can_still_stop() {
+        // Refresh idle 14 d dominates a 10 min access token.
+        let p = policy(14 * 86_400, 600, 30);
+        assert_eq!(entry_until(&p, 1_000, None), 1_000 + 14 * 86_400 + 30);
+        // A session ending sooner ends its entry sooner.
+        assert_eq!(entry_until(&p, 1_000, Some(5_000)), 5_030);
+        // A session ending later (90 d) does not keep the entry past the cap.
+        assert_eq!(entry_until(&p, 1_000, Some(1_000 + 90 * 86_400)), 1_000 + 14 * 86_400 + 30);
+        // A long-lived access token dominates a short idle lifetime.
+        assert_eq!(entry_until(&policy(60, 3_600, 0), 0, None), 3_600);
     }
 }

@@ -50,6 +50,9 @@ impl Permission {
     }
 }
 
+/// Revocation requests a client may make per minute unless configured.
+pub const DEFAULT_REVOCATION_QUOTA: u32 = 600;
+
 /// A configured client, valid by construction.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -67,6 +70,11 @@ pub struct Client {
     /// Most concurrent sessions per subject; the oldest is ended when a new
     /// one would exceed it. `None` keeps no session state at all.
     pub max_sessions_per_subject: Option<usize>,
+    /// With the `sessions` permission: the clients it may create sessions
+    /// for. `None`: public clients only (and itself).
+    pub session_clients: Option<Vec<String>>,
+    /// Revocation requests per minute (logout, logout everywhere, RFC 7009).
+    pub revocation_quota: u32,
 }
 
 impl Client {
@@ -76,6 +84,24 @@ impl Client {
 
     pub fn may(&self, permission: Permission) -> bool {
         self.permissions.contains(&permission)
+    }
+
+    /// Whether this client, holding `sessions`, may create a session whose
+    /// tokens are issued to `target`: itself always (nothing it could not
+    /// get with its own secret); the clients its `session_clients` lists;
+    /// without that list, public clients only — never another confidential
+    /// client, whose tokens stand for a service.
+    pub fn may_create_sessions_for(&self, target: &Client) -> bool {
+        if !self.may(Permission::Sessions) {
+            return false;
+        }
+        if target.id == self.id {
+            return true;
+        }
+        match &self.session_clients {
+            Some(listed) => listed.contains(&target.id),
+            None => target.is_public(),
+        }
     }
 
     /// A public client with nothing granted yet.
@@ -90,6 +116,8 @@ impl Client {
             allowed_origins: Vec::new(),
             refresh_cookie: false,
             max_sessions_per_subject: None,
+            session_clients: None,
+            revocation_quota: DEFAULT_REVOCATION_QUOTA,
         }
     }
 }
@@ -248,6 +276,27 @@ mod tests {
         assert!(registry.authenticate(&Credentials::PublicId("web".into())).unwrap().is_public());
         let posing = Credentials::Basic { id: "web".into(), secret: String::new() };
         assert!(registry.authenticate_confidential(&posing).is_err());
+    }
+
+    #[test]
+    fn sessions_may_be_created_for_self_listed_clients_or_public_ones_only() {
+        let (registry, _) = registry();
+        let backend = registry.get("backend").unwrap().clone();
+        let web = registry.get("web").unwrap().clone();
+        let mut service = Client::public("service", Duration::from_secs(600));
+        service.secret_sha256 = Some([1; 32]);
+        assert!(backend.may_create_sessions_for(&web), "public targets by default");
+        assert!(backend.may_create_sessions_for(&backend), "itself");
+        assert!(!backend.may_create_sessions_for(&service), "never another confidential client by default");
+
+        let mut listing = backend.clone();
+        listing.session_clients = Some(vec!["service".into()]);
+        assert!(listing.may_create_sessions_for(&service), "listed");
+        assert!(!listing.may_create_sessions_for(&web), "the list replaces the default");
+
+        let mut without = backend.clone();
+        without.permissions.clear();
+        assert!(!without.may_create_sessions_for(&web), "no permission, no sessions");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The `[[clients]]` tables: each client as written in the file, and its
 //! validation into a [`Client`] with errors that name the key
-//! (`clients[2].access_ttl`), the value and what is allowed. The client
-//! model itself lives in [`crate::clients`], which knows nothing of files.
+//! (`clients[2].access_ttl`), the value and what is allowed, plus the one
+//! check that spans clients (`session_clients` names configured clients).
+//! The client model itself lives in [`crate::clients`], which knows
+//! nothing of files.
 
 use super::{ConfigError, parse_duration};
-use crate::clients::{Client, Permission, parse_sha256_hex, valid_client_id, valid_scope_token};
+use crate::clients::{Client, DEFAULT_REVOCATION_QUOTA, Permission, parse_sha256_hex, valid_client_id, valid_scope_token};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -28,6 +30,8 @@ pub(crate) struct RawClient {
     #[serde(default)]
     refresh_cookie: bool,
     max_sessions_per_subject: Option<i64>,
+    session_clients: Option<Vec<String>>,
+    revocation_quota: Option<i64>,
 }
 
 impl RawClient {
@@ -105,6 +109,18 @@ impl RawClient {
             Some(n) if (1..=1000).contains(&n) => Some(n as usize),
             Some(n) => return Err(ConfigError::invalid(key("max_sessions_per_subject"), n, "expected a number from 1 to 1000")),
         };
+        if self.session_clients.is_some() && !permissions.contains(&Permission::Sessions) {
+            return Err(ConfigError::invalid(
+                key("session_clients"),
+                self.session_clients.unwrap_or_default(),
+                "only a client with the \"sessions\" permission creates sessions; add it to permissions or remove session_clients",
+            ));
+        }
+        let revocation_quota = match self.revocation_quota {
+            None => DEFAULT_REVOCATION_QUOTA,
+            Some(n) if (1..=1_000_000).contains(&n) => n as u32,
+            Some(n) => return Err(ConfigError::invalid(key("revocation_quota"), n, "expected revocations per minute from 1 to 1000000")),
+        };
         Ok(Client {
             id,
             secret_sha256,
@@ -115,6 +131,87 @@ impl RawClient {
             allowed_origins: self.allowed_origins,
             refresh_cookie: self.refresh_cookie,
             max_sessions_per_subject,
+            session_clients: self.session_clients,
+            revocation_quota,
         })
+    }
+}
+
+/// Every name in a client's `session_clients` must be a configured client:
+/// a typo would otherwise silently leave the login backend unable to start
+/// sessions for the client it meant.
+pub(crate) fn check_session_clients(clients: &[Client]) -> Result<(), ConfigError> {
+    for (index, client) in clients.iter().enumerate() {
+        for target in client.session_clients.iter().flatten() {
+            if !clients.iter().any(|c| c.id == *target) {
+                let known: Vec<&str> = clients.iter().map(|c| c.id.as_str()).collect();
+                return Err(ConfigError::invalid(
+                    format!("clients[{index}].session_clients"),
+                    target,
+                    format!("names no configured client; configured: {}", known.join(", ")),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use std::time::Duration;
+
+    const SECRET: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn load(clients: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(&path, clients.replace("SECRET", SECRET)).unwrap();
+        Config::load_with_env(Some(&path), &[]).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn session_clients_must_name_configured_clients() {
+        let config = load(
+            "[[clients]]\nid = \"login\"\nsecret_sha256 = \"SECRET\"\npermissions = [\"sessions\"]\nsession_clients = [\"web\"]\n\
+             [[clients]]\nid = \"web\"\npublic = true\n",
+        )
+        .unwrap();
+        assert_eq!(config.clients.get("login").unwrap().session_clients.as_deref(), Some(&["web".to_string()][..]));
+        assert_eq!(config.clients.get("web").unwrap().session_clients, None);
+
+        let typo =
+            load("[[clients]]\nid = \"login\"\nsecret_sha256 = \"SECRET\"\npermissions = [\"sessions\"]\nsession_clients = [\"wbe\"]\n")
+                .unwrap_err();
+        assert!(typo.contains("clients[0].session_clients") && typo.contains("wbe") && typo.contains("login"), "{typo}");
+    }
+
+    #[test]
+    fn session_clients_need_the_sessions_permission() {
+        let error = load(
+            "[[clients]]\nid = \"svc\"\nsecret_sha256 = \"SECRET\"\nsession_clients = [\"web\"]\n[[clients]]\nid = \"web\"\npublic = true\n",
+        )
+        .unwrap_err();
+        assert!(error.contains("clients[0].session_clients") && error.contains("\"sessions\" permission"), "{error}");
+    }
+
+    #[test]
+    fn the_revocation_quota_defaults_to_600_a_minute_and_is_bounded() {
+        let config = load("[[clients]]\nid = \"svc\"\nsecret_sha256 = \"SECRET\"\n[[clients]]\nid = \"slow\"\nsecret_sha256 = \"SECRET\"\nrevocation_quota = 5\n").unwrap();
+        assert_eq!(config.clients.get("svc").unwrap().revocation_quota, 600);
+        assert_eq!(config.clients.get("slow").unwrap().revocation_quota, 5);
+        let error = load("[[clients]]\nid = \"svc\"\nsecret_sha256 = \"SECRET\"\nrevocation_quota = 0\n").unwrap_err();
+        assert!(error.contains("clients[0].revocation_quota"), "{error}");
+    }
+
+    #[test]
+    fn clock_skew_defaults_to_two_seconds_and_the_longest_access_lifetime_is_known() {
+        let config = load("[[clients]]\nid = \"web\"\npublic = true\naccess_ttl = \"1h\"\n").unwrap();
+        assert_eq!(config.tokens.clock_skew, Duration::from_secs(2));
+        assert_eq!(config.tokens.longest_access_ttl, Duration::from_secs(3600));
+        let none = load("[tokens]\nclock_skew = \"0s\"\naccess_ttl = \"5m\"\n").unwrap();
+        assert_eq!(none.tokens.clock_skew, Duration::ZERO);
+        assert_eq!(none.tokens.longest_access_ttl, Duration::from_secs(300));
+        assert!(load("[tokens]\nclock_skew = \"5m\"\n").unwrap_err().contains("tokens.clock_skew"));
     }
 }

@@ -89,6 +89,13 @@ pub struct TokenPolicy {
     pub reuse_grace: Duration,
     /// Clock skew tolerated when checking `exp`/`nbf`/`iat`.
     pub leeway: Duration,
+    /// How far replicas' clocks may disagree (they must run NTP): added to
+    /// a logout-everywhere's instant so tokens a replica ahead of this one
+    /// minted just before the logout are covered too.
+    pub clock_skew: Duration,
+    /// The longest access-token lifetime of any client: with the refresh
+    /// idle lifetime, how long a token existing at a logout can live on.
+    pub longest_access_ttl: Duration,
 }
 
 /// How keys are published.

@@ -167,6 +167,7 @@ settings! {
         session_max_age: Option<String>,
         reuse_grace: Option<String>,
         leeway: Option<String>,
+        clock_skew: Option<String>,
     }
 }
 
@@ -300,6 +301,7 @@ impl RawConfig {
         let session_max_age = duration("tokens.session_max_age", t.session_max_age, "90d", SECOND, 3650 * DAY)?;
         let reuse_grace = duration("tokens.reuse_grace", t.reuse_grace, "10s", Duration::ZERO, Duration::from_secs(300))?;
         let leeway = duration("tokens.leeway", t.leeway, "30s", Duration::ZERO, Duration::from_secs(300))?;
+        let clock_skew = duration("tokens.clock_skew", t.clock_skew, "2s", Duration::ZERO, Duration::from_secs(60))?;
         if refresh_idle_ttl > session_max_age {
             return Err(ConfigError::invalid(
                 "tokens.refresh_idle_ttl",
@@ -358,6 +360,8 @@ impl RawConfig {
 
         let clients =
             self.clients.into_iter().enumerate().map(|(index, raw)| raw.validate(index, access_ttl)).collect::<Result<Vec<Client>, _>>()?;
+        super::clients::check_session_clients(&clients)?;
+        let longest_access_ttl = clients.iter().map(|c| c.access_ttl).fold(access_ttl, Duration::max);
         let clients = ClientRegistry::new(clients)
             .map_err(|duplicate| ConfigError::invalid("clients.id", &duplicate.0, "client ids must be unique"))?;
 
@@ -366,7 +370,16 @@ impl RawConfig {
             listen,
             keys_dir: self.keys_dir.unwrap_or_else(|| PathBuf::from("keys")),
             store,
-            tokens: TokenPolicy { algorithm, access_ttl, refresh_idle_ttl, session_max_age, reuse_grace, leeway },
+            tokens: TokenPolicy {
+                algorithm,
+                access_ttl,
+                refresh_idle_ttl,
+                session_max_age,
+                reuse_grace,
+                leeway,
+                clock_skew,
+                longest_access_ttl,
+            },
             keys: KeyPolicy { jwks_max_age, reload_interval, rotate_every },
             http: HttpConfig {
                 request_timeout,

@@ -5,20 +5,29 @@
 //! The code works once: a second presentation fails and ends the session
 //! the first one started, since someone else has seen the code.
 
+use super::narrowing::{narrow_audience, still_allowed};
 use crate::authority::{Authority, Refusal};
 use crate::clients::{Client, constant_time_eq};
 use crate::metrics::Grant;
 use crate::revocations::{Covers, Revocation, TokenFacts};
 use crate::sessions::NewSession;
 use crate::sessions::handoff::{code_id, valid_pkce_value};
+use crate::tokens::access::Audience;
 use crate::tokens::issue::IssuedSession;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::digest::{SHA256, digest};
 
 /// `grant_type=authorization_code`: exchange a code and its verifier for
-/// the session's first pair.
-pub async fn grant(authority: &Authority, client: &Client, code: &str, verifier: Option<&str>) -> Result<IssuedSession, Refusal> {
+/// the session's first pair; `resource` (RFC 8707) narrows the access
+/// token's audience.
+pub async fn grant(
+    authority: &Authority,
+    client: &Client,
+    code: &str,
+    verifier: Option<&str>,
+    resource: &[&str],
+) -> Result<IssuedSession, Refusal> {
     authority.require_fresh_revocations()?;
     let verifier = verifier.ok_or_else(|| Refusal::field("code_verifier", "is required (RFC 7636)"))?;
     if code.len() > 256 {
@@ -28,7 +37,8 @@ pub async fn grant(authority: &Authority, client: &Client, code: &str, verifier:
     let Some(record) = record else { return Err(Refusal::InvalidGrant("the code is not valid or has expired".into())) };
     if record.redeemed {
         tracing::warn!(security_event = "handoff_code_reuse", sid = %record.sid, client = %client.id, "a one-time code was presented twice; its session is ended");
-        authority.record(vec![Revocation::new(Covers::Session { sid: record.sid.clone() }, record.session_exp)]).await?;
+        let until = authority.entry_until(Some(record.session_exp));
+        authority.record(vec![Revocation::new(Covers::Session { sid: record.sid.clone() }, until)]).await?;
         return Err(Refusal::InvalidGrant("the code was already used; the session it started has been ended".into()));
     }
     if record.client_id != client.id {
@@ -46,16 +56,19 @@ pub async fn grant(authority: &Authority, client: &Client, code: &str, verifier:
     if !valid_pkce_value(verifier) || !constant_time_eq(computed.as_bytes(), record.code_challenge.as_bytes()) {
         return Err(Refusal::InvalidGrant("the code_verifier does not match the code_challenge".into()));
     }
+    // The client's rights may have changed since the code was made.
+    let (scope, aud) = still_allowed(record.scope.as_deref(), &Audience::from_list(record.aud), client, &authority.issuer)?;
+    let access_aud = narrow_audience(resource, &aud)?.map(Vec::from);
     let session = NewSession {
         sid: record.sid,
         sub: record.sub,
         client_id: record.client_id,
-        aud: record.aud,
-        scope: record.scope,
+        aud: Vec::from(aud),
+        scope,
         custom: record.custom,
         auth_time: record.auth_time,
         session_exp: record.session_exp,
     };
     authority.metrics.issued(Grant::AuthorizationCode);
-    crate::sessions::first_pair(authority, &session, client)
+    crate::sessions::first_pair(authority, &session, client, access_aud)
 }

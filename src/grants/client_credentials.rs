@@ -1,6 +1,9 @@
 //! `grant_type=client_credentials` (RFC 6749 §4.4): a service token for a
 //! confidential client, `sub` = its own id, within its configured
-//! audiences and scopes. No refresh token, no session.
+//! audiences and scopes. No refresh token, no session — so a service token
+//! is the one with `sub == client_id` and no `sid`. `resource` (RFC 8707)
+//! and `audience` name the audiences wanted, each one the client's, or the
+//! request is refused with `invalid_target`; none named: all of them.
 
 use crate::authority::{Authority, Refusal};
 use crate::clients::Client;
@@ -9,11 +12,11 @@ use crate::tokens::access::Audience;
 use crate::tokens::issue::{AccessGrant, IssuedAccessToken};
 use crate::tokens::random_id;
 
-pub fn grant(authority: &Authority, client: &Client, scope: Option<&str>, audience: Option<&str>) -> Result<IssuedAccessToken, Refusal> {
+pub fn grant(authority: &Authority, client: &Client, scope: Option<&str>, targets: &[&str]) -> Result<IssuedAccessToken, Refusal> {
     if client.is_public() {
         return Err(Refusal::Forbidden("public clients cannot use client_credentials".into()));
     }
-    let requested = audience.map(|a| RequestedAudience::Many(a.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect()));
+    let requested = (!targets.is_empty()).then(|| RequestedAudience::Many(targets.iter().map(|t| t.to_string()).collect()));
     let aud = request::audience(requested, client, &authority.issuer)?;
     let scope = request::scope(scope, client)?;
     let grant = AccessGrant {

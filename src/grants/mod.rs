@@ -9,6 +9,7 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod narrowing;
 pub mod refresh_token;
 
 use crate::authority::{Authority, Refusal};
@@ -24,8 +25,10 @@ pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "clien
 pub struct TokenRequest<'a> {
     pub grant_type: &'a str,
     pub scope: Option<&'a str>,
-    /// A space-separated audience request (client credentials).
+    /// A space-separated audience request.
     pub audience: Option<&'a str>,
+    /// RFC 8707 resource indicators (the parameter may repeat).
+    pub resource: &'a [&'a str],
     /// From the form or, for a cookie client, the cookie.
     pub refresh_token: Option<&'a str>,
     pub code: Option<&'a str>,
@@ -55,20 +58,24 @@ pub enum DispatchError {
 /// Run the grant the request names for `client`.
 pub async fn dispatch(authority: &Authority, client: &Client, request: TokenRequest<'_>) -> Result<Issued, DispatchError> {
     use DispatchError::Missing;
+    // `audience` and `resource` both name the audiences wanted (RFC 8693
+    // §2.1 lets them be used together); every grant honours or refuses them.
+    let mut targets: Vec<&str> = request.audience.map(|a| a.split(' ').filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+    targets.extend(request.resource.iter().copied());
     match request.grant_type {
         "client_credentials" => {
-            let issued = client_credentials::grant(authority, client, request.scope, request.audience)?;
+            let issued = client_credentials::grant(authority, client, request.scope, &targets)?;
             authority.metrics.issued(Grant::ClientCredentials);
             tracing::info!(client = %client.id, "service token issued");
             Ok(Issued::AccessToken(issued))
         }
         "refresh_token" => {
             let token = request.refresh_token.ok_or(Missing("refresh_token"))?;
-            Ok(Issued::Session(refresh_token::grant(authority, client, token, request.scope).await?))
+            Ok(Issued::Session(refresh_token::grant(authority, client, token, request.scope, &targets).await?))
         }
         "authorization_code" => {
             let code = request.code.ok_or(Missing("code"))?;
-            let issued = authorization_code::grant(authority, client, code, request.code_verifier).await?;
+            let issued = authorization_code::grant(authority, client, code, request.code_verifier, &targets).await?;
             tracing::info!(client = %client.id, sid = %issued.session_id, "session handed over by a one-time code");
             Ok(Issued::Session(issued))
         }

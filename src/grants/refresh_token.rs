@@ -11,12 +11,19 @@
 //! number of concurrent refreshes of one token produce one child: the first
 //! records it, every other call reads it back (and, inside the grace window,
 //! answers with it).
+//!
+//! The child carries what of the session the client still has
+//! ([`super::narrowing`]); the new access token may be narrowed further by
+//! `scope` and `resource`, which the consumption record keeps so a retry
+//! gets the very same token.
 
+use super::narrowing::{narrow_audience, narrow_scope, still_allowed};
 use crate::authority::{Authority, Refusal};
 use crate::clients::Client;
 use crate::metrics::{Grant, RefreshOutcome};
 use crate::revocations::{Covers, Revocation, TokenFacts};
 use crate::store::{ConsumedRefresh, Consumption};
+use crate::tokens::access::Audience;
 use crate::tokens::issue::IssuedSession;
 use crate::tokens::random_id;
 use crate::tokens::refresh::{self, RefreshClaims};
@@ -53,29 +60,15 @@ pub fn decide(consumption: Consumption, client_id: &str, now: DateTime<Utc>, gra
     }
 }
 
-/// RFC 6749 §6: a narrower scope may be asked for the new access token; the
-/// refresh token keeps the scope originally granted.
-fn narrow_scope(requested: Option<&str>, granted: Option<&str>) -> Result<Option<String>, Refusal> {
-    let Some(requested) = requested else { return Ok(granted.map(str::to_string)) };
-    let granted: Vec<&str> = granted.map(|g| g.split(' ').collect()).unwrap_or_default();
-    let mut narrowed: Vec<&str> = Vec::new();
-    for token in requested.split(' ').filter(|t| !t.is_empty()) {
-        if !granted.contains(&token) {
-            return Err(Refusal::InvalidScope(format!(
-                "scope {:?} was not granted to this session; granted: {}",
-                token.chars().take(64).collect::<String>(),
-                if granted.is_empty() { "none".to_string() } else { granted.join(" ") }
-            )));
-        }
-        if !narrowed.contains(&token) {
-            narrowed.push(token);
-        }
-    }
-    Ok((!narrowed.is_empty()).then(|| narrowed.join(" ")))
-}
-
-/// `grant_type=refresh_token` for an authenticated `client`.
-pub async fn grant(authority: &Authority, client: &Client, token: &str, scope: Option<&str>) -> Result<IssuedSession, Refusal> {
+/// `grant_type=refresh_token` for an authenticated `client`; `scope` and
+/// `resource` narrow the new access token.
+pub async fn grant(
+    authority: &Authority,
+    client: &Client,
+    token: &str,
+    scope: Option<&str>,
+    resource: &[&str],
+) -> Result<IssuedSession, Refusal> {
     authority.require_fresh_revocations()?;
     let now = authority.clock.now();
     let view = authority.keyring.view();
@@ -101,7 +94,9 @@ pub async fn grant(authority: &Authority, client: &Client, token: &str, scope: O
     if let Some(revoked) = authority.revocations.check(facts) {
         return Err(rejected(revoked.describe()));
     }
-    let access_scope = narrow_scope(scope, parent.scope.as_deref())?;
+    let (granted_scope, granted_aud) = still_allowed(parent.scope.as_deref(), &parent.aud, client, &authority.issuer)?;
+    let access_scope = narrow_scope(scope, granted_scope.as_deref())?;
+    let access_aud = narrow_audience(resource, &granted_aud)?.map(Vec::from);
 
     let record = ConsumedRefresh {
         child_jti: random_id(),
@@ -110,6 +105,7 @@ pub async fn grant(authority: &Authority, client: &Client, token: &str, scope: O
         consumed_at_ms: now.timestamp_millis(),
         client_id: client.id.clone(),
         access_scope,
+        access_aud,
         expires_at: parent.exp,
     };
     let consumption = authority.store.consume_refresh(&parent.sid, &parent.jti, record.clone()).await.map_err(|error| {
@@ -133,31 +129,36 @@ pub async fn grant(authority: &Authority, client: &Client, token: &str, scope: O
             tracing::warn!(
                 security_event = "refresh_token_reuse",
                 sid = %parent.sid,
-                sub = %parent.sub,
+                sub = ?parent.sub,
                 client = %client.id,
                 generation = parent.generation,
                 "a consumed refresh token was presented again after the grace window; the session is revoked"
             );
-            authority.record(vec![Revocation::new(Covers::Session { sid: parent.sid.clone() }, parent.session_exp)]).await?;
+            let until = authority.entry_until(Some(parent.session_exp));
+            authority.record(vec![Revocation::new(Covers::Session { sid: parent.sid.clone() }, until)]).await?;
             Err(Refusal::InvalidGrant("the refresh token was already used; the session has been ended".into()))
         }
     }
 }
 
 /// The child pair described by a consumption record: deterministic in
-/// its claims, so a replay gets the same `jti`s, times and scope.
+/// its claims, so a replay gets the same `jti`s, times, scope and audience.
 fn mint_child(authority: &Authority, client: &Client, parent: &RefreshClaims, record: &ConsumedRefresh) -> Result<IssuedSession, Refusal> {
     let iat = record.issued_at;
+    let (scope, aud) = still_allowed(parent.scope.as_deref(), &parent.aud, client, &authority.issuer)?;
     let child = RefreshClaims {
         jti: record.child_jti.clone(),
         generation: parent.generation.saturating_add(1),
         iat,
         exp: (iat + authority.policy.refresh_idle_ttl.as_secs() as i64).min(parent.session_exp),
+        scope,
+        aud,
         ..parent.clone()
     };
+    let access_aud = record.access_aud.clone().map(Audience::from_list);
     authority
         .minter
-        .session_pair(&child, record.access_jti.clone(), record.access_scope.clone(), client.access_ttl)
+        .session_pair(&child, record.access_jti.clone(), record.access_scope.clone(), access_aud, client.access_ttl)
         .map_err(|_| Refusal::KeysUnavailable)
 }
 
@@ -173,6 +174,7 @@ mod tests {
             consumed_at_ms,
             client_id: client.into(),
             access_scope: None,
+            access_aud: None,
             expires_at: i64::MAX,
         }
     }
@@ -213,13 +215,5 @@ mod tests {
     #[test]
     fn zero_grace_turns_retries_off() {
         assert_eq!(decide(Consumption::Already(record(1_000_000, "web")), "web", at_ms(1_000_000), Duration::ZERO), Decision::Reuse);
-    }
-
-    #[test]
-    fn scope_may_narrow_but_never_widen() {
-        assert_eq!(narrow_scope(None, Some("read write")).unwrap().as_deref(), Some("read write"));
-        assert_eq!(narrow_scope(Some("read"), Some("read write")).unwrap().as_deref(), Some("read"));
-        assert!(matches!(narrow_scope(Some("admin"), Some("read write")), Err(Refusal::InvalidScope(_))));
-        assert!(matches!(narrow_scope(Some("read"), None), Err(Refusal::InvalidScope(_))));
     }
 }

@@ -3,8 +3,12 @@
 //!
 //! The cookie is host-only (no `Domain`), `__Secure-` prefixed (not
 //! `__Host-`, which would force `Path=/`), `HttpOnly; Secure;
-//! SameSite=Strict; Path=/oauth2`: script never sees it and the browser
-//! sends it only to the token, revocation and logout endpoints. A request
+//! SameSite=Strict; Path=/oauth2`, named per client
+//! (`__Secure-tessera-refresh-<client id>`): script never sees it and the
+//! browser sends it only to the token, revocation and logout endpoints.
+//! A session whose refresh token would not fit in it is refused when it is
+//! created ([`CookiePolicy::token_budget`]) rather than silently dropped by
+//! the browser later. A request
 //! that relies on it must come from one of the client's `allowed_origins`
 //! (its `Origin` header) and carry the `X-Tessera-Request` header, which a
 //! cross-site form cannot set and a cross-origin script cannot send without
@@ -22,10 +26,16 @@ use axum::response::{IntoResponse, Response};
 /// The request header a cookie-carried request must have.
 pub const CSRF_HEADER: &str = "x-tessera-request";
 
-/// How the refresh cookie is written.
+/// The most a browser keeps of one cookie (RFC 6265 §6.1 asks for at
+/// least 4096 bytes; browsers drop, silently, what is larger).
+pub const MAX_COOKIE_BYTES: usize = 4096;
+
+/// How the refresh cookie is written: one cookie per client
+/// (`__Secure-tessera-refresh-<client id>`), so signing in to one app on
+/// an issuer never overwrites another app's session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CookiePolicy {
-    pub name: &'static str,
+    prefix: &'static str,
     pub secure: bool,
 }
 
@@ -34,32 +44,61 @@ impl CookiePolicy {
     /// on an http://localhost issuer, where browsers would refuse it.
     pub fn for_issuer(issuer: &str, dev: bool) -> Self {
         if dev && is_local_http(issuer) {
-            Self { name: "tessera-refresh", secure: false }
+            Self { prefix: "tessera-refresh", secure: false }
         } else {
-            Self { name: "__Secure-tessera-refresh", secure: true }
+            Self { prefix: "__Secure-tessera-refresh", secure: true }
         }
     }
 
-    pub fn set(&self, token: &str, max_age: u64) -> HeaderValue {
-        let secure = if self.secure { "; Secure" } else { "" };
-        HeaderValue::from_str(&format!("{}={token}; Max-Age={max_age}; Path=/oauth2; HttpOnly{secure}; SameSite=Strict", self.name))
-            .expect("tokens are header-safe")
+    /// The cookie name for `client_id`. A cookie name is an RFC 7230
+    /// token, so characters a client id may have but a token may not
+    /// (and `%` itself) are percent-encoded.
+    pub fn name(&self, client_id: &str) -> String {
+        let mut name = format!("{}-", self.prefix);
+        for byte in client_id.bytes() {
+            if byte.is_ascii_alphanumeric() || b"!#$&'*+-.^_`|~".contains(&byte) {
+                name.push(byte as char);
+            } else {
+                name.push_str(&format!("%{byte:02X}"));
+            }
+        }
+        name
     }
 
-    pub fn clear(&self) -> HeaderValue {
-        let secure = if self.secure { "; Secure" } else { "" };
-        HeaderValue::from_str(&format!("{}=; Max-Age=0; Path=/oauth2; HttpOnly{secure}; SameSite=Strict", self.name)).expect("ASCII")
+    fn attributes(&self) -> &'static str {
+        if self.secure { "; Path=/oauth2; HttpOnly; Secure; SameSite=Strict" } else { "; Path=/oauth2; HttpOnly; SameSite=Strict" }
     }
 
-    /// The refresh token from the request's cookies, if any.
-    pub fn read(&self, headers: &HeaderMap) -> Option<String> {
+    fn header(&self, client_id: &str, token: &str, max_age: u64) -> String {
+        format!("{}={token}; Max-Age={max_age}{}", self.name(client_id), self.attributes())
+    }
+
+    pub fn set(&self, client_id: &str, token: &str, max_age: u64) -> HeaderValue {
+        HeaderValue::from_str(&self.header(client_id, token, max_age)).expect("tokens are header-safe")
+    }
+
+    pub fn clear(&self, client_id: &str) -> HeaderValue {
+        HeaderValue::from_str(&self.header(client_id, "", 0)).expect("ASCII")
+    }
+
+    /// The most bytes a refresh token may have for `client` so that its
+    /// cookie — name, value and attributes, with a `Max-Age` of up to
+    /// `max_age` — stays within [`MAX_COOKIE_BYTES`]; `None` when the
+    /// client does not use the cookie.
+    pub fn token_budget(&self, client: &Client, max_age: u64) -> Option<usize> {
+        client.refresh_cookie.then(|| MAX_COOKIE_BYTES.saturating_sub(self.header(&client.id, "", max_age).len()))
+    }
+
+    /// `client_id`'s refresh token from the request's cookies, if any.
+    pub fn read(&self, client_id: &str, headers: &HeaderMap) -> Option<String> {
+        let name = self.name(client_id);
         headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == self.name)
+            .find(|(found, _)| *found == name)
             .map(|(_, value)| value.to_string())
             .filter(|value| !value.is_empty())
     }
@@ -149,11 +188,11 @@ pub async fn logout(State(state): State<AppState>, OAuthClient { client, headers
         )));
     }
     check_csrf(&headers, &client)?;
-    if let Some(token) = state.cookie.read(&headers) {
+    if let Some(token) = state.cookie.read(&client.id, &headers) {
         state.authority.revoke_token(&client, &token).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().append(header::SET_COOKIE, state.cookie.clear());
+    response.headers_mut().append(header::SET_COOKIE, state.cookie.clear(&client.id));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
@@ -165,19 +204,49 @@ mod tests {
     #[test]
     fn the_cookie_has_every_attribute_and_is_relaxed_only_for_local_dev() {
         let strict = CookiePolicy::for_issuer("https://auth.example.com", true);
-        let value = strict.set("rt1.x", 60).to_str().unwrap().to_string();
-        assert_eq!(value, "__Secure-tessera-refresh=rt1.x; Max-Age=60; Path=/oauth2; HttpOnly; Secure; SameSite=Strict");
+        let value = strict.set("web", "rt1.x", 60).to_str().unwrap().to_string();
+        assert_eq!(value, "__Secure-tessera-refresh-web=rt1.x; Max-Age=60; Path=/oauth2; HttpOnly; Secure; SameSite=Strict");
         assert!(!value.contains("Domain"));
         assert_eq!(CookiePolicy::for_issuer("http://localhost:8080", false), strict);
         let relaxed = CookiePolicy::for_issuer("http://localhost:8080", true);
-        assert!(!relaxed.secure && !relaxed.name.starts_with("__"));
+        assert!(!relaxed.secure && !relaxed.name("web").starts_with("__"));
         assert!(!is_local_http("http://localhost.evil.com"));
+    }
+
+    #[test]
+    fn each_client_has_its_own_cookie_and_odd_ids_become_valid_names() {
+        let policy = CookiePolicy::for_issuer("https://x", false);
+        assert_ne!(policy.name("spa"), policy.name("spa2"));
+        assert_eq!(policy.name("https://app.example/x"), "__Secure-tessera-refresh-https%3A%2F%2Fapp.example%2Fx");
+        assert_ne!(policy.name("a%3A"), policy.name("a:"), "percent itself is encoded, so names stay distinct");
+        assert_eq!(
+            policy.clear("spa").to_str().unwrap(),
+            "__Secure-tessera-refresh-spa=; Max-Age=0; Path=/oauth2; HttpOnly; Secure; SameSite=Strict"
+        );
     }
 
     #[test]
     fn cookies_are_read_by_exact_name() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; __Secure-tessera-refresh=rt1.tok; tessera-refresh=other"));
-        assert_eq!(CookiePolicy::for_issuer("https://x", false).read(&headers).as_deref(), Some("rt1.tok"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static(
+                "a=1; __Secure-tessera-refresh-spa2=other; __Secure-tessera-refresh-spa=rt1.tok; tessera-refresh-spa=dev",
+            ),
+        );
+        let policy = CookiePolicy::for_issuer("https://x", false);
+        assert_eq!(policy.read("spa", &headers).as_deref(), Some("rt1.tok"));
+        assert_eq!(policy.read("spa2", &headers).as_deref(), Some("other"));
+        assert_eq!(policy.read("web", &headers), None);
+    }
+
+    #[test]
+    fn the_token_budget_leaves_room_for_name_and_attributes() {
+        let policy = CookiePolicy::for_issuer("https://x", false);
+        let mut client = Client::public("spa", std::time::Duration::from_secs(60));
+        assert_eq!(policy.token_budget(&client, 1_209_600), None, "no cookie, no budget");
+        client.refresh_cookie = true;
+        let budget = policy.token_budget(&client, 1_209_600).unwrap();
+        assert_eq!(policy.set("spa", &"t".repeat(budget), 1_209_600).len(), MAX_COOKIE_BYTES);
     }
 }

@@ -77,6 +77,11 @@ impl From<Refusal> for OAuthError {
             Refusal::KeysUnavailable | Refusal::StoreUnavailable => {
                 Self { retry_after: Some(5), ..OAuthError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", description) }
             }
+            Refusal::NotFound(_) => OAuthError::invalid_request(description),
+            Refusal::RateLimited { retry_after, .. } => Self {
+                retry_after: Some(retry_after),
+                ..OAuthError::new(StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable", description)
+            },
         }
     }
 }
@@ -169,6 +174,10 @@ impl From<Refusal> for Problem {
             }
             Refusal::StoreUnavailable => {
                 Self { retry_after: Some(5), ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", error.to_string()) }
+            }
+            Refusal::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, "not_found", error.to_string()),
+            Refusal::RateLimited { retry_after, .. } => {
+                Self { retry_after: Some(*retry_after), ..Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", error.to_string()) }
             }
         };
         Self { field, ..problem }

@@ -13,29 +13,45 @@ use std::collections::{HashMap, HashSet};
 
 /// A parsed `application/x-www-form-urlencoded` body in which every
 /// parameter appears at most once (RFC 6749 §3.2) — counting copies sent
-/// empty, so `client_id=&client_id=svc` is refused, not read as `svc`.
+/// empty, so `client_id=&client_id=svc` is refused, not read as `svc` —
+/// except those in [`REPEATABLE`].
 #[derive(Debug, Default)]
-pub struct Form(HashMap<String, String>);
+pub struct Form(HashMap<String, String>, Vec<(String, String)>);
+
+/// Parameters a request may repeat: RFC 8707 `resource` (one per resource).
+pub const REPEATABLE: &[&str] = &["resource"];
 
 impl Form {
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let mut map = HashMap::new();
         let mut seen = HashSet::new();
+        let mut repeatable = Vec::new();
         for (name, value) in form_urlencoded::parse(body) {
-            if !seen.insert(name.clone()) {
+            let repeats = REPEATABLE.contains(&name.as_ref());
+            if !repeats && !seen.insert(name.clone()) {
                 return Err(OAuthError::invalid_request(format!("parameter {:?} is repeated", name.chars().take(64).collect::<String>())));
             }
             // RFC 6749 §3.2: parameters sent without a value are treated
             // as omitted.
-            if !value.is_empty() {
+            if value.is_empty() {
+                continue;
+            }
+            if repeats {
+                repeatable.push((name.into_owned(), value.into_owned()));
+            } else {
                 map.insert(name.into_owned(), value.into_owned());
             }
         }
-        Ok(Self(map))
+        Ok(Self(map, repeatable))
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+
+    /// Every value of a [`REPEATABLE`] parameter, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.1.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
     }
 }
 
@@ -44,7 +60,7 @@ impl Form {
 /// carries only the access token.
 pub fn deliver(state: &AppState, client: &Client, mut issued: IssuedSession) -> Response {
     let cookie = if client.refresh_cookie {
-        issued.refresh_token.take().map(|token| state.cookie.set(&token, issued.refresh_expires_in))
+        issued.refresh_token.take().map(|token| state.cookie.set(&client.id, &token, issued.refresh_expires_in))
     } else {
         None
     };
@@ -83,5 +99,14 @@ mod tests {
             assert_eq!(error.error, "invalid_request", "{body}");
             assert!(error.description.contains("repeated"), "{body}: {}", error.description);
         }
+    }
+
+    #[test]
+    fn resource_may_repeat_and_keeps_its_order() {
+        let form = Form::parse(b"grant_type=client_credentials&resource=https%3A%2F%2Fa&resource=b&resource=").unwrap();
+        assert_eq!(form.all("resource"), ["https://a", "b"]);
+        assert_eq!(form.get("resource"), None);
+        assert!(form.all("grant_type").is_empty(), "only repeatable parameters are listed");
+        assert!(Form::parse(b"scope=a&scope=b").is_err(), "other parameters still may not repeat");
     }
 }

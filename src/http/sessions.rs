@@ -17,7 +17,9 @@ pub async fn create(
     Manager { client: caller, .. }: Manager<AnyPermission>,
     JsonBody(request): JsonBody<SessionRequest>,
 ) -> Result<Response, Problem> {
-    let mut response = match sessions::create(&state.authority, &caller, &state.config.clients, request).await? {
+    let max_age = state.config.tokens.refresh_idle_ttl.as_secs();
+    let budget = |client: &crate::clients::Client| state.cookie.token_budget(client, max_age);
+    let mut response = match sessions::create(&state.authority, &caller, &state.config.clients, request, &budget).await? {
         SessionStarted::Tokens(issued) => {
             tracing::info!(client = %caller.id, sid = %issued.session_id, "session created");
             (StatusCode::CREATED, Json(issued)).into_response()
@@ -44,7 +46,7 @@ pub async fn end(
     sid: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, Problem> {
     let sid = path_segment(sid, "sid")?;
-    sessions::end_session(&state.authority, &sid).await?;
+    sessions::end_session(&state.authority, &client, &sid).await?;
     tracing::info!(client = %client.id, sid = %sid, "logout");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -56,7 +58,7 @@ pub async fn end_all(
     sub: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, Problem> {
     let sub = path_segment(sub, "sub")?;
-    let before = sessions::end_subject(&state.authority, &sub).await?;
+    let before = sessions::end_subject(&state.authority, &client, &sub).await?;
     after_second(before).await;
     tracing::info!(client = %client.id, "logout everywhere");
     Ok(StatusCode::NO_CONTENT)
@@ -79,12 +81,15 @@ pub async fn list(
     Ok(response)
 }
 
-/// Answer only once the clock has left the second of a logout-everywhere:
-/// tokens carry whole-second `iat`s, so a session the caller creates next
-/// (the usual password-change flow) must not share the revoked second.
+/// Answer only once the clock has passed the instant a logout-everywhere
+/// covers (now plus `tokens.clock_skew`): tokens carry whole-second
+/// `iat`s, so a session the caller creates next (the usual password-change
+/// flow) must not fall inside it.
 pub(crate) async fn after_second(before: i64) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    if now.as_secs() as i64 <= before {
-        tokio::time::sleep(std::time::Duration::from_millis(1_001 - u64::from(now.subsec_millis()))).await;
+    let seconds_left = before.saturating_sub(now.as_secs() as i64);
+    if seconds_left >= 0 {
+        let wait = (seconds_left as u64) * 1_000 + 1_001 - u64::from(now.subsec_millis());
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
     }
 }

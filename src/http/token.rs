@@ -22,7 +22,7 @@ pub async fn token(
 ) -> Result<Response, OAuthError> {
     let grant_type = form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     let client = state.throttle.authenticate(&state.config.clients, oauth_credentials(&headers, &form), peer, Accepting::AnyClient)?;
-    let from_cookie = if client.refresh_cookie && grant_type == "refresh_token" { state.cookie.read(&headers) } else { None };
+    let from_cookie = if client.refresh_cookie && grant_type == "refresh_token" { state.cookie.read(&client.id, &headers) } else { None };
     let refresh_token = match (form.get("refresh_token"), from_cookie.as_deref()) {
         (None, Some(token)) => {
             check_csrf(&headers, &client)?;
@@ -35,10 +35,12 @@ pub async fn token(
     if grant_type == "authorization_code" && client.refresh_cookie {
         check_csrf(&headers, &client)?;
     }
+    let resource = form.all("resource");
     let request = TokenRequest {
         grant_type,
         scope: form.get("scope"),
         audience: form.get("audience"),
+        resource: &resource,
         refresh_token,
         code: form.get("code"),
         code_verifier: form.get("code_verifier"),

@@ -3,10 +3,21 @@
 //! per-subject session index. The HTTP layer authenticates the caller and
 //! parses the body; these functions decide, record and mint over an
 //! [`Authority`], and never touch HTTP.
+//!
+//! Who may create a session for whom ([`create`]): a caller with the
+//! `sessions` permission, for itself, for the clients its
+//! `session_clients` lists, or — without that list — for public clients
+//! only; never for a subject that is a configured client's id. So a
+//! resource server tells the two kinds of token apart by their claims
+//! alone: a service token (client credentials) has `sub == client_id` and
+//! no `sid`; a user's token has a `sid` and a `sub` that is no client's id.
 
 pub mod handoff;
 pub mod logout;
 pub mod request;
+#[cfg(test)]
+mod rules_tests;
+pub mod sid;
 #[cfg(test)]
 mod tests;
 
@@ -33,6 +44,9 @@ pub struct SessionRequest {
     pub client_id: Option<String>,
     #[serde(default)]
     pub aud: Option<RequestedAudience>,
+    /// RFC 8707 resource indicators: audiences asked for, like `aud`.
+    #[serde(default)]
+    pub resource: Option<RequestedAudience>,
     #[serde(default)]
     pub scope: Option<String>,
     #[serde(default)]
@@ -66,13 +80,20 @@ pub enum SessionStarted {
     Code(handoff::IssuedCode),
 }
 
+/// The most bytes a refresh token may have for `client` so that the
+/// cookie carrying it fits a browser's 4 096-byte limit; `None` when the
+/// client does not receive it in a cookie. The HTTP layer knows the cookie.
+pub type CookieBudget<'a> = &'a (dyn Fn(&Client) -> Option<usize> + Send + Sync);
+
 /// Create a session for `request.sub` on behalf of `caller`, a
-/// confidential client holding the `sessions` permission.
+/// confidential client holding the `sessions` permission, for the client
+/// `request.client_id` names (the caller itself by default).
 pub async fn create(
     authority: &Authority,
     caller: &Client,
     clients: &ClientRegistry,
     request: SessionRequest,
+    cookie_budget: CookieBudget<'_>,
 ) -> Result<SessionStarted, Refusal> {
     if !caller.may(Permission::Sessions) {
         return Err(Refusal::Forbidden(format!("client {:?} lacks the \"sessions\" permission", caller.id)));
@@ -83,26 +104,69 @@ pub async fn create(
             Refusal::field("client_id", format!("names no configured client: {:?}", id.chars().take(64).collect::<String>()))
         })?,
     };
-    start_for(authority, target, request).await
+    if !caller.may_create_sessions_for(target) {
+        let why = match &caller.session_clients {
+            Some(listed) => format!("its session_clients are: {}", if listed.is_empty() { "none".into() } else { listed.join(", ") }),
+            None => format!("{:?} is a confidential client and the caller has no session_clients naming it", target.id),
+        };
+        return Err(Refusal::Forbidden(format!("client {:?} may not create sessions for client {:?}: {why}", caller.id, target.id)));
+    }
+    start_for(authority, clients, target, request, cookie_budget).await
 }
 
-/// Start a session for `target` (the caller's permission already checked).
-pub async fn start_for(authority: &Authority, target: &Client, request: SessionRequest) -> Result<SessionStarted, Refusal> {
+/// Start a session for `target` (the caller's right to do so already
+/// checked).
+pub async fn start_for(
+    authority: &Authority,
+    clients: &ClientRegistry,
+    target: &Client,
+    request: SessionRequest,
+    cookie_budget: CookieBudget<'_>,
+) -> Result<SessionStarted, Refusal> {
     authority.require_fresh_revocations()?;
     let challenge = handoff::challenge(request.code_challenge.as_deref(), request.code_challenge_method.as_deref())?;
+    let sub = request::subject(&request.sub)?;
+    if clients.get(&sub).is_some() {
+        return Err(Refusal::field(
+            "sub",
+            "is the id of a configured client; a session's subject must not look like a service identity (whose tokens have sub = client_id)",
+        ));
+    }
+    let resource = request.resource.map(resources).unwrap_or_default();
+    let requested = request::requested_audience(request.aud, &resource.iter().map(String::as_str).collect::<Vec<_>>());
+    let aud = request::audience(requested, target, &authority.issuer)?;
+    let scope = request::scope(request.scope.as_deref(), target)?;
+    let custom = request::custom_claims(request.claims)?;
+    logout::wait_out_subject_logout(authority, &sub).await?;
     let now = authority.clock.now().timestamp();
+    let session_exp = now + authority.policy.session_max_age.as_secs() as i64;
     let session = NewSession {
-        sid: random_id(),
-        sub: request::subject(&request.sub)?,
+        sid: authority.session_ids.mint(session_exp),
+        sub,
         client_id: target.id.clone(),
-        aud: request::audience(request.aud, target, &authority.issuer)?,
-        scope: request::scope(request.scope.as_deref(), target)?,
-        custom: request::custom_claims(request.claims)?,
+        aud,
+        scope,
+        custom,
         auth_time: now,
-        session_exp: now + authority.policy.session_max_age.as_secs() as i64,
+        session_exp,
     };
-    // Make sure tokens can be minted before promising any.
+    // Make sure tokens can be minted, and delivered, before promising any.
     authority.minter.can_mint().map_err(|_| Refusal::KeysUnavailable)?;
+    if let Some(budget) = cookie_budget(target) {
+        let size = authority
+            .minter
+            .largest_refresh_token(&first_refresh_claims(authority, &session, target))
+            .map_err(|_| Refusal::KeysUnavailable)?;
+        if size > budget {
+            return Err(Refusal::field(
+                "claims",
+                format!(
+                    "make the refresh token {size} bytes long, but client {:?} receives it in a cookie that must stay within 4096 bytes (at most {budget} for the token); send fewer or shorter custom claims",
+                    target.id
+                ),
+            ));
+        }
+    }
     if let Some(limit) = target.max_sessions_per_subject {
         let record = SessionRecord {
             sid: session.sid.clone(),
@@ -110,9 +174,13 @@ pub async fn start_for(authority: &Authority, target: &Client, request: SessionR
             client_id: target.id.clone(),
             created_at: now,
             expires_at: session.session_exp,
+            created_stamp: authority.creation_stamp(),
         };
         let evicted = authority.store.track_session(record, limit).await.map_err(|_| Refusal::StoreUnavailable)?;
-        let ended: Vec<_> = evicted.into_iter().map(|s| Revocation::new(Covers::Session { sid: s.sid }, s.expires_at)).collect();
+        let ended: Vec<_> = evicted
+            .into_iter()
+            .map(|s| Revocation::new(Covers::Session { sid: s.sid }, authority.entry_until(Some(s.expires_at))))
+            .collect();
         if !ended.is_empty() {
             tracing::info!(client = %target.id, count = ended.len(), "oldest sessions ended by the session limit");
         }
@@ -122,15 +190,37 @@ pub async fn start_for(authority: &Authority, target: &Client, request: SessionR
         Some(challenge) => Ok(SessionStarted::Code(handoff::issue_code(authority, session, challenge).await?)),
         None => {
             authority.metrics.issued(Grant::Session);
-            Ok(SessionStarted::Tokens(first_pair(authority, &session, target)?))
+            Ok(SessionStarted::Tokens(first_pair(authority, &session, target, None)?))
         }
     }
 }
 
-/// The first pair of a session (refresh generation 0).
-pub(crate) fn first_pair(authority: &Authority, session: &NewSession, client: &Client) -> Result<IssuedSession, Refusal> {
+/// `resource` as a list.
+fn resources(resource: RequestedAudience) -> Vec<String> {
+    match resource {
+        RequestedAudience::One(one) => vec![one],
+        RequestedAudience::Many(many) => many,
+    }
+}
+
+/// The first pair of a session (refresh generation 0); `access_aud`
+/// narrows the access token's audience (RFC 8707 at the code exchange).
+pub(crate) fn first_pair(
+    authority: &Authority,
+    session: &NewSession,
+    client: &Client,
+    access_aud: Option<Vec<String>>,
+) -> Result<IssuedSession, Refusal> {
+    let refresh = first_refresh_claims(authority, session, client);
+    authority
+        .minter
+        .session_pair(&refresh, random_id(), session.scope.clone(), access_aud.map(Audience::from_list), client.access_ttl)
+        .map_err(|_| Refusal::KeysUnavailable)
+}
+
+fn first_refresh_claims(authority: &Authority, session: &NewSession, client: &Client) -> RefreshClaims {
     let iat = authority.clock.now().timestamp();
-    let refresh = RefreshClaims {
+    RefreshClaims {
         iss: authority.issuer.to_string(),
         jti: random_id(),
         sid: session.sid.clone(),
@@ -144,6 +234,5 @@ pub(crate) fn first_pair(authority: &Authority, session: &NewSession, client: &C
         exp: (iat + authority.policy.refresh_idle_ttl.as_secs() as i64).min(session.session_exp),
         session_exp: session.session_exp,
         auth_time: Some(session.auth_time),
-    };
-    authority.minter.session_pair(&refresh, random_id(), session.scope.clone(), client.access_ttl).map_err(|_| Refusal::KeysUnavailable)
+    }
 }

@@ -20,7 +20,12 @@ pub enum RequestedAudience {
     Many(Vec<String>),
 }
 
-/// A subject identifier: non-empty, at most 255 bytes, no control characters.
+/// A subject identifier: printable text of at most 255 bytes that is not
+/// blank, with no control characters, no bidirectional controls (which make
+/// a log line or an admin screen show another name than the one stored)
+/// and no invisible characters (zero-width, word joiner, byte-order mark,
+/// line and paragraph separators), so two subjects that look alike are
+/// the same subject.
 pub fn subject(sub: &str) -> Result<String, Refusal> {
     if sub.is_empty() {
         return Err(Refusal::field("sub", "must not be empty"));
@@ -28,10 +33,50 @@ pub fn subject(sub: &str) -> Result<String, Refusal> {
     if sub.len() > MAX_SUBJECT_BYTES {
         return Err(Refusal::field("sub", format!("is {} bytes long; at most {MAX_SUBJECT_BYTES} are allowed", sub.len())));
     }
-    if sub.chars().any(char::is_control) {
-        return Err(Refusal::field("sub", "must not contain control characters"));
+    if let Some(bad) = sub.chars().find(|c| invisible_or_control(*c)) {
+        return Err(Refusal::field(
+            "sub",
+            format!("must be printable text: it contains U+{:04X}, a control, bidirectional or invisible character", u32::from(bad)),
+        ));
+    }
+    if sub.chars().all(char::is_whitespace) {
+        return Err(Refusal::field("sub", "must not be blank"));
     }
     Ok(sub.to_string())
+}
+
+/// Characters a subject must not contain.
+fn invisible_or_control(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}'      // bidirectional marks
+            | '\u{202A}'..='\u{202E}'                  // bidirectional embeddings and overrides
+            | '\u{2066}'..='\u{2069}'                  // bidirectional isolates
+            | '\u{200B}'..='\u{200D}'                  // zero-width space, non-joiner, joiner
+            | '\u{2060}' | '\u{FEFF}'                  // word joiner, byte-order mark
+            | '\u{2028}' | '\u{2029}'                  // line and paragraph separators
+        )
+}
+
+/// The audiences asked for by `aud` and RFC 8707 `resource` together (a
+/// client may use either or both); `None` when neither was given.
+pub fn requested_audience(aud: Option<RequestedAudience>, resources: &[&str]) -> Option<RequestedAudience> {
+    if resources.is_empty() {
+        return aud;
+    }
+    let mut all = match aud {
+        None => Vec::new(),
+        Some(RequestedAudience::One(one)) => vec![one],
+        Some(RequestedAudience::Many(many)) => many,
+    };
+    all.extend(resources.iter().map(|r| r.to_string()));
+    Some(RequestedAudience::Many(all))
+}
+
+/// The audiences a client may have: its configured ones, or the issuer
+/// itself when it has none (RFC 9068 requires an `aud`).
+pub fn allowed_audiences(client: &Client, issuer: &str) -> Vec<String> {
+    if client.audiences.is_empty() { vec![issuer.to_string()] } else { client.audiences.clone() }
 }
 
 /// The audiences for a token: what was asked, each allowed for the client;
@@ -147,6 +192,41 @@ mod tests {
         assert!(matches!(subject(""), Err(Refusal::InvalidField { field, .. }) if field == "sub"));
         assert!(subject(&"x".repeat(256)).is_err());
         assert!(subject("a\nb").is_err());
+    }
+
+    #[test]
+    fn subjects_are_printable_text_that_shows_what_it_is() {
+        for fine in ["alice", "Zoë Ångström", "user:42", "a/b", "名前", "a b"] {
+            assert_eq!(subject(fine).unwrap(), fine);
+        }
+        for (bad, why) in [
+            ("  ", "blank"),
+            ("\u{3000}", "blank (ideographic space)"),
+            ("x\u{202E}y", "right-to-left override"),
+            ("\u{2066}admin\u{2069}", "bidirectional isolate"),
+            ("x\u{200F}", "right-to-left mark"),
+            ("ad\u{200B}min", "zero-width space"),
+            ("ad\u{200D}min", "zero-width joiner"),
+            ("\u{FEFF}alice", "byte-order mark"),
+            ("a\u{2060}b", "word joiner"),
+            ("a\u{2028}b", "line separator"),
+            ("a\u{7f}b", "delete"),
+            ("a\u{85}b", "next line (C1 control)"),
+        ] {
+            let refused = subject(bad);
+            assert!(matches!(refused, Err(Refusal::InvalidField { ref field, .. }) if field == "sub"), "{why}: {refused:?}");
+        }
+        let message = subject("x\u{202E}y").unwrap_err().to_string();
+        assert!(message.contains("U+202E"), "the refusal names the character: {message}");
+    }
+
+    #[test]
+    fn resource_and_aud_together_ask_for_both() {
+        assert!(requested_audience(None, &[]).is_none());
+        let both = requested_audience(Some(RequestedAudience::One("a".into())), &["b"]);
+        assert!(matches!(both, Some(RequestedAudience::Many(ref list)) if list == &["a", "b"]), "{both:?}");
+        let c = client(&["orders"], &[]);
+        assert!(matches!(audience(requested_audience(None, &["https://evil"]), &c, "i"), Err(Refusal::InvalidTarget(_))));
     }
 
     #[test]

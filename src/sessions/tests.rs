@@ -9,12 +9,12 @@ use crate::config::{Config, StoreConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
-struct Harness {
-    tokens: Authority,
-    _app: App,
-    clients: ClientRegistry,
-    clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
+pub(super) struct Harness {
+    pub(super) tokens: Authority,
+    pub(super) _app: App,
+    pub(super) clients: ClientRegistry,
+    pub(super) clock: Arc<ManualClock>,
+    pub(super) _dir: tempfile::TempDir,
 }
 
 const CONFIG: &str = r#"
@@ -41,7 +41,7 @@ public = true
 max_sessions_per_subject = 2
 "#;
 
-async fn harness() -> Harness {
+pub(super) async fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tessera.toml");
     std::fs::write(&path, CONFIG).unwrap();
@@ -56,46 +56,47 @@ async fn harness() -> Harness {
 }
 
 impl Harness {
-    fn client(&self, id: &str) -> &Client {
+    pub(super) fn client(&self, id: &str) -> &Client {
         self.clients.get(id).unwrap()
     }
 
-    async fn session(&self, sub: &str, client: &str) -> Pair {
+    pub(super) async fn session(&self, sub: &str, client: &str) -> Pair {
         let request = SessionRequest {
             sub: sub.into(),
             client_id: Some(client.into()),
             aud: None,
+            resource: None,
             scope: None,
             claims: None,
             code_challenge: None,
             code_challenge_method: None,
         };
-        match create(&self.tokens, self.client("backend"), &self.clients, request).await.unwrap() {
+        match create(&self.tokens, self.client("backend"), &self.clients, request, &|_| None).await.unwrap() {
             SessionStarted::Tokens(issued) => issued.into(),
             SessionStarted::Code(_) => panic!("no challenge was sent"),
         }
     }
 
-    async fn refresh(&self, client: &str, token: &str) -> Result<Pair, Refusal> {
-        crate::grants::refresh_token::grant(&self.tokens, self.client(client), token, None).await.map(Pair::from)
+    pub(super) async fn refresh(&self, client: &str, token: &str) -> Result<Pair, Refusal> {
+        crate::grants::refresh_token::grant(&self.tokens, self.client(client), token, None, &[]).await.map(Pair::from)
     }
 
-    async fn active(&self, token: &str) -> bool {
+    pub(super) async fn active(&self, token: &str) -> bool {
         self.tokens.introspect(token).await.unwrap().active
     }
 
-    fn advance(&self, by: Duration) {
+    pub(super) fn advance(&self, by: Duration) {
         self.clock.advance(by);
     }
 }
 
 /// A session's tokens as a test holds them.
 #[derive(Debug)]
-struct Pair {
-    access_token: String,
-    refresh_token: String,
-    session_id: String,
-    scope: Option<String>,
+pub(super) struct Pair {
+    pub(super) access_token: String,
+    pub(super) refresh_token: String,
+    pub(super) session_id: String,
+    pub(super) scope: Option<String>,
 }
 
 impl From<IssuedSession> for Pair {
@@ -109,14 +110,14 @@ impl From<IssuedSession> for Pair {
     }
 }
 
-fn claims_of(token: &str) -> serde_json::Value {
+pub(super) fn claims_of(token: &str) -> serde_json::Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 /// The claims inside `rt1.<kid>.<claims>.<mac>`.
-fn refresh_claims_of(token: &str) -> serde_json::Value {
+pub(super) fn refresh_claims_of(token: &str) -> serde_json::Value {
     use base64::Engine;
     let payload = token.split('.').nth(2).unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
@@ -213,13 +214,14 @@ async fn scope_may_be_narrowed_never_widened() {
     let h = harness().await;
     let session = h.session("alice", "web").await;
     assert_eq!(session.scope.as_deref(), Some("read write"));
-    let narrowed =
-        Pair::from(crate::grants::refresh_token::grant(&h.tokens, h.client("web"), &session.refresh_token, Some("read")).await.unwrap());
+    let narrowed = Pair::from(
+        crate::grants::refresh_token::grant(&h.tokens, h.client("web"), &session.refresh_token, Some("read"), &[]).await.unwrap(),
+    );
     assert_eq!(claims_of(&narrowed.access_token)["scope"], "read");
     // The refresh token keeps the scope originally granted.
     let widened_back = h.refresh("web", &narrowed.refresh_token).await.unwrap();
     assert_eq!(widened_back.scope.as_deref(), Some("read write"));
-    let wider = crate::grants::refresh_token::grant(&h.tokens, h.client("web"), &widened_back.refresh_token, Some("read admin")).await;
+    let wider = crate::grants::refresh_token::grant(&h.tokens, h.client("web"), &widened_back.refresh_token, Some("read admin"), &[]).await;
     assert!(matches!(wider, Err(Refusal::InvalidScope(_))), "{wider:?}");
 }
 
@@ -249,7 +251,7 @@ async fn logout_ends_one_session() {
     let h = harness().await;
     let session = h.session("alice", "web").await;
     let other = h.session("alice", "web").await;
-    end_session(&h.tokens, &session.session_id).await.unwrap();
+    end_session(&h.tokens, h.client("backend"), &session.session_id).await.unwrap();
     assert!(!h.active(&session.access_token).await);
     assert!(invalid_grant(h.refresh("web", &session.refresh_token).await).contains("session was ended"));
     assert!(h.active(&other.access_token).await);
@@ -262,13 +264,13 @@ async fn logout_everywhere_ends_every_earlier_session_of_the_subject_only() {
     let two = h.session("alice", "mobile").await;
     let bob = h.session("bob", "web").await;
     h.advance(Duration::from_secs(5));
-    end_subject(&h.tokens, "alice").await.unwrap();
+    end_subject(&h.tokens, h.client("backend"), "alice").await.unwrap();
     for token in [&one.access_token, &two.access_token, &one.refresh_token, &two.refresh_token] {
         assert!(!h.active(token).await);
     }
     assert!(h.active(&bob.access_token).await);
-    // A login after the logout works.
-    h.advance(Duration::from_secs(1));
+    // A login after the logout (and the tolerated clock skew, 2 s) works.
+    h.advance(Duration::from_secs(3));
     let fresh = h.session("alice", "web").await;
     assert!(h.active(&fresh.access_token).await);
     assert!(h.refresh("web", &fresh.refresh_token).await.is_ok());
@@ -287,7 +289,7 @@ async fn the_session_limit_ends_the_oldest_session() {
     let listed: Vec<String> = sessions_of(&h.tokens, "carol").await.unwrap().into_iter().map(|s| s.sid).collect();
     assert_eq!(listed, [second.session_id.clone(), third.session_id.clone()]);
     // Logging one out removes it from the list.
-    end_session(&h.tokens, &second.session_id).await.unwrap();
+    end_session(&h.tokens, h.client("backend"), &second.session_id).await.unwrap();
     let listed: Vec<String> = sessions_of(&h.tokens, "carol").await.unwrap().into_iter().map(|s| s.sid).collect();
     assert_eq!(listed, [third.session_id]);
     // Clients without a limit keep no index.
@@ -339,7 +341,7 @@ async fn introspection_honours_expiry_with_leeway() {
 async fn revocation_entries_are_purged_when_their_tokens_are_dead() {
     let h = harness().await;
     let session = h.session("alice", "web").await;
-    end_session(&h.tokens, &session.session_id).await.unwrap();
+    end_session(&h.tokens, h.client("backend"), &session.session_id).await.unwrap();
     h.refresh("web", &h.session("bob", "web").await.refresh_token).await.unwrap();
     assert_eq!(h.tokens.purge_expired().await.unwrap(), 0);
     h.advance(Duration::from_secs(3 * 86_400 + 1));

@@ -136,15 +136,19 @@ impl Store for MemoryStore {
     }
 }
 
-/// Keep at most `limit` sessions of `client_id` in `sessions` (oldest go
-/// first); returns the evicted ones.
+/// Keep at most `limit` sessions of `client_id` in `sessions`, whose last
+/// element is the session being added: that one always stays, and of the
+/// others the oldest by creation stamp go first (then by second, then by
+/// sid, for records without a stamp). Returns the evicted ones.
 pub(crate) fn evict_oldest(sessions: &mut Vec<SessionRecord>, client_id: &str, limit: usize) -> Vec<SessionRecord> {
-    let mut of_client: Vec<&SessionRecord> = sessions.iter().filter(|s| s.client_id == client_id).collect();
-    if of_client.len() <= limit {
+    let Some(added) = sessions.last().map(|s| s.sid.clone()) else { return Vec::new() };
+    let mut others: Vec<&SessionRecord> = sessions.iter().filter(|s| s.client_id == client_id && s.sid != added).collect();
+    let keep = limit.saturating_sub(1);
+    if others.len() <= keep {
         return Vec::new();
     }
-    of_client.sort_by(|a, b| (a.created_at, &a.sid).cmp(&(b.created_at, &b.sid)));
-    let evicted: Vec<SessionRecord> = of_client[..of_client.len() - limit].iter().map(|s| (*s).clone()).collect();
+    others.sort_by(|a, b| (a.created_stamp, a.created_at, &a.sid).cmp(&(b.created_stamp, b.created_at, &b.sid)));
+    let evicted: Vec<SessionRecord> = others[..others.len() - keep].iter().map(|s| (*s).clone()).collect();
     sessions.retain(|s| !evicted.iter().any(|e| e.sid == s.sid));
     evicted
 }
@@ -160,6 +164,7 @@ mod tests {
         contract::revocations_get_increasing_sequence_numbers(&MemoryStore::new()).await;
         contract::expired_entries_are_purged(&MemoryStore::new()).await;
         contract::session_index_keeps_the_newest_within_the_limit(&MemoryStore::new()).await;
+        contract::session_index_never_evicts_the_session_being_added(&MemoryStore::new()).await;
         contract::a_code_is_redeemed_once(&MemoryStore::new()).await;
         contract::a_dpop_proof_is_remembered_once(&MemoryStore::new()).await;
     }

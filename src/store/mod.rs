@@ -44,6 +44,10 @@ pub struct ConsumedRefresh {
     pub client_id: String,
     /// The scope the child access token was given (a request may narrow it).
     pub access_scope: Option<String>,
+    /// The audience the child access token was given when a request
+    /// narrowed it (RFC 8707 `resource`); `None`: the session's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_aud: Option<Vec<String>>,
     /// The consumed token's own expiry; the record is useless after it.
     pub expires_at: i64,
 }
@@ -89,6 +93,11 @@ pub struct SessionRecord {
     pub client_id: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// Creation order, finer than `created_at`: milliseconds × 1000 plus a
+    /// per-process counter (0 in records written before it existed). The
+    /// session limit evicts by it.
+    #[serde(default)]
+    pub created_stamp: u64,
 }
 
 /// Durable server state.
@@ -116,7 +125,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Add a session to its subject's index for one client, keeping at most
     /// `limit` sessions of that subject and client; returns the evicted
-    /// (oldest) ones, which the caller revokes.
+    /// (oldest by `created_stamp`) ones, which the caller revokes. The
+    /// session being added is never among them.
     fn track_session(&self, record: SessionRecord, limit: usize) -> StoreFuture<'_, Vec<SessionRecord>>;
 
     /// The indexed sessions of a subject.
@@ -181,6 +191,7 @@ pub(crate) mod contract {
             consumed_at_ms: 100_000,
             client_id: client.into(),
             access_scope: None,
+            access_aud: None,
             expires_at,
         }
     }
@@ -268,6 +279,7 @@ pub(crate) mod contract {
             client_id: "web".into(),
             created_at: created,
             expires_at: 10_000,
+            created_stamp: created as u64 * 1000,
         };
         assert!(store.track_session(session("s1", 1), 2).await.unwrap().is_empty());
         assert!(store.track_session(session("s2", 2), 2).await.unwrap().is_empty());
@@ -277,5 +289,27 @@ pub(crate) mod contract {
         left.sort();
         assert_eq!(left, ["s2", "s3"]);
         assert!(store.sessions_of("nobody").await.unwrap().is_empty());
+    }
+
+    /// Sessions created in one second are ordered by their stamp, not by
+    /// their random ids, and the one being added always stays.
+    pub async fn session_index_never_evicts_the_session_being_added(store: &dyn Store) {
+        let session = |sid: &str, stamp: u64| SessionRecord {
+            sid: sid.into(),
+            sub: "carol".into(),
+            client_id: "web".into(),
+            created_at: 5,
+            expires_at: 10_000,
+            created_stamp: stamp,
+        };
+        // "zz" sorts after "aa": a tie broken by sid would evict "aa".
+        assert!(store.track_session(session("zz", 5_000_000), 2).await.unwrap().is_empty());
+        assert!(store.track_session(session("mm", 5_000_001), 2).await.unwrap().is_empty());
+        assert_eq!(store.track_session(session("aa", 5_000_002), 2).await.unwrap(), vec![session("zz", 5_000_000)]);
+        // Even a stamp that looks older (a clock stepped back) does not evict the new one.
+        assert_eq!(store.track_session(session("00", 1), 2).await.unwrap(), vec![session("mm", 5_000_001)]);
+        let mut left: Vec<String> = store.sessions_of("carol").await.unwrap().into_iter().map(|s| s.sid).collect();
+        left.sort();
+        assert_eq!(left, ["00", "aa"]);
     }
 }

@@ -105,14 +105,15 @@ impl Minter {
         })
     }
 
-    /// An access token for `refresh`'s session (with `access_jti` and
-    /// `access_scope`, which a request may have narrowed) and `refresh`
-    /// sealed.
+    /// An access token for `refresh`'s session (with `access_jti`, and
+    /// `access_scope` and `access_aud`, which a request may have narrowed)
+    /// and `refresh` sealed.
     pub fn session_pair(
         &self,
         refresh: &RefreshClaims,
         access_jti: String,
         access_scope: Option<String>,
+        access_aud: Option<Audience>,
         access_lifetime: std::time::Duration,
     ) -> Result<IssuedSession, NoActiveKey> {
         let now = self.clock.now();
@@ -122,7 +123,7 @@ impl Minter {
         let claims = self.access_claims(AccessGrant {
             sub: refresh.sub.clone(),
             client_id: refresh.client_id.clone(),
-            aud: refresh.aud.clone(),
+            aud: access_aud.unwrap_or_else(|| refresh.aud.clone()),
             scope: access_scope,
             jti: access_jti,
             sid: Some(refresh.sid.clone()),
@@ -142,6 +143,16 @@ impl Minter {
             session_id: refresh.sid.clone(),
             scope: claims.scope,
         })
+    }
+
+    /// The longest any refresh token of `first`'s session can be: `first`
+    /// sealed with the largest generation number (rotation changes nothing
+    /// else that has a length) under the active MAC key.
+    pub fn largest_refresh_token(&self, first: &RefreshClaims) -> Result<usize, NoActiveKey> {
+        let view = self.keyring.view();
+        let mac = view.active_mac(self.clock.now()).ok_or(NoActiveKey)?;
+        let largest = RefreshClaims { generation: u32::MAX, ..first.clone() };
+        Ok(refresh::seal(mac, &largest).len())
     }
 
     /// Whether a token could be minted now (checked before promising one).

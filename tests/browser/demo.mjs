@@ -20,7 +20,7 @@ const browser = await chromium.launch({
 const context = await browser.newContext();
 const page = await context.newPage();
 const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
-const refreshCookie = async () => (await context.cookies(`${base}/oauth2/token`)).find((c) => c.name.endsWith("tessera-refresh"));
+const refreshCookie = async () => (await context.cookies(`${base}/oauth2/token`)).find((c) => c.name.endsWith("tessera-refresh-demo"));
 const rotatedCount = async () => {
   const text = await (await fetch(`${base}/metrics`)).text();
   return Number(/tessera_refresh_total\{outcome="rotated"\} (\d+)/.exec(text)[1]);

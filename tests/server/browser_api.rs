@@ -67,7 +67,7 @@ fn refresh_cookie(headers: &HeaderMap) -> (String, Vec<String>) {
         .get_all(SET_COOKIE)
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("__Secure-tessera-refresh="))
+        .find(|c| c.starts_with("__Secure-tessera-refresh-spa="))
         .expect("a refresh cookie");
     let mut parts = set.split("; ");
     let value = parts.next().unwrap().split_once('=').unwrap().1.to_string();
@@ -79,7 +79,7 @@ async fn cookie_refresh(server: &TestServer, cookie: &str, origin: Option<&str>,
     let mut request = reqwest::Client::new()
         .post(server.url("/oauth2/token"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .header("cookie", format!("__Secure-tessera-refresh={cookie}"))
+        .header("cookie", format!("__Secure-tessera-refresh-spa={cookie}"))
         .body("grant_type=refresh_token&client_id=spa");
     if let Some(origin) = origin {
         request = request.header("origin", origin);
@@ -234,7 +234,7 @@ async fn browser_logout_ends_the_session_and_clears_the_cookie() {
         let mut request = reqwest::Client::new()
             .post(server.url("/oauth2/logout"))
             .header("content-type", "application/x-www-form-urlencoded")
-            .header("cookie", format!("__Secure-tessera-refresh={cookie}"))
+            .header("cookie", format!("__Secure-tessera-refresh-spa={cookie}"))
             .header("origin", APP)
             .body("client_id=spa");
         if csrf {
@@ -292,7 +292,7 @@ async fn dev_mode_serves_the_demo_and_relaxes_the_cookie_only_on_localhost() {
     assert_eq!(response.status(), 200);
     let set = response.headers()[SET_COOKIE].to_str().unwrap().to_string();
     assert!(
-        set.starts_with("tessera-refresh=") && !set.contains("Secure") && set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        set.starts_with("tessera-refresh-demo=") && !set.contains("Secure") && set.contains("HttpOnly") && set.contains("SameSite=Strict"),
         "{set}"
     );
     assert!(dev.logs().contains("development mode"), "the relaxation is warned about");

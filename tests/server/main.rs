@@ -12,4 +12,5 @@ mod properties;
 mod refresh;
 mod replicas;
 mod rotation;
+mod session_rules;
 mod throttle;

@@ -105,12 +105,15 @@ async fn login(State(state): State<AppState>, bytes: Bytes) -> Result<Response, 
         sub: login.sub,
         client_id: None,
         aud: None,
+        resource: None,
         scope: None,
         claims: Some(serde_json::json!({"demo": true})),
         code_challenge: Some(login.code_challenge),
         code_challenge_method: Some("S256".into()),
     };
-    match sessions::start_for(&state.authority, demo, request).await? {
+    let max_age = state.config.tokens.refresh_idle_ttl.as_secs();
+    let budget = |client: &Client| state.cookie.token_budget(client, max_age);
+    match sessions::start_for(&state.authority, &state.config.clients, demo, request, &budget).await? {
         SessionStarted::Code(code) => Ok((StatusCode::CREATED, Json(code)).into_response()),
         SessionStarted::Tokens(_) => Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected", "the demo asked for a code")),
     }
@@ -134,7 +137,7 @@ async fn replay(State(state): State<AppState>, bytes: Bytes) -> Result<Response,
         .clients
         .get(DEMO_CLIENT)
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no_demo_client", "the demo client is missing"))?;
-    let outcome = match crate::grants::refresh_token::grant(&state.authority, demo, &previous, None).await {
+    let outcome = match crate::grants::refresh_token::grant(&state.authority, demo, &previous, None, &[]).await {
         Ok(_) => {
             serde_json::json!({"outcome": "retry", "detail": "inside the reuse grace window: treated as a retry (same child returned)"})
         }
@@ -150,7 +153,12 @@ struct Everywhere {
 
 async fn logout_everywhere(State(state): State<AppState>, bytes: Bytes) -> Result<StatusCode, Problem> {
     let everywhere: Everywhere = body(&bytes)?;
-    let before = sessions::end_subject(&state.authority, &everywhere.sub).await?;
+    let demo = state
+        .config
+        .clients
+        .get(DEMO_CLIENT)
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no_demo_client", "the demo client is missing"))?;
+    let before = sessions::end_subject(&state.authority, demo, &everywhere.sub).await?;
     super::sessions::after_second(before).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -86,6 +86,31 @@ impl EmbeddedStore {
         let db = self.db.clone();
         Box::pin(async move { tokio::task::spawn_blocking(move || f(&db)).await.map_err(store_error)? })
     }
+
+    /// The revocations in the store file at `path`, opened read-only and
+    /// without a writer (`tessera token inspect`). Fails while a running
+    /// tessera holds the file. A file its last user did not close cleanly
+    /// must be repaired before it can be read; that is done first, as
+    /// `tessera serve` would do on start (redb's lock keeps it exclusive).
+    pub fn read_revocations(path: &Path) -> Result<Vec<RevocationEntry>, StoreError> {
+        let opened = |e: &dyn std::fmt::Display| StoreError(format!("opening {} read-only: {e}", path.display()));
+        match redb::ReadOnlyDatabase::open(path) {
+            Ok(db) => Self::read_revocations_from(&db),
+            Err(redb::DatabaseError::RepairAborted) => Self::read_revocations_from(&Database::open(path).map_err(|e| opened(&e))?),
+            Err(e) => Err(opened(&e)),
+        }
+    }
+
+    fn read_revocations_from(db: &impl ReadableDatabase) -> Result<Vec<RevocationEntry>, StoreError> {
+        let txn = db.begin_read().map_err(store_error)?;
+        let table = txn.open_table(REVOCATIONS).map_err(store_error)?;
+        let mut entries = Vec::new();
+        for item in table.iter().map_err(store_error)? {
+            let (_, value) = item.map_err(store_error)?;
+            entries.push(serde_json::from_slice(value.value()).map_err(store_error)?);
+        }
+        Ok(entries)
+    }
 }
 
 impl Store for EmbeddedStore {
@@ -226,7 +251,7 @@ mod tests {
 
     #[tokio::test]
     async fn embedded_store_meets_the_contract() {
-        for run in 0..5 {
+        for run in 0..6 {
             let dir = tempfile::tempdir().unwrap();
             let store = open(&dir);
             match run {
@@ -234,6 +259,7 @@ mod tests {
                 1 => contract::revocations_get_increasing_sequence_numbers(&store).await,
                 2 => contract::expired_entries_are_purged(&store).await,
                 3 => contract::session_index_keeps_the_newest_within_the_limit(&store).await,
+                4 => contract::session_index_never_evicts_the_session_being_added(&store).await,
                 _ => contract::a_code_is_redeemed_once(&store).await,
             }
         }

@@ -61,7 +61,9 @@ return #gone
 "#;
 
 /// KEYS: the subject's session hash. ARGV: sid, record JSON, client_id,
-/// limit, now (s), the record's end (ms). Returns the evicted records.
+/// limit, now (s), the record's end (ms). Returns the evicted records:
+/// the oldest by creation stamp (then second, then sid), never the one
+/// being added (ARGV[1]).
 pub(super) const TRACK_SESSION: &str = r#"
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local all = redis.call('HGETALL', KEYS[1])
@@ -73,19 +75,20 @@ for i = 1, #all, 2 do
     redis.call('HDEL', KEYS[1], all[i])
   else
     if record.expires_at * 1000 > latest then latest = record.expires_at * 1000 end
-    if record.client_id == ARGV[3] then
-      table.insert(mine, { all[i], record.created_at, all[i + 1] })
+    if record.client_id == ARGV[3] and all[i] ~= ARGV[1] then
+      table.insert(mine, { all[i], record.created_stamp or 0, record.created_at, all[i + 1] })
     end
   end
 end
 table.sort(mine, function(a, b)
-  if a[2] == b[2] then return a[1] < b[1] end
-  return a[2] < b[2]
+  if a[2] ~= b[2] then return a[2] < b[2] end
+  if a[3] ~= b[3] then return a[3] < b[3] end
+  return a[1] < b[1]
 end)
 local evicted = {}
-for i = 1, #mine - tonumber(ARGV[4]) do
+for i = 1, #mine - (tonumber(ARGV[4]) - 1) do
   redis.call('HDEL', KEYS[1], mine[i][1])
-  table.insert(evicted, mine[i][3])
+  table.insert(evicted, mine[i][4])
 end
 redis.call('PEXPIREAT', KEYS[1], latest)
 return evicted

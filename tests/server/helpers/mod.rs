@@ -269,6 +269,15 @@ impl TestServer {
         body["active"].as_bool().expect("active is a boolean")
     }
 
+    /// Stop the process with SIGTERM, wait for it, and hand back its
+    /// directory (to read what it left behind).
+    pub fn terminate_keep_dir(mut self) -> tempfile::TempDir {
+        send_signal(self.child.id(), "TERM");
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
     /// Stop the process with SIGKILL (no chance to flush anything) and hand
     /// back its directory (for restarts).
     pub fn stop_keep_dir(mut self) -> tempfile::TempDir {
