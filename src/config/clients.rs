@@ -32,6 +32,8 @@ pub(crate) struct RawClient {
     max_sessions_per_subject: Option<i64>,
     session_clients: Option<Vec<String>>,
     revocation_quota: Option<i64>,
+    #[serde(default)]
+    require_dpop: bool,
 }
 
 impl RawClient {
@@ -133,6 +135,7 @@ impl RawClient {
             max_sessions_per_subject,
             session_clients: self.session_clients,
             revocation_quota,
+            require_dpop: self.require_dpop,
         })
     }
 }

@@ -90,23 +90,52 @@ impl DpopPolicy {
 
     /// Every stateless check on a token request's proof.
     pub fn check(&self, proof: &str, keys: &KeyView, now: DateTime<Utc>) -> Result<VerifiedProof, DpopError> {
-        let proof = Proof::verify(proof, &ALGORITHMS)?;
-        proof.check_request("POST", &self.token_endpoint)?;
-        let now_s = now.timestamp();
-        proof.check_time(now_s, self.max_age, self.leeway)?;
+        let (proof, verified) = self.verify(proof, "POST", &self.token_endpoint, None, now.timestamp())?;
         if self.require_nonce {
             let nonces = self.nonce_key(keys, now).ok_or(DpopError::NoNonceKey)?;
-            if nonces.check(proof.claims().nonce.as_deref(), now_s) == NonceStatus::Invalid {
-                return Err(DpopError::UseNonce(nonces.issue(now_s)));
+            if nonces.check(proof.claims().nonce.as_deref(), now.timestamp()) == NonceStatus::Invalid {
+                return Err(DpopError::UseNonce(nonces.issue(now.timestamp())));
             }
         }
+        Ok(verified)
+    }
+
+    /// The checks a resource server makes (RFC 9449 §7): the proof is for
+    /// `method` and `uri`, fresh, and hashes `access_token`. (The `--dev`
+    /// demo's protected API; services use tessera-verifier.)
+    pub fn check_resource_request(
+        &self,
+        proof: &str,
+        method: &str,
+        uri: &str,
+        access_token: &str,
+        now: i64,
+    ) -> Result<VerifiedProof, ProofError> {
+        self.verify(proof, method, uri, Some(access_token), now).map(|(_, verified)| verified)
+    }
+
+    fn verify(
+        &self,
+        proof: &str,
+        method: &str,
+        uri: &str,
+        access_token: Option<&str>,
+        now: i64,
+    ) -> Result<(Proof, VerifiedProof), ProofError> {
+        let proof = Proof::verify(proof, &ALGORITHMS)?;
+        proof.check_request(method, uri)?;
+        proof.check_time(now, self.max_age, self.leeway)?;
+        if let Some(token) = access_token {
+            proof.check_access_token(token)?;
+        }
         let id = ring::digest::digest(&ring::digest::SHA256, format!("{}.{}", proof.jkt(), proof.claims().jti).as_bytes());
-        Ok(VerifiedProof {
+        let verified = VerifiedProof {
             jkt: proof.jkt().to_string(),
             id: URL_SAFE_NO_PAD.encode(id),
             iat: proof.claims().iat,
-            until: proof.acceptable_until(self.max_age).max(now_s),
-        })
+            until: proof.acceptable_until(self.max_age).max(now),
+        };
+        Ok((proof, verified))
     }
 
     /// A nonce for the `DPoP-Nonce` header, when nonces are required.

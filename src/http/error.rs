@@ -18,11 +18,19 @@ pub struct OAuthError {
     pub description: String,
     www_authenticate: Option<&'static str>,
     retry_after: Option<u64>,
+    /// RFC 9449 §8: the nonce a `use_dpop_nonce` answer hands the client.
+    dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
     pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        Self { status, error, description: description.into(), www_authenticate: None, retry_after: None }
+        Self { status, error, description: description.into(), www_authenticate: None, retry_after: None, dpop_nonce: None }
+    }
+
+    /// RFC 9449 §8: a proof without the current nonce; retry with this one.
+    pub fn use_dpop_nonce(nonce: String) -> Self {
+        let description = "a DPoP nonce is required: make the proof again with the one in the DPoP-Nonce header";
+        Self { dpop_nonce: Some(nonce), ..Self::new(StatusCode::BAD_REQUEST, "use_dpop_nonce", description) }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {
@@ -98,6 +106,9 @@ impl IntoResponse for OAuthError {
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(nonce) = self.dpop_nonce.and_then(|nonce| HeaderValue::from_str(&nonce).ok()) {
+            headers.insert("dpop-nonce", nonce);
         }
         response
     }

@@ -9,6 +9,7 @@
 pub mod browser;
 pub mod demo;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod extract;
 pub mod feed;
@@ -51,6 +52,8 @@ pub struct Inner {
     pub refresh_observer: Option<Arc<dyn RefreshObserver>>,
     /// Failed client authentications and request rates, per client and peer.
     pub throttle: throttle::Throttle,
+    /// How DPoP proofs are judged at the token endpoint.
+    pub dpop: crate::dpop::DpopPolicy,
     /// Flips to true when the server starts shutting down, so long-lived
     /// streams end and the drain can finish.
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -79,7 +82,8 @@ impl AppState {
         let cookie = browser::CookiePolicy::for_issuer(&issuer, dev);
         let refresh_observer = dev.then(demo::observer);
         let throttle = throttle::Throttle::new(&config.throttle, config.http.trusted_proxies.clone(), authority.metrics.clone());
-        Self(Arc::new(Inner { config, authority, keyring, metadata, cookie, refresh_observer, throttle, shutdown }))
+        let dpop = crate::dpop::DpopPolicy::new(&config.dpop, config.tokens.leeway, &issuer);
+        Self(Arc::new(Inner { config, authority, keyring, metadata, cookie, refresh_observer, throttle, dpop, shutdown }))
     }
 
     pub fn issuer(&self) -> &str {

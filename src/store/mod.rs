@@ -50,6 +50,10 @@ pub struct ConsumedRefresh {
     pub access_aud: Option<Vec<String>>,
     /// The consumed token's own expiry; the record is useless after it.
     pub expires_at: i64,
+    /// The DPoP key the child pair is bound to, if any; a retry must prove
+    /// the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 /// The result of an atomic consumption attempt.
@@ -83,6 +87,9 @@ pub struct HandoffCode {
     pub redeemed: bool,
     /// The record is kept, to recognise a second use, until this instant.
     pub expires_at: i64,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the exchange must prove.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// One live session in the per-subject index.
@@ -193,6 +200,7 @@ pub(crate) mod contract {
             access_scope: None,
             access_aud: None,
             expires_at,
+            jkt: None,
         }
     }
 
@@ -253,6 +261,7 @@ pub(crate) mod contract {
             use_by: 100,
             redeemed: false,
             expires_at: 1_000,
+            dpop_jkt: None,
         }
     }
 
