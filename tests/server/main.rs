@@ -7,6 +7,7 @@ mod listener;
 mod api;
 mod browser;
 mod browser_api;
+mod dpop;
 mod openapi;
 mod properties;
 mod refresh;
