@@ -1,10 +1,11 @@
 //! The composition root: the one place where tessera is wired together.
 //!
 //! [`App::build`] turns a validated [`Config`] into a running service's
-//! parts — keys prepared and loaded, the store opened and its revocation
+//! parts — keys prepared and loaded, the store opened (and checked to be
+//! the one the key directory worked with, [`crate::store::epoch`]) and its revocation
 //! list mirrored in memory, the HTTP router — and starts the background
 //! tasks the service needs (key reload and rotation, purging, a shared
-//! store's follower). [`App::serve`] serves a listener until a shutdown
+//! store's follower and its data-loss watch). [`App::serve`] serves a listener until a shutdown
 //! future resolves, drains, and stops every task. `tessera serve`, the
 //! integration and property tests and the benches all build the app here,
 //! so there is no second wiring to drift.
@@ -13,6 +14,7 @@
 //! shutting it down) stops them, as mini-redis' `DbDropGuard` does for its
 //! purge task.
 
+mod epoch;
 mod listener;
 mod tasks;
 
@@ -46,11 +48,13 @@ pub struct Options {
     /// The address the listener is bound to, which names the issuer when
     /// the configuration does not.
     pub bound: Option<SocketAddr>,
+    /// How often expired entries are purged (a minute; tests go faster).
+    pub purge_every: std::time::Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { dev: false, clock: Arc::new(SystemClock), bound: None }
+        Self { dev: false, clock: Arc::new(SystemClock), bound: None, purge_every: std::time::Duration::from_secs(60) }
     }
 }
 
@@ -65,21 +69,26 @@ pub struct App {
 }
 
 impl App {
-    /// Prepare keys, open the store, load the revocation list, build the
-    /// router and start the background tasks.
+    /// Prepare keys, open the store — refusing one that is not the store
+    /// the key directory worked with, unless accepted (see [`crate::store::epoch`]) —
+    /// load the revocation list, build the router and start the background
+    /// tasks.
     pub async fn build(mut config: Config, options: Options) -> anyhow::Result<App> {
         let clock = options.clock.clone();
         let lifetimes = config.token_lifetimes();
         let directory = KeyDirectory::new(&config.keys_dir);
+        let had_keys = directory.metadata().is_ok_and(|metas| !metas.is_empty());
         let created_keys = directory
             .ensure_keys(config.tokens.algorithm, lifetimes, clock.now())
             .with_context(|| format!("preparing key directory {}", config.keys_dir.display()))?;
         let keyring = Arc::new(
-            Keyring::open(directory, lifetimes, clock.clone())
+            Keyring::open(directory.clone(), lifetimes, clock.clone())
                 .with_context(|| format!("loading key directory {}", config.keys_dir.display()))?,
         );
         let metrics = Arc::new(Metrics::new(&http::route_labels()));
-        let store = open_store(&config, metrics.clone()).await?;
+        epoch::refuse_missing_file(&config, &directory)?;
+        let store = open_store(&config, metrics.clone(), clock.clone()).await?;
+        let store_epoch = epoch::at_start(store.as_ref(), &directory, &config, clock.as_ref(), !had_keys).await?;
         let revocations = Arc::new(load_revocations(store.as_ref(), clock.as_ref()).await?);
 
         let issuer = config.issuer_for(options.bound.unwrap_or(config.listen));
@@ -93,9 +102,13 @@ impl App {
         let mut tasks = Tasks::default();
         tasks.spawn("key reload", keyring.clone().reload_every(config.keys.reload_interval));
         tasks.spawn("key maintenance", tasks::key_maintenance(config.clone(), keyring.clone(), authority.clone()));
-        tasks.spawn("purge", tasks::purge(authority.clone()));
+        tasks.spawn("purge", tasks::purge(authority.clone(), options.purge_every));
         if let Some(follower) = store.clone().follower(revocations.clone()) {
             tasks.spawn("revocation follower", follower);
+            if let Some(known) = store_epoch {
+                let watch = epoch::watch(authority.clone(), directory, known, config.tokens.session_max_age);
+                tasks.spawn("store epoch watch", watch);
+            }
         }
         let state = AppState::new(config, keyring, authority, options.dev);
         let router = http::router(state.clone());
@@ -163,12 +176,16 @@ impl App {
 }
 
 /// Open the configured store.
-async fn open_store(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Arc<dyn Store>> {
+async fn open_store(config: &Config, metrics: Arc<Metrics>, clock: SharedClock) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match &config.store {
-        StoreConfig::Embedded { path } => {
-            Arc::new(EmbeddedStore::open(path, metrics).with_context(|| format!("opening the store {}", path.display()))?)
+        StoreConfig::Embedded { .. } => {
+            let path = epoch::embedded_path(config)?.expect("an embedded store has a path");
+            if config.accept_new_store && EmbeddedStore::discard_empty(&path)? {
+                tracing::warn!(path = %path.display(), "the empty store file was removed, as the operator accepted a new store");
+            }
+            Arc::new(EmbeddedStore::open(&path, metrics, clock).with_context(|| format!("opening the store {}", path.display()))?)
         }
-        StoreConfig::Memory => Arc::new(MemoryStore::new()),
+        StoreConfig::Memory => Arc::new(MemoryStore::with_clock(clock)),
         StoreConfig::Redis(redis) => {
             // rediss:// uses rustls with ring, the one crypto library here.
             let _ = rustls::crypto::ring::default_provider().install_default();

@@ -212,6 +212,8 @@ impl Authority {
                 Covers::Session { .. } => RevocationKind::Session,
                 Covers::Subject { .. } => RevocationKind::Subject,
                 Covers::Key { .. } => RevocationKind::Key,
+                // The global not-before is a store event, logged as one.
+                Covers::Before { .. } => continue,
             };
             self.metrics.revoked(kind, 1);
         }
@@ -223,14 +225,16 @@ impl Authority {
         self.revocations.key_revoked(kid)
     }
 
-    /// Delete expired entries from the list and the store; first pick up
-    /// any entry the list missed, so purging never hides one.
+    /// Delete expired entries from the list and the store — only those
+    /// that expired a safety margin ago ([`crate::store::purge_cutoff`]), so
+    /// a clock step forward and back revives nothing; first pick up any
+    /// entry the list missed, so purging never hides one.
     pub async fn purge_expired(&self) -> Result<usize, Refusal> {
-        let now = self.clock.unix();
-        self.revocations.purge(now);
+        let cutoff = crate::store::purge_cutoff(self.clock.unix(), self.policy.leeway);
+        self.revocations.purge(cutoff);
         let missed = self.store.revocations_since(self.revocations.watermark()).await.map_err(|_| Refusal::StoreUnavailable)?;
         self.revocations.apply(&missed);
-        self.store.purge_expired(now).await.map_err(|_| Refusal::StoreUnavailable)
+        self.store.purge_expired(cutoff).await.map_err(|_| Refusal::StoreUnavailable)
     }
 
     /// The feed: live entries after `cursor` up to the list's watermark, and
@@ -257,6 +261,11 @@ impl Authority {
     /// Whether the store answers (for `/readyz`), within `timeout`.
     pub async fn store_answers(&self, timeout: std::time::Duration) -> bool {
         tokio::time::timeout(timeout, self.store.ping()).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Why the store cannot take writes now, if it cannot (for `/readyz`).
+    pub fn store_trouble(&self) -> Option<String> {
+        self.store.health().err()
     }
 
     /// The start-up banner's store line: kind, location, revocations loaded.

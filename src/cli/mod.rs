@@ -32,6 +32,11 @@ enum Command {
         /// refresh cookie's Secure flag and prefix. Never in production.
         #[arg(long)]
         dev: bool,
+        /// Start on a store other than the one the key directory worked
+        /// with (it was lost or replaced): every token issued before the new
+        /// store was created is refused, and users sign in again.
+        #[arg(long)]
+        accept_new_store: bool,
     },
     /// Manage the key directory.
     #[command(subcommand)]
@@ -74,9 +79,9 @@ fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(cli.config)?;
     match cli.command {
-        Command::Serve { dev } => {
+        Command::Serve { dev, accept_new_store } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(serve::serve(config, dev))?;
+            runtime.block_on(serve::serve(Config { accept_new_store: config.accept_new_store || accept_new_store, ..config }, dev))?;
         }
         Command::Keys(command) => keys::run(&config, command)?,
         Command::Clients(command) => clients::run(&config, command)?,

@@ -212,7 +212,7 @@ mod tests {
     async fn the_embedded_list_is_read_once_the_server_let_go_of_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.redb");
-        let store = crate::store::embedded::EmbeddedStore::open(&path, Arc::default()).unwrap();
+        let store = crate::store::embedded::EmbeddedStore::open(&path, Arc::default(), Arc::new(crate::clock::SystemClock)).unwrap();
         store.revoke(vec![crate::revocations::Revocation::new(Covers::Session { sid: "sid-1".into() }, i64::MAX / 2)]).await.unwrap();
         let held = tokio::task::spawn_blocking({
             let path = path.clone();

@@ -176,6 +176,10 @@ pub struct Config {
     pub listen: SocketAddr,
     pub keys_dir: PathBuf,
     pub store: StoreConfig,
+    /// Start on a store other than the one the key directory names (a lost
+    /// or replaced store) behind a global not-before (`store.accept_new_store`,
+    /// `serve --accept-new-store`).
+    pub accept_new_store: bool,
     pub tokens: TokenPolicy,
     pub keys: KeyPolicy,
     pub http: HttpConfig,

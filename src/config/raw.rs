@@ -101,6 +101,7 @@ settings! {
         connect_timeout: Option<String>,
         response_timeout: Option<String>,
         mirror_max_staleness: Option<String>,
+        accept_new_store: Option<bool>,
     }
 }
 
@@ -129,7 +130,11 @@ impl RawStore {
         };
         for url in &urls {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(ConfigError::invalid(key, url, "expected a redis:// or rediss:// URL, like \"redis://127.0.0.1:6379/0\""));
+                return Err(ConfigError::invalid(
+                    key,
+                    crate::store::redis::redact(url),
+                    "expected a redis:// or rediss:// URL, like \"redis://127.0.0.1:6379/0\"",
+                ));
             }
         }
         let key_prefix = self.key_prefix.unwrap_or_else(|| "tessera".into());
@@ -282,6 +287,7 @@ impl RawConfig {
             .map_err(|_| ConfigError::invalid("listen", &listen_text, "expected an IP address and port like \"127.0.0.1:8080\""))?;
         let issuer = self.issuer.as_deref().map(validate_issuer).transpose()?;
 
+        let accept_new_store = self.store.accept_new_store.unwrap_or(false);
         let store = match self.store.kind.as_deref().unwrap_or("embedded") {
             "memory" => StoreConfig::Memory,
             "embedded" => StoreConfig::Embedded { path: self.store.path.unwrap_or_else(|| PathBuf::from("data/tessera.redb")) },
@@ -334,7 +340,7 @@ impl RawConfig {
             }
         };
         let request_timeout =
-            duration("http.request_timeout", self.http.request_timeout, "10s", Duration::from_millis(100), Duration::from_secs(600))?;
+            duration("http.request_timeout", self.http.request_timeout, "5s", Duration::from_millis(100), Duration::from_secs(600))?;
         let max_body = self.http.max_body_bytes.unwrap_or(64 * 1024);
         if !(1024..=16 * 1024 * 1024).contains(&max_body) {
             return Err(ConfigError::invalid("http.max_body_bytes", max_body, "expected a number of bytes between 1024 and 16777216"));
@@ -353,6 +359,7 @@ impl RawConfig {
         if !(1..=1_000_000).contains(&max_connections) {
             return Err(ConfigError::invalid("http.max_connections", max_connections, "expected a number from 1 to 1000000"));
         }
+        validate_reuse_grace(reuse_grace, request_timeout, &store)?;
         let management_listen = self.management.listen.as_deref().unwrap_or("127.0.0.1:9090");
         let management_listen = management_listen
             .parse::<SocketAddr>()
@@ -370,6 +377,7 @@ impl RawConfig {
             listen,
             keys_dir: self.keys_dir.unwrap_or_else(|| PathBuf::from("keys")),
             store,
+            accept_new_store,
             tokens: TokenPolicy {
                 algorithm,
                 access_ttl,
@@ -399,6 +407,34 @@ impl RawConfig {
     }
 }
 
+/// A refresh answered 408 or 503 may still have been applied (the store
+/// committed after the caller stopped waiting), so its retry must land
+/// inside the grace window to get the same child rather than end the
+/// session as a theft. The window must therefore outlast the longest a
+/// request can wait for the store. 0 turns retries off.
+fn validate_reuse_grace(reuse_grace: Duration, request_timeout: Duration, store: &StoreConfig) -> Result<(), ConfigError> {
+    let store_wait = match store {
+        StoreConfig::Redis(redis) => redis.response_timeout,
+        StoreConfig::Embedded { .. } | StoreConfig::Memory => Duration::ZERO,
+    };
+    let longest = request_timeout + store_wait;
+    if reuse_grace.is_zero() || reuse_grace > longest {
+        return Ok(());
+    }
+    Err(ConfigError::invalid(
+        "tokens.reuse_grace",
+        format_duration(reuse_grace),
+        format!(
+            "must be longer than http.request_timeout + store.response_timeout ({} + {} = {}), or \"0\" to turn retries off: \
+             a refresh answered 408/503 may still have consumed the token, and its retry must fall inside the window \
+             to get the same tokens instead of ending the session as a stolen token",
+            format_duration(request_timeout),
+            format_duration(store_wait),
+            format_duration(longest)
+        ),
+    ))
+}
+
 /// RFC 8414 §2: the issuer is an https URL (http allowed for loopback and
 /// development) with no query or fragment; a trailing slash is dropped so
 /// `iss` and the metadata's `issuer` compare byte for byte.
@@ -417,6 +453,37 @@ fn validate_issuer(issuer: &str) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::load_with_env(None, &env)
+    }
+
+    #[test]
+    fn the_reuse_grace_must_outlast_a_request_and_the_store_wait() {
+        assert_eq!(Config::defaults().tokens.reuse_grace, Duration::from_secs(10));
+        assert_eq!(Config::defaults().http.request_timeout, Duration::from_secs(5), "the defaults satisfy the rule");
+        let error = load(&[("TESSERA_TOKENS_REUSE_GRACE", "5s")]).unwrap_err().to_string();
+        assert!(error.contains("tokens.reuse_grace") && error.contains("http.request_timeout") && error.contains("408/503"), "{error}");
+        assert!(load(&[("TESSERA_TOKENS_REUSE_GRACE", "5s"), ("TESSERA_HTTP_REQUEST_TIMEOUT", "4s")]).is_ok());
+        assert!(load(&[("TESSERA_TOKENS_REUSE_GRACE", "0")]).is_ok(), "0 turns retries off");
+        let redis =
+            [("TESSERA_STORE_KIND", "redis"), ("TESSERA_STORE_URL", "redis://127.0.0.1:6379"), ("TESSERA_HTTP_REQUEST_TIMEOUT", "9s")];
+        let error = load(&[redis.as_slice(), &[("TESSERA_TOKENS_REUSE_GRACE", "10s")]].concat()).unwrap_err().to_string();
+        assert!(error.contains("9s + 1s = 10s"), "{error}");
+        assert!(load(&[redis.as_slice(), &[("TESSERA_TOKENS_REUSE_GRACE", "11s")]].concat()).is_ok());
+    }
+
+    #[test]
+    fn a_mistyped_redis_url_is_echoed_without_its_password() {
+        let error = load(&[("TESSERA_STORE_KIND", "redis"), ("TESSERA_STORE_URL", "redis//:TopSecretPw@127.0.0.1:16391/0")])
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("TopSecretPw"), "{error}");
+        assert!(error.contains("store.url") && error.contains("127.0.0.1:16391"), "{error}");
+        assert!(load(&[("TESSERA_STORE_ACCEPT_NEW_STORE", "true")]).unwrap().accept_new_store);
+        assert!(!Config::defaults().accept_new_store);
+    }
 
     #[test]
     fn issuer_must_be_an_http_url_without_query() {

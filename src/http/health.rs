@@ -12,17 +12,22 @@ pub async fn healthz() -> Json<serde_json::Value> {
 }
 
 /// Ready to issue tokens: a signing key and a refresh MAC key are active,
-/// and the store answers.
+/// and the store answers and takes writes. When the store is the reason,
+/// `reasons.store` says why (e.g. "write failed: No space left on device").
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let (signing, mac) = state.authority.keys_present();
-    let store = state.authority.store_answers(std::time::Duration::from_secs(2)).await;
+    let trouble = state.authority.store_trouble();
+    let store = trouble.is_none() && state.authority.store_answers(std::time::Duration::from_secs(2)).await;
     let revocations_current = state.authority.require_fresh_revocations().is_ok();
     let ready = signing && mac && store && revocations_current;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = json!({
+    let mut body = json!({
         "status": if ready { "ready" } else { "not ready" },
         "checks": { "signing_key": signing, "refresh_mac_key": mac, "store": store, "revocations_current": revocations_current },
     });
+    if !store {
+        body["reasons"] = json!({ "store": trouble.unwrap_or_else(|| "the store did not answer within 2 seconds".into()) });
+    }
     (status, Json(body))
 }
 

@@ -25,7 +25,7 @@ pub mod material;
 pub mod rotation;
 pub mod schedule;
 
-pub use directory::{KeyDirectory, KeyDirectoryError};
+pub use directory::{KeyDirectory, KeyDirectoryError, STORE_EPOCH_FILE};
 pub use keyring::{Jwks, KeyView, Keyring};
 pub use material::{MacKey, SigningKey};
 pub use schedule::{KeyMeta, KeyState, KeyUse, TokenLifetimes};

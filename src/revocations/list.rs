@@ -30,6 +30,9 @@ struct Mirror {
     /// subject → (revoked at or before this instant, entry expiry)
     subjects: HashMap<String, (i64, i64)>,
     keys: HashMap<String, i64>,
+    /// The global not-before: (every token issued at or before this instant
+    /// is dead, entry expiry).
+    all_before: Option<(i64, i64)>,
     /// Every live entry by sequence number.
     log: BTreeMap<u64, RevocationEntry>,
     /// Everything up to here is present (or was purged after expiring).
@@ -155,7 +158,25 @@ impl RevocationList {
             Covers::Key { kid } => {
                 mirror.keys.insert(kid.clone(), expires);
             }
+            Covers::Before { before } => Self::cover_all_before(mirror, *before, expires),
         }
+    }
+
+    /// A later not-before moves the instant forward, never back.
+    fn cover_all_before(mirror: &mut Mirror, before: i64, expires: i64) {
+        let slot = mirror.all_before.get_or_insert((before, expires));
+        *slot = (slot.0.max(before), slot.1.max(expires));
+    }
+
+    /// Whether a token issued at `iat` predates the global not-before.
+    fn issued_before_all(mirror: &Mirror, iat: i64) -> bool {
+        mirror.all_before.is_some_and(|(before, _)| iat <= before)
+    }
+
+    /// The global not-before in force, if any: every token issued at or
+    /// before it is refused.
+    pub fn not_before(&self) -> Option<i64> {
+        self.mirror.read().unwrap_or_else(|e| e.into_inner()).all_before.map(|(before, _)| before)
     }
 
     /// Move the watermark over every entry now contiguous, publishing each.
@@ -193,6 +214,9 @@ impl RevocationList {
         if token.kid.is_some_and(|kid| mirror.keys.contains_key(kid)) {
             return Some(Revoked::Key);
         }
+        if Self::issued_before_all(&mirror, token.iat) {
+            return Some(Revoked::Before);
+        }
         None
     }
 
@@ -219,6 +243,7 @@ impl RevocationList {
         mirror.sessions.retain(|_, e| *e >= now);
         mirror.subjects.retain(|_, (_, e)| *e >= now);
         mirror.keys.retain(|_, e| *e >= now);
+        mirror.all_before = mirror.all_before.filter(|(_, e)| *e >= now);
         mirror.log.retain(|_, e| e.expires_at >= now);
     }
 
@@ -237,6 +262,7 @@ impl RevocationList {
             Covers::Session { sid } => sid.len(),
             Covers::Subject { sub, .. } => sub.len(),
             Covers::Key { kid } => kid.len(),
+            Covers::Before { .. } => 0,
         };
         let bytes = mirror.log.values().map(|entry| 2 * (PER_ENTRY + text(&entry.covers))).sum();
         (mirror.log.len(), bytes)
@@ -283,6 +309,23 @@ mod tests {
         list.apply(&[entry(4, Covers::Key { kid: "k1".into() })]);
         assert_eq!(list.check(facts("x", None, "bob", 0)), Some(Revoked::Key));
         assert_eq!(list.watermark(), 4);
+    }
+
+    #[test]
+    fn a_global_not_before_refuses_every_earlier_token_and_only_those() {
+        let list = RevocationList::new();
+        assert_eq!(list.not_before(), None);
+        list.apply(&[entry(1, Covers::Before { before: 500 })]);
+        assert_eq!(list.check(facts("x", Some("s"), "anyone", 500)), Some(Revoked::Before));
+        assert_eq!(list.check(facts("x", None, "anyone", 12)), Some(Revoked::Before));
+        assert_eq!(list.check(facts("x", Some("s"), "anyone", 501)), None, "issued after the not-before");
+        // A later one moves it forward; an earlier one never moves it back.
+        list.apply(&[entry(2, Covers::Before { before: 700 }), entry(3, Covers::Before { before: 600 })]);
+        assert_eq!(list.not_before(), Some(700));
+        assert_eq!(list.check(facts("x", None, "anyone", 650)), Some(Revoked::Before));
+        assert_eq!(list.since(0).0.len(), 3, "announced in the feed");
+        list.purge(1_001);
+        assert_eq!(list.not_before(), None, "gone once nothing it covers can be valid");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! | word | meaning |
 //! |---|---|
-//! | [`Covers`] | what one revocation kills: a token, a session, a subject's earlier tokens, a signing key |
+//! | [`Covers`] | what one revocation kills: a token, a session, a subject's earlier tokens, a signing key, every earlier token |
 //! | [`Revocation`] | a revocation to record: what it covers and until when it matters |
 //! | [`RevocationEntry`] | a recorded revocation, numbered by the store (the feed's cursor) |
 //! | [`RevocationList`] | the in-memory mirror every check reads |
@@ -35,6 +35,11 @@ pub enum Covers {
     Subject { sub: String, before: i64 },
     /// Every token signed by a withdrawn key.
     Key { kid: String },
+    /// Every token issued at or before `before`, whoever it belongs to: the
+    /// global not-before installed when the store was lost or replaced, so
+    /// no session the lost store had ended can come back.
+    #[serde(rename = "all_before")]
+    Before { before: i64 },
 }
 
 /// A revocation to record: what it covers, and the instant (Unix seconds)
@@ -79,6 +84,8 @@ pub enum Revoked {
     Session,
     Subject,
     Key,
+    /// Issued before the global not-before (the store was replaced).
+    Before,
 }
 
 impl Revoked {
@@ -88,6 +95,7 @@ impl Revoked {
             Revoked::Session => "the session was ended",
             Revoked::Subject => "every session of the subject was ended",
             Revoked::Key => "the signing key was withdrawn",
+            Revoked::Before => "the token was issued before the revocation store was replaced; sign in again",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::proofs::ProofLedger;
 use super::{ConsumedRefresh, Consumption, HandoffCode, SessionRecord, Store, StoreFuture};
+use crate::clock::{SharedClock, SystemClock};
 use crate::revocations::{Revocation, RevocationEntry};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -17,30 +18,41 @@ struct State {
 }
 
 /// A store that lives and dies with the process.
-#[derive(Debug)]
-pub struct MemoryStore(Mutex<State>, ProofLedger);
+pub struct MemoryStore {
+    state: Mutex<State>,
+    /// Stamps consumptions (a test's manual clock, the app's clock).
+    clock: SharedClock,
+    /// DPoP proofs seen (see [`super::proofs`]).
+    proofs: ProofLedger,
+}
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        Self(Mutex::default(), ProofLedger::volatile())
+        Self::new()
     }
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
-        Self::default()
+        Self::with_clock(std::sync::Arc::new(SystemClock))
+    }
+
+    /// A store that stamps consumptions with `clock`.
+    pub fn with_clock(clock: SharedClock) -> Self {
+        Self { state: Mutex::default(), clock, proofs: ProofLedger::volatile() }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
 impl Store for MemoryStore {
-    fn consume_refresh(&self, _sid: &str, jti: &str, record: ConsumedRefresh) -> StoreFuture<'_, Consumption> {
+    fn consume_refresh(&self, _sid: &str, jti: &str, mut record: ConsumedRefresh) -> StoreFuture<'_, Consumption> {
         let result = self.with(|state| match state.consumed.get(jti) {
             Some(existing) => Consumption::Already(existing.clone()),
             None => {
+                record.consumed_at_ms = self.clock.now().timestamp_millis();
                 state.consumed.insert(jti.to_string(), record);
                 Consumption::First
             }
@@ -92,7 +104,8 @@ impl Store for MemoryStore {
         Box::pin(async move { Ok(sessions) })
     }
 
-    fn purge_expired(&self, now: i64) -> StoreFuture<'_, usize> {
+    fn purge_expired(&self, cutoff: i64) -> StoreFuture<'_, usize> {
+        let now = cutoff;
         let removed = self.with(|state| {
             let before = state.revocations.len() + state.consumed.len() + state.sessions.values().map(Vec::len).sum::<usize>();
             state.revocations.retain(|_, e| e.expires_at >= now);
@@ -123,7 +136,7 @@ impl Store for MemoryStore {
     }
 
     fn remember_proof(&self, id: &str, issued_at: i64, until: i64) -> StoreFuture<'_, bool> {
-        let first = self.1.remember(id, issued_at, until, chrono::Utc::now().timestamp());
+        let first = self.proofs.remember(id, issued_at, until, self.clock.now().timestamp());
         Box::pin(async move { first })
     }
 

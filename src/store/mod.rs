@@ -11,8 +11,20 @@
 //! durable) and [`embedded::EmbeddedStore`] (the default: a redb file,
 //! fsync'd before any write is acknowledged, group-committed) and
 //! [`redis::RedisStore`] (shared by several replicas).
+//!
+//! Failing closed is the store's part of the contract:
+//! - a lost or replaced store is noticed ([`epoch`]) and never revives a
+//!   session;
+//! - a write is acknowledged only once durable, and a store whose writes
+//!   fail says so ([`Store::health`]) until they work again;
+//! - a consumption is stamped when it is committed, by the store, so a
+//!   retry of a request that timed out is measured from when the token was
+//!   really consumed;
+//! - nothing is purged before [`purge_cutoff`]: a clock that jumps forward
+//!   and back does not bring dead tokens back.
 
 pub mod embedded;
+pub mod epoch;
 pub mod memory;
 pub mod proofs;
 pub mod redis;
@@ -39,7 +51,9 @@ pub struct ConsumedRefresh {
     pub access_jti: String,
     /// `iat` of the child pair.
     pub issued_at: i64,
-    /// When the parent was consumed, in milliseconds (the grace window's start).
+    /// When the parent was consumed, in milliseconds (the grace window's
+    /// start). Set by the store when the consumption is committed (the
+    /// writer's clock, Redis `TIME`); what the caller puts here is ignored.
     pub consumed_at_ms: i64,
     pub client_id: String,
     /// The scope the child access token was given (a request may narrow it).
@@ -139,8 +153,9 @@ pub trait Store: Send + Sync + 'static {
     /// The indexed sessions of a subject.
     fn sessions_of(&self, sub: &str) -> StoreFuture<'_, Vec<SessionRecord>>;
 
-    /// Delete everything that expired before `now`; returns how many entries went.
-    fn purge_expired(&self, now: i64) -> StoreFuture<'_, usize>;
+    /// Delete everything that expired before `cutoff` (see [`purge_cutoff`]);
+    /// returns how many entries went.
+    fn purge_expired(&self, cutoff: i64) -> StoreFuture<'_, usize>;
 
     /// Store a new handoff code under `code_id` (a hash of the code).
     fn put_code(&self, code_id: &str, record: HandoffCode) -> StoreFuture<'_, ()>;
@@ -160,6 +175,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the store answers at all (for `/readyz`).
     fn ping(&self) -> StoreFuture<'_, ()>;
+
+    /// Whether writes work: `Err(reason)` while they fail (the embedded
+    /// store after a failed commit, until it has re-opened), for `/readyz`.
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The store's epoch, created if it has none (see [`epoch`]); `None`
+    /// for a store that keeps nothing (memory).
+    fn epoch(&self) -> StoreFuture<'_, Option<epoch::Reading>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// The epoch this replica has checked and accepted. A shared store's
+    /// follower refuses to call the list current while the store holds
+    /// another one (or none): its data was lost and is being handled.
+    fn expect_epoch(&self, epoch: &epoch::Epoch) {
+        let _ = epoch;
+    }
 
     /// A line for the start-up banner: kind and location.
     fn describe(&self) -> String;
@@ -184,6 +218,31 @@ pub trait Store: Send + Sync + 'static {
 /// A background loop, owned and stopped by [`crate::app`].
 pub type BoxedTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
+/// How long past its expiry an entry is kept at least: a wall clock that
+/// jumps forward and is then corrected must not have purged revocations
+/// that still cover live tokens.
+pub const CLOCK_STEP_MARGIN: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// The purge cutoff at `now`: entries that expired before it may go. Never
+/// later than `now` minus the larger of the leeway and [`CLOCK_STEP_MARGIN`].
+pub fn purge_cutoff(now: i64, leeway: std::time::Duration) -> i64 {
+    let margin = leeway.max(CLOCK_STEP_MARGIN).as_secs();
+    now.saturating_sub(i64::try_from(margin).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::purge_cutoff;
+    use std::time::Duration;
+
+    #[test]
+    fn the_purge_cutoff_keeps_a_day_or_the_leeway_whichever_is_longer() {
+        assert_eq!(purge_cutoff(1_000_000, Duration::from_secs(30)), 1_000_000 - 86_400);
+        assert_eq!(purge_cutoff(1_000_000, Duration::from_secs(2 * 86_400)), 1_000_000 - 2 * 86_400);
+        assert_eq!(purge_cutoff(i64::MIN + 5, Duration::ZERO), i64::MIN, "no overflow");
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod contract {
     //! The behaviour every store must show; each implementation runs these.
@@ -204,11 +263,31 @@ pub(crate) mod contract {
         }
     }
 
+    fn system_now_ms() -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    }
+
+    /// The record as stored, with the store's stamp replaced by the caller's.
+    pub fn unstamped(mut stored: ConsumedRefresh) -> ConsumedRefresh {
+        stored.consumed_at_ms = 100_000;
+        stored
+    }
+
     pub async fn consumption_happens_once(store: &dyn Store) {
-        assert_eq!(store.consume_refresh("s", "parent", record("child-a", "web", 1_000)).await.unwrap(), Consumption::First);
-        let again = store.consume_refresh("s", "parent", record("child-b", "web", 1_000)).await.unwrap();
-        assert_eq!(again, Consumption::Already(record("child-a", "web", 1_000)));
-        assert_eq!(store.consumed_refresh("s", "parent").await.unwrap(), Some(record("child-a", "web", 1_000)));
+        let before = system_now_ms();
+        assert_eq!(store.consume_refresh("s", "parent", record("child-a", "web", i64::MAX / 4)).await.unwrap(), Consumption::First);
+        let after = system_now_ms();
+        let Consumption::Already(again) = store.consume_refresh("s", "parent", record("child-b", "web", i64::MAX / 4)).await.unwrap()
+        else {
+            panic!("the second consumption must see the first");
+        };
+        assert!(
+            (before..=after).contains(&again.consumed_at_ms),
+            "stamped by the store when committed, not by the caller: {} not in {before}..={after}",
+            again.consumed_at_ms
+        );
+        assert_eq!(unstamped(again.clone()), record("child-a", "web", i64::MAX / 4));
+        assert_eq!(store.consumed_refresh("s", "parent").await.unwrap(), Some(again));
         assert_eq!(store.consumed_refresh("s", "other").await.unwrap(), None);
     }
 

@@ -8,7 +8,7 @@ import http from "node:http";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 
-const [base, shots] = process.argv.slice(2);
+const [base, shots, management] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
 const step = (text) => console.log(`browser: ${text}`);
 
@@ -22,7 +22,7 @@ const page = await context.newPage();
 const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
 const refreshCookie = async () => (await context.cookies(`${base}/oauth2/token`)).find((c) => c.name.endsWith("tessera-refresh-demo"));
 const rotatedCount = async () => {
-  const text = await (await fetch(`${base}/metrics`)).text();
+  const text = await (await fetch(`${management}/metrics`)).text();
   return Number(/tessera_refresh_total\{outcome="rotated"\} (\d+)/.exec(text)[1]);
 };
 const signIn = async (sub) => {

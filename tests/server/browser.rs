@@ -29,12 +29,16 @@ async fn the_demo_page_works_in_headless_chromium() {
         return;
     }
     // The replay must land after the grace window: keep it short.
-    let server = TestServer::start_with_flags(&default_config(), &[("TESSERA_TOKENS_REUSE_GRACE", "1s")], &["--dev"]).await;
+    // (The grace window must outlast a request: http.request_timeout.)
+    let env = [("TESSERA_TOKENS_REUSE_GRACE", "1s"), ("TESSERA_HTTP_REQUEST_TIMEOUT", "800ms")];
+    let server = TestServer::start_with_flags(&default_config(), &env, &["--dev"]).await;
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/demo.mjs");
-    let base = server.base.clone();
+    let (base, management) = (server.base.clone(), server.management.clone());
     let shots_arg = shots.clone();
-    let run = tokio::task::spawn_blocking(move || Command::new("node").arg(script).arg(base).arg(shots_arg).output().expect("run node"));
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("node").arg(script).arg(base).arg(shots_arg).arg(management).output().expect("run node")
+    });
     let output = tokio::time::timeout(Duration::from_secs(120), run).await.expect("the browser test finished within two minutes").unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);

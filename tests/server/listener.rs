@@ -111,7 +111,7 @@ async fn a_full_connection_table_makes_room_by_closing_idle_connections() {
 
 #[tokio::test]
 async fn beyond_the_cap_with_every_connection_busy_a_new_one_is_shed_with_503() {
-    let env = [("TESSERA_HTTP_MAX_CONNECTIONS", "2"), ("TESSERA_HTTP_REQUEST_TIMEOUT", "60s")];
+    let env = [("TESSERA_HTTP_MAX_CONNECTIONS", "2"), ("TESSERA_HTTP_REQUEST_TIMEOUT", "60s"), ("TESSERA_TOKENS_REUSE_GRACE", "2m")];
     let server = TestServer::start_with(&default_config(), &env).await;
     // Two requests in flight: headers complete, bodies stalled.
     let credentials = basic(BACKEND_ID, BACKEND_SECRET);
@@ -137,7 +137,12 @@ async fn beyond_the_cap_with_every_connection_busy_a_new_one_is_shed_with_503() 
 
 #[tokio::test]
 async fn sigterm_with_a_half_sent_request_exits_within_the_drain_deadline() {
-    let env = [("TESSERA_HTTP_DRAIN_TIMEOUT", "1s"), ("TESSERA_HTTP_REQUEST_TIMEOUT", "60s"), ("TESSERA_HTTP_HEADER_READ_TIMEOUT", "60s")];
+    let env = [
+        ("TESSERA_HTTP_DRAIN_TIMEOUT", "1s"),
+        ("TESSERA_HTTP_REQUEST_TIMEOUT", "60s"),
+        ("TESSERA_HTTP_HEADER_READ_TIMEOUT", "60s"),
+        ("TESSERA_TOKENS_REUSE_GRACE", "2m"),
+    ];
     let server = TestServer::start_with(&default_config(), &env).await;
     let credentials = basic(BACKEND_ID, BACKEND_SECRET);
     // One request stuck in its body, one stuck in its headers.

@@ -14,4 +14,5 @@ mod refresh;
 mod replicas;
 mod rotation;
 mod session_rules;
+mod store_faults;
 mod throttle;

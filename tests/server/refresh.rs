@@ -67,11 +67,13 @@ async fn fifty_concurrent_refreshes_of_one_token_yield_exactly_one_child() {
 #[tokio::test]
 async fn a_replay_after_the_grace_window_ends_the_session_and_is_logged_without_the_token() {
     let config = format!("{}\n", default_config());
-    let server = TestServer::start_with(&config, &[("TESSERA_TOKENS_REUSE_GRACE", "300ms")]).await;
+    // The grace window must outlast a request (http.request_timeout).
+    let env = [("TESSERA_TOKENS_REUSE_GRACE", "1s"), ("TESSERA_HTTP_REQUEST_TIMEOUT", "500ms")];
+    let server = TestServer::start_with(&config, &env).await;
     let session = server.web_session("alice").await;
     let stolen = session["refresh_token"].as_str().unwrap();
     let (_, child) = server.refresh("web", stolen).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     let (status, body) = server.refresh("web", stolen).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
     let (status, _) = server.refresh("web", child["refresh_token"].as_str().unwrap()).await;

@@ -23,7 +23,9 @@ async fn pair(store_env: &[(&str, &str)]) -> Pair {
     // Replicas behind one load balancer share one issuer.
     let mut env: Vec<(&str, &str)> = vec![
         ("TESSERA_KEYS_DIR", keys_dir.as_str()),
-        ("TESSERA_TOKENS_REUSE_GRACE", "300ms"),
+        // The grace window must outlast a request plus a Redis answer.
+        ("TESSERA_TOKENS_REUSE_GRACE", "3500ms"),
+        ("TESSERA_HTTP_REQUEST_TIMEOUT", "2s"),
         ("TESSERA_STORE_KIND", "redis"),
         ("TESSERA_ISSUER", ISSUER),
     ];
@@ -58,7 +60,7 @@ async fn rotation_and_revocation_cross_replicas(replicas: &Pair) {
     let parent = session["refresh_token"].as_str().unwrap().to_string();
     let (status, child) = a.refresh("web", &parent).await;
     assert_eq!(status, 200, "{child}");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(3_600)).await;
     let (status, body) = b.refresh("web", &parent).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
     // The revocation reaches the other replica's list within moments; until

@@ -180,3 +180,19 @@ fn unix_now() -> i64 {
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX)
 }
+
+/// Entry points for the fuzz targets in the repository's `fuzz/` folder;
+/// not part of the API and not covered by semver.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decode `chunks` as one Server-Sent Events stream; how many complete
+    /// events it held, or why it was refused.
+    pub fn decode_sse(chunks: &[&[u8]]) -> Result<usize, &'static str> {
+        let mut decoder = crate::sse::SseDecoder::default();
+        let mut events = Vec::new();
+        for chunk in chunks {
+            decoder.push(chunk, &mut events)?;
+        }
+        Ok(events.len())
+    }
+}

@@ -2,9 +2,11 @@
 //! verification without waiting on anything.
 //!
 //! The wire format is the server's `RevocationEntry` (tessera's `store`),
-//! redeclared here because the verifier builds without the server. Four
+//! redeclared here because the verifier builds without the server. Five
 //! kinds of entry: a token (`jti`), a session (`sid`), a subject's tokens
-//! issued at or before an instant, a signing key (`kid`). Each carries the
+//! issued at or before an instant, a signing key (`kid`), and every token
+//! issued at or before an instant (`all_before`: the issuer lost or replaced
+//! its revocation store, so nothing issued before then is trusted). Each carries the
 //! instant after which it covers nothing still valid, and is dropped then,
 //! so the copy stays as small as the server's list. A kind this version
 //! does not know is logged and skipped: it cannot be enforced, and refusing
@@ -36,6 +38,10 @@ pub(crate) enum Revocation {
     Key {
         kid: String,
     },
+    #[serde(rename = "all_before")]
+    AllBefore {
+        before: i64,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -66,6 +72,10 @@ pub enum RevocationKind {
     /// Its signing key, by `kid` (an emergency key withdrawal).
     #[error("its signing key (kid) was withdrawn")]
     Key,
+    /// Issued before the issuer's global not-before: the issuer lost or
+    /// replaced its revocation store and trusts nothing issued earlier.
+    #[error("it was issued before the issuer's revocation store was replaced")]
+    AllBefore,
 }
 
 #[derive(Default)]
@@ -76,6 +86,8 @@ struct Covered {
     /// sub → (latest `before`, expiry).
     subjects: HashMap<String, (i64, i64)>,
     keys: HashMap<String, i64>,
+    /// The global not-before: (latest `before`, expiry).
+    all_before: Option<(i64, i64)>,
     purged_at: i64,
 }
 
@@ -106,6 +118,10 @@ impl RevocationMirror {
                 Revocation::Key { kid } => {
                     covered.keys.insert(kid.clone(), expires);
                 }
+                Revocation::AllBefore { before } => {
+                    let slot = covered.all_before.get_or_insert((*before, expires));
+                    *slot = (slot.0.max(*before), slot.1.max(expires));
+                }
                 Revocation::Unknown => tracing::error!(seq = entry.seq, "the revocation feed sent a kind this verifier does not know"),
             }
         }
@@ -114,6 +130,7 @@ impl RevocationMirror {
             covered.sessions.retain(|_, e| *e >= now);
             covered.subjects.retain(|_, (_, e)| *e >= now);
             covered.keys.retain(|_, e| *e >= now);
+            covered.all_before = covered.all_before.filter(|(_, e)| *e >= now);
             covered.purged_at = now;
         }
     }
@@ -129,6 +146,8 @@ impl RevocationMirror {
             RevocationKind::Subject
         } else if covered.keys.contains_key(kid) {
             RevocationKind::Key
+        } else if covered.all_before.is_some_and(|(before, _)| claims.iat <= before) {
+            RevocationKind::AllBefore
         } else {
             return Ok(());
         };
@@ -172,6 +191,15 @@ mod tests {
         // Issued after the subject's instant, another session, another key: live.
         assert_eq!(revoked(&claims("j", None, "bob", 1_001), "k"), None);
         assert_eq!(revoked(&claims("j", Some("s-live"), "alice", 900), "k"), None);
+    }
+
+    #[test]
+    fn a_global_not_before_refuses_every_token_issued_by_then() {
+        let mirror = RevocationMirror::default();
+        mirror.apply(&entries(json!([{"seq": 9, "kind": "all_before", "before": 1_000, "expires_at": 9_000}])), 0);
+        assert_eq!(mirror.check(&claims("j", Some("s"), "alice", 1_000), "k").err(), Some(VerifyError::Revoked(RevocationKind::AllBefore)));
+        assert_eq!(mirror.check(&claims("j", None, "bob", 3), "k").err(), Some(VerifyError::Revoked(RevocationKind::AllBefore)));
+        assert!(mirror.check(&claims("j", Some("s"), "alice", 1_001), "k").is_ok(), "issued after the not-before");
     }
 
     #[test]

@@ -4,11 +4,24 @@
 //!
 //! Writes are atomic (temporary file, fsync, rename, fsync of the directory)
 //! so a replica reloading the directory never sees half a key. A private key
-//! that other users can read is refused, naming the file and the fix.
+//! that other users can read is refused, naming the file and the fix. So is,
+//! as sshd's `StrictModes` does, a directory or file that another user could
+//! change — group- or world-writable, or owned by someone other than the
+//! user tessera runs as (or root): whoever can write there can plant a key
+//! that tessera would sign with.
 //!
-//! Reading lives here; creating, retiring, revoking and pruning keys in [`write`].
+//! The directory also records which store it works with
+//! ([`STORE_EPOCH_FILE`], see [`crate::store::epoch`]), so a lost or
+//! replaced store is noticed at start.
+//!
+//! Reading lives here; creating, retiring, revoking and pruning keys in
+//! [`write`]; the ownership and mode rules in `strict`.
 
+mod strict;
 mod write;
+
+/// The file in the key directory that names the store's epoch.
+pub const STORE_EPOCH_FILE: &str = "store-epoch.json";
 
 use super::SigningAlgorithm;
 use super::material::{KeyMaterialError, MacKey, SigningKey, pem_decode, pem_encode};
@@ -27,6 +40,8 @@ pub enum KeyDirectoryError {
     Io { path: PathBuf, error: std::io::Error },
     #[error("{path} can be read by other users (mode {mode:04o}); a private key must be mode 0600: run `chmod 600 {path}`")]
     TooOpen { path: PathBuf, mode: u32 },
+    #[error("{path}: {reason}")]
+    Unsafe { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
     BadMetadata { path: PathBuf, reason: String },
     #[error("{path}: {error}")]
@@ -78,11 +93,13 @@ impl KeyDirectory {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(metas),
             Err(e) => return Err(io(&self.path)(e)),
         };
+        strict::check(&self.path)?;
         for entry in entries {
             let path = entry.map_err(io(&self.path))?.path();
-            if path.extension().is_none_or(|ext| ext != "json") {
+            if path.extension().is_none_or(|ext| ext != "json") || path.file_name().is_some_and(|n| n == STORE_EPOCH_FILE) {
                 continue;
             }
+            strict::check(&path)?;
             let text = std::fs::read_to_string(&path).map_err(io(&path))?;
             let meta: KeyMeta =
                 serde_json::from_str(&text).map_err(|e| KeyDirectoryError::BadMetadata { path: path.clone(), reason: e.to_string() })?;
@@ -135,6 +152,26 @@ impl KeyDirectory {
         Ok(LoadedKey { meta, material })
     }
 
+    /// What the directory records about its store, if anything.
+    pub fn store_epoch(&self) -> Result<Option<String>, KeyDirectoryError> {
+        let path = self.path.join(STORE_EPOCH_FILE);
+        match std::fs::metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path)(e)),
+            Ok(_) => {
+                strict::check(&self.path)?;
+                strict::check(&path)?;
+                std::fs::read_to_string(&path).map(Some).map_err(io(&path))
+            }
+        }
+    }
+
+    /// Record which store the directory works with (atomically, mode 0600).
+    pub fn record_store_epoch(&self, content: &str) -> Result<(), KeyDirectoryError> {
+        self.ensure_exists()?;
+        write::write_atomic(&self.path.join(STORE_EPOCH_FILE), content.as_bytes())
+    }
+
     /// A cheap summary of the directory (names, sizes, modification times):
     /// when it changes, the keyring reloads.
     pub fn fingerprint(&self) -> u64 {
@@ -142,6 +179,8 @@ impl KeyDirectory {
         if let Ok(entries) = std::fs::read_dir(&self.path) {
             let mut rows: Vec<_> = entries
                 .filter_map(Result::ok)
+                // Recording the store's epoch changes no key.
+                .filter(|e| e.file_name() != STORE_EPOCH_FILE)
                 .filter_map(|e| {
                     let meta = e.metadata().ok()?;
                     Some((e.file_name(), meta.len(), meta.modified().ok(), meta.permissions().mode()))
@@ -160,6 +199,7 @@ fn read_private(path: &Path) -> Result<String, KeyDirectoryError> {
     if mode & 0o077 != 0 {
         return Err(KeyDirectoryError::TooOpen { path: path.to_path_buf(), mode });
     }
+    strict::check(path)?;
     std::fs::read_to_string(path).map_err(io(path))
 }
 

@@ -5,7 +5,7 @@
 use super::*;
 
 impl KeyDirectory {
-    fn ensure_exists(&self) -> Result<(), KeyDirectoryError> {
+    pub(super) fn ensure_exists(&self) -> Result<(), KeyDirectoryError> {
         if !self.path.exists() {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.path).map_err(io(&self.path))?;
         }
@@ -165,7 +165,7 @@ impl KeyDirectory {
     }
 }
 
-fn write_atomic(path: &Path, content: &[u8]) -> Result<(), KeyDirectoryError> {
+pub(super) fn write_atomic(path: &Path, content: &[u8]) -> Result<(), KeyDirectoryError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
     let tmp = dir.join(format!(".{name}.tmp"));

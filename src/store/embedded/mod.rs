@@ -9,67 +9,110 @@
 //! same batch — which is what makes `consume_refresh` atomic.
 //!
 //! Reads use redb's MVCC read transactions and never wait for the writer.
+//! Opening the file (permissions, the zero-length refusal, the epoch) is
+//! `file`'s; the writer thread, its recovery after a failed commit and the
+//! tables are `writer`'s.
 
+use super::epoch::Reading;
 use super::proofs::ProofLedger;
 use super::{ConsumedRefresh, Consumption, HandoffCode, SessionRecord, Store, StoreError, StoreFuture};
+use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::revocations::{Revocation, RevocationEntry};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::oneshot;
 
+mod file;
 mod writer;
 
-use writer::{CODES, CONSUMED, META, Op, Outcome, REVOCATIONS, Reply, SESSIONS, unexpected};
+use writer::{CONSUMED, META, Op, Outcome, REVOCATIONS, Reply, SESSIONS, unexpected};
 
 fn store_error(error: impl std::fmt::Display) -> StoreError {
     StoreError(error.to_string())
 }
 
+/// The database in service (none while it is being re-opened after a
+/// failed commit) and why writes fail, if they do.
+#[derive(Default)]
+struct Shared {
+    db: RwLock<Option<Arc<Database>>>,
+    failing: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn current(&self) -> Result<Arc<Database>, StoreError> {
+        if let Some(db) = self.db.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            return Ok(db.clone());
+        }
+        let reason = self.failing.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_else(|| "the store is closed".into());
+        Err(StoreError(format!("{reason}; re-opening the store")))
+    }
+
+    fn take(&self) -> Option<Arc<Database>> {
+        self.db.write().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn put(&self, db: Database) {
+        *self.db.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(db));
+    }
+
+    fn set_failing(&self, reason: Option<String>) {
+        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = reason;
+    }
+
+    fn health(&self) -> Result<(), String> {
+        match self.failing.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            None => Ok(()),
+            Some(reason) => Err(reason.clone()),
+        }
+    }
+}
+
 /// The embedded, durable store.
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    shared: Arc<Shared>,
     path: PathBuf,
     writes: mpsc::Sender<(Op, Reply)>,
+    reading: Reading,
     /// DPoP proofs seen: in memory, see [`super::proofs`].
     proofs: ProofLedger,
 }
 
 impl EmbeddedStore {
-    /// Open (or create) the store file and start its writer thread.
-    pub fn open(path: &Path, metrics: Arc<Metrics>) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError(format!("creating {}: {e}", parent.display())))?;
-        }
-        let db = Database::create(path).map_err(|e| StoreError(format!("opening {}: {e}", path.display())))?;
-        let txn = db.begin_write().map_err(store_error)?;
-        {
-            txn.open_table(REVOCATIONS).map_err(store_error)?;
-            txn.open_table(CONSUMED).map_err(store_error)?;
-            txn.open_table(SESSIONS).map_err(store_error)?;
-            let mut meta = txn.open_table(META).map_err(store_error)?;
-            // A new file numbers from the clock (× 1000), not from 1: a feed
-            // follower that kept a cursor from an earlier, deleted store still
-            // sees every new entry as new.
-            if meta.get("next_seq").map_err(store_error)?.is_none() {
-                let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_millis() as u64 * 1000);
-                meta.insert("next_seq", start).map_err(store_error)?;
-            }
-            txn.open_table(CODES).map_err(store_error)?;
-        }
-        txn.commit().map_err(store_error)?;
-        let db = Arc::new(db);
+    /// Open (or create) the store file and start its writer thread. `clock`
+    /// stamps the epoch of a new file and every consumption.
+    pub fn open(path: &Path, metrics: Arc<Metrics>, clock: SharedClock) -> Result<Self, StoreError> {
+        let (db, reading) = file::open(path, clock.unix())?;
+        let opened_at = clock.unix();
+        let shared = Arc::new(Shared::default());
+        shared.put(db);
         let (writes, queue) = mpsc::channel();
-        let writer_db = db.clone();
+        let writer = writer::Writer {
+            shared: shared.clone(),
+            path: path.to_path_buf(),
+            clock,
+            metrics,
+            closing: None,
+            backoff: std::time::Duration::ZERO,
+            retry_at: std::time::Instant::now(),
+        };
         std::thread::Builder::new()
             .name("tessera-store-writer".into())
-            .spawn(move || writer::run(&writer_db, &queue, &metrics))
+            .spawn(move || writer::run(writer, &queue))
             .map_err(|e| StoreError(format!("starting the writer thread: {e}")))?;
-        let proofs = ProofLedger::for_durable_store(chrono::Utc::now().timestamp());
-        Ok(Self { db, path: path.to_path_buf(), writes, proofs })
+        let proofs = ProofLedger::for_durable_store(opened_at);
+        Ok(Self { shared, path: path.to_path_buf(), writes, reading, proofs })
+    }
+
+    /// Remove a zero-length file at `path`, so that [`EmbeddedStore::open`]
+    /// creates a new store there (only when the operator accepted a new
+    /// store); true if there was one.
+    pub fn discard_empty(path: &Path) -> Result<bool, StoreError> {
+        file::discard_empty(path)
     }
 
     /// Queue a write and wait until the batch holding it has committed.
@@ -83,8 +126,11 @@ impl EmbeddedStore {
     }
 
     fn read<T: Send + 'static>(&self, f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static) -> StoreFuture<'_, T> {
-        let db = self.db.clone();
-        Box::pin(async move { tokio::task::spawn_blocking(move || f(&db)).await.map_err(store_error)? })
+        let db = self.shared.current();
+        Box::pin(async move {
+            let db = db?;
+            tokio::task::spawn_blocking(move || f(&db)).await.map_err(store_error)?
+        })
     }
 
     /// The revocations in the store file at `path`, opened read-only and
@@ -194,8 +240,8 @@ impl Store for EmbeddedStore {
         })
     }
 
-    fn purge_expired(&self, now: i64) -> StoreFuture<'_, usize> {
-        let done = self.submit(Op::Purge { now });
+    fn purge_expired(&self, cutoff: i64) -> StoreFuture<'_, usize> {
+        let done = self.submit(Op::Purge { cutoff });
         Box::pin(async move {
             match done.await? {
                 Outcome::Purged(removed) => Ok(removed),
@@ -233,6 +279,15 @@ impl Store for EmbeddedStore {
         self.read(|db| db.begin_read().map(|_| ()).map_err(store_error))
     }
 
+    fn health(&self) -> Result<(), String> {
+        self.shared.health()
+    }
+
+    fn epoch(&self) -> StoreFuture<'_, Option<Reading>> {
+        let reading = self.reading.clone();
+        Box::pin(async move { Ok(Some(reading)) })
+    }
+
     fn describe(&self) -> String {
         format!("embedded ({})", self.path.display())
     }
@@ -242,11 +297,12 @@ impl Store for EmbeddedStore {
 mod tests {
     use super::super::contract;
     use super::*;
+    use crate::clock::SystemClock;
     use crate::revocations::Covers;
     use std::time::Instant;
 
     fn open(dir: &tempfile::TempDir) -> EmbeddedStore {
-        EmbeddedStore::open(&dir.path().join("data/tessera.redb"), Arc::new(Metrics::default())).unwrap()
+        EmbeddedStore::open(&dir.path().join("data/tessera.redb"), Arc::new(Metrics::default()), Arc::new(SystemClock)).unwrap()
     }
 
     #[tokio::test]
@@ -285,7 +341,7 @@ mod tests {
         // The writer thread holds the database until its queue closes.
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
         let store = loop {
-            match EmbeddedStore::open(&dir.path().join("data/tessera.redb"), Arc::new(Metrics::default())) {
+            match EmbeddedStore::open(&dir.path().join("data/tessera.redb"), Arc::new(Metrics::default()), Arc::new(SystemClock)) {
                 Ok(store) => break store,
                 Err(e) if Instant::now() < deadline => {
                     let _ = e;
@@ -299,10 +355,11 @@ mod tests {
         let before = store.revocations_since(0).await.unwrap()[0].seq;
         assert_eq!(next[0].seq, before + 1, "sequence numbers continue after a restart");
         assert_eq!(store.last_sequence().await.unwrap(), next[0].seq);
-        assert_eq!(
-            store.consume_refresh("s", "p", contract::record("other", "web", i64::MAX)).await.unwrap(),
-            Consumption::Already(contract::record("c", "web", i64::MAX))
-        );
+        let Consumption::Already(earlier) = store.consume_refresh("s", "p", contract::record("other", "web", i64::MAX)).await.unwrap()
+        else {
+            panic!("the consumption survives the restart");
+        };
+        assert_eq!(contract::unstamped(earlier), contract::record("c", "web", i64::MAX));
     }
 
     #[tokio::test]

@@ -1,15 +1,24 @@
 //! The writer thread and the tables: every write is an [`Op`] queued to
 //! one thread, which applies all waiting ops in one redb transaction,
 //! commits (fsync) and only then answers each caller with its [`Outcome`].
+//!
+//! A failed commit (a full disk, an I/O error) leaves redb unusable until
+//! the database is closed and opened again. The writer then takes the
+//! database out of service (reads and writes answer "unavailable", `/readyz`
+//! says why), and re-opens it with backoff until a probe write commits —
+//! so the store serves again once space is back, without a restart. No
+//! write of a failed batch was acknowledged, so nothing acknowledged is lost.
 
-use super::store_error;
+use super::{Shared, file, store_error};
+use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::revocations::{Revocation, RevocationEntry};
 use crate::store::memory::evict_oldest;
 use crate::store::{ConsumedRefresh, Consumption, HandoffCode, SessionRecord, StoreError};
 use redb::{Database, ReadableTable, TableDefinition};
-use std::sync::mpsc;
-use std::time::Instant;
+use std::path::PathBuf;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 pub(super) const REVOCATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("revocations");
@@ -21,12 +30,16 @@ pub(super) const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("han
 /// Most writes folded into one commit.
 const MAX_BATCH: usize = 4096;
 
+/// First and longest wait between attempts to re-open after a failure.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LONGEST_RETRY: Duration = Duration::from_secs(5);
+
 /// One write, as data.
 pub(super) enum Op {
     Consume { jti: String, record: ConsumedRefresh },
     Revoke { revocations: Vec<Revocation> },
     TrackSession { record: SessionRecord, limit: usize },
-    Purge { now: i64 },
+    Purge { cutoff: i64 },
     PutCode { code_id: String, record: HandoffCode },
     RedeemCode { code_id: String },
 }
@@ -43,8 +56,85 @@ pub(super) enum Outcome {
 
 pub(super) type Reply = oneshot::Sender<Result<Outcome, StoreError>>;
 
-pub(super) fn run(db: &Database, queue: &mpsc::Receiver<(Op, Reply)>, metrics: &Metrics) {
-    while let Ok(first) = queue.recv() {
+/// The writer thread's state.
+pub(super) struct Writer {
+    pub(super) shared: Arc<Shared>,
+    pub(super) path: PathBuf,
+    pub(super) clock: SharedClock,
+    pub(super) metrics: Arc<Metrics>,
+    /// A database taken out of service, dropped once no reader holds it.
+    pub(super) closing: Option<Arc<Database>>,
+    pub(super) backoff: Duration,
+    pub(super) retry_at: Instant,
+}
+
+impl Writer {
+    fn failing(&self) -> bool {
+        self.shared.health().is_err()
+    }
+
+    /// A commit failed: take the database out of service and plan a re-open.
+    fn failed(&mut self, error: &StoreError) {
+        tracing::error!(%error, "store commit failed; none of its writes were acknowledged; re-opening the store");
+        self.shared.set_failing(Some(format!("write failed: {}", error.0)));
+        if let Some(db) = self.shared.take() {
+            self.closing = Some(db);
+        }
+        self.backoff = FIRST_RETRY;
+        self.retry_at = Instant::now() + self.backoff;
+    }
+
+    /// Try to bring the database back, if it is time.
+    fn recover(&mut self) {
+        if Instant::now() < self.retry_at {
+            return;
+        }
+        if let Some(old) = self.closing.take() {
+            match Arc::try_unwrap(old) {
+                Ok(db) => drop(db),
+                // A read still holds it; it will be done by the next attempt.
+                Err(old) => {
+                    self.closing = Some(old);
+                    self.retry_at = Instant::now() + FIRST_RETRY;
+                    return;
+                }
+            }
+        }
+        match file::reopen(&self.path, self.clock.unix()) {
+            Ok(db) => {
+                self.shared.put(db);
+                self.shared.set_failing(None);
+                self.backoff = FIRST_RETRY;
+                tracing::warn!(path = %self.path.display(), "the store was re-opened and writes commit again");
+            }
+            Err(error) => {
+                self.shared.set_failing(Some(format!("write failed: {}", error.0)));
+                self.backoff = (self.backoff * 2).min(LONGEST_RETRY);
+                self.retry_at = Instant::now() + self.backoff;
+                tracing::debug!(%error, retry_in = ?self.backoff, "the store cannot be re-opened yet");
+            }
+        }
+    }
+}
+
+pub(super) fn run(mut writer: Writer, queue: &mpsc::Receiver<(Op, Reply)>) {
+    loop {
+        let first = if writer.failing() {
+            match queue.recv_timeout(writer.retry_at.saturating_duration_since(Instant::now())) {
+                Ok(write) => Some(write),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match queue.recv() {
+                Ok(write) => Some(write),
+                Err(_) => break,
+            }
+        };
+        if writer.failing() {
+            writer.recover();
+        }
+        let Some(first) = first else { continue };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -54,16 +144,19 @@ pub(super) fn run(db: &Database, queue: &mpsc::Receiver<(Op, Reply)>, metrics: &
         }
         let started = Instant::now();
         let (ops, replies): (Vec<Op>, Vec<Reply>) = batch.into_iter().unzip();
-        match apply(db, ops) {
+        let result = writer.shared.current().and_then(|db| apply(&db, ops, &writer.clock));
+        match result {
             Ok(outcomes) => {
-                metrics.store_commit(started.elapsed(), replies.len());
+                writer.metrics.store_commit(started.elapsed(), replies.len());
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     // A caller that gave up (timeout, disconnect) no longer listens.
                     let _ = reply.send(Ok(outcome));
                 }
             }
             Err(error) => {
-                tracing::error!(%error, writes = replies.len(), "store commit failed; none of its writes were acknowledged");
+                if !writer.failing() {
+                    writer.failed(&error);
+                }
                 for reply in replies {
                     let _ = reply.send(Err(error.clone()));
                 }
@@ -72,10 +165,14 @@ pub(super) fn run(db: &Database, queue: &mpsc::Receiver<(Op, Reply)>, metrics: &
     }
 }
 
-/// Apply a batch in one transaction and commit it; all or nothing.
-pub(super) fn apply(db: &Database, ops: Vec<Op>) -> Result<Vec<Outcome>, StoreError> {
+/// Apply a batch in one transaction and commit it; all or nothing. Each
+/// consumption recorded here is stamped with the writer's clock just
+/// before the commit, so a retry's grace window starts when the token was
+/// really consumed, however long the request waited for the writer.
+pub(super) fn apply(db: &Database, ops: Vec<Op>, clock: &SharedClock) -> Result<Vec<Outcome>, StoreError> {
     let txn = db.begin_write().map_err(store_error)?;
     let mut outcomes = Vec::with_capacity(ops.len());
+    let mut consumed_here: Vec<(String, ConsumedRefresh)> = Vec::new();
     {
         let mut revocations = txn.open_table(REVOCATIONS).map_err(store_error)?;
         let mut consumed = txn.open_table(CONSUMED).map_err(store_error)?;
@@ -94,6 +191,7 @@ pub(super) fn apply(db: &Database, ops: Vec<Op>) -> Result<Vec<Outcome>, StoreEr
                         None => {
                             let bytes = serde_json::to_vec(&record).map_err(store_error)?;
                             consumed.insert(jti.as_str(), bytes.as_slice()).map_err(store_error)?;
+                            consumed_here.push((jti, record));
                             Outcome::Consumption(Consumption::First)
                         }
                     }
@@ -133,10 +231,10 @@ pub(super) fn apply(db: &Database, ops: Vec<Op>) -> Result<Vec<Outcome>, StoreEr
                     }
                     Outcome::Evicted(evicted)
                 }
-                Op::Purge { now } => {
+                Op::Purge { cutoff } => {
                     let mut removed = 0usize;
                     let mut keep = |bytes: &[u8]| {
-                        let expired = serde_json::from_slice::<Expiry>(bytes).is_ok_and(|e| e.expires_at < now);
+                        let expired = serde_json::from_slice::<Expiry>(bytes).is_ok_and(|e| e.expires_at < cutoff);
                         removed += usize::from(expired);
                         !expired
                     };
@@ -163,6 +261,22 @@ pub(super) fn apply(db: &Database, ops: Vec<Op>) -> Result<Vec<Outcome>, StoreEr
                 }
             };
             outcomes.push(outcome);
+        }
+        if !consumed_here.is_empty() {
+            let stamp = clock.now().timestamp_millis();
+            for (jti, record) in &consumed_here {
+                let record = ConsumedRefresh { consumed_at_ms: stamp, ..record.clone() };
+                consumed.insert(jti.as_str(), serde_json::to_vec(&record).map_err(store_error)?.as_slice()).map_err(store_error)?;
+            }
+            // A later op of this batch that saw one of these consumptions
+            // sees the stamp too.
+            for outcome in &mut outcomes {
+                if let Outcome::Consumption(Consumption::Already(earlier)) = outcome
+                    && consumed_here.iter().any(|(_, r)| r.child_jti == earlier.child_jti)
+                {
+                    earlier.consumed_at_ms = stamp;
+                }
+            }
         }
     }
     // On any error above, returning drops the transaction uncommitted.

@@ -112,7 +112,12 @@ pub(super) fn store_error(error: impl std::fmt::Display) -> StoreError {
 pub(super) const FOLLOW_BLOCK: Duration = Duration::from_millis(500);
 
 /// Connect; `patience` is added to the response timeout (for blocking reads).
+/// An error never carries a password from the configured URLs.
 pub(super) async fn connect(config: &RedisConfig, patience: Duration) -> Result<Connection, StoreError> {
+    open(config, patience).await.map_err(|error| StoreError(super::scrub(&error.0, &config.urls)))
+}
+
+async fn open(config: &RedisConfig, patience: Duration) -> Result<Connection, StoreError> {
     let response_timeout = config.response_timeout + patience;
     let settings = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.connect_timeout))

@@ -1,7 +1,9 @@
 //! The follower: keeps this replica's in-memory revocation list current
 //! with what every replica writes, by loading the log and tailing the stream.
+//! Every round it also checks the store's epoch: a Redis that lost its data
+//! must not pass for current (see [`crate::store::epoch`]).
 
-use super::connection::{FOLLOW_BLOCK, connect, store_error};
+use super::connection::{Connection, FOLLOW_BLOCK, connect, store_error};
 use super::scripts::parse_member;
 use super::{RedisStore, StoreError};
 use crate::revocations::RevocationList;
@@ -29,9 +31,27 @@ impl RedisStore {
         }
     }
 
+    /// Fail (and make the list stale at once) while the store holds another
+    /// epoch than this replica accepted, or none: its data was lost, and
+    /// checks must not trust a list that may miss what it held until the
+    /// app has installed the global not-before and accepted the new epoch.
+    async fn check_epoch(&self, connection: &mut Connection, mirror: &RevocationList) -> Result<(), StoreError> {
+        let Some(expected) = self.expected_epoch() else { return Ok(()) };
+        let found = self.current_epoch(connection).await?;
+        if found.as_ref() == Some(&expected) {
+            return Ok(());
+        }
+        mirror.mark_synced(0);
+        Err(StoreError(match found {
+            None => format!("the store lost its epoch (was {}): its data was lost", expected.id),
+            Some(other) => format!("the store's epoch changed from {} to {}: its data was lost or replaced", expected.id, other.id),
+        }))
+    }
+
     /// Load everything, then tail the stream until an error.
     async fn follow(&self, mirror: &RevocationList) -> Result<(), StoreError> {
         let mut connection = connect(&self.config, FOLLOW_BLOCK).await?;
+        self.check_epoch(&mut connection, mirror).await?;
         let stream = self.keys.revocations("stream");
         // Remember where the stream ends before reading the log, so nothing
         // written in between is missed (re-reading it is harmless).
@@ -56,6 +76,7 @@ impl RedisStore {
             if !entries.is_empty() {
                 mirror.follow(&entries);
             }
+            self.check_epoch(&mut connection, mirror).await?;
             mirror.mark_synced(chrono::Utc::now().timestamp_millis());
         }
     }

@@ -10,10 +10,19 @@
 //! | `p:{rev}:log` | sorted set | `seq|entry` by sequence number | purge by expiry |
 //! | `p:{rev}:exp` | sorted set | sequence numbers by expiry | purge by expiry |
 //! | `p:{rev}:stream` | stream | each new entry, for followers | trimmed by age (MINID) |
+//! | `p:{rev}:epoch` | string | the store's epoch: id and creation instant | — |
 //! | `p:dpop:id` | string | a DPoP proof seen (`SET NX`) | its TTL (when the proof ages out) |
 //!
-//! Consumption is one `SET NX GET PX`: atomic on any topology, and a
-//! session's records share its shard. Revocations live in one slot so that
+//! Consumption is one script (get, or set stamped with Redis `TIME`):
+//! atomic on any topology, and a session's records share its shard. Its
+//! record outlives the token by [`CLOCK_STEP_MARGIN`], so a clock step on
+//! the Redis host does not expire it early.
+//!
+//! A Redis that loses its data (restarted without persistence, flushed)
+//! loses its epoch key with it. The follower checks the epoch on every
+//! round and stops calling the list current while the store holds another
+//! one than this replica accepted; the app then installs a global
+//! not-before (see [`crate::store::epoch`]) and accepts the new epoch. Revocations live in one slot so that
 //! numbering, logging and streaming an entry is a single atomic script and
 //! the full list is one range read. (Per-entry keys with their own TTL
 //! cannot be listed in order, or at all without scanning every shard.)
@@ -27,15 +36,16 @@ mod connection;
 mod follower;
 mod scripts;
 
-use super::{BoxedTask, ConsumedRefresh, Consumption, HandoffCode, SessionRecord, Store, StoreError, StoreFuture};
+use super::epoch::{Epoch, Origin, Reading};
+use super::{BoxedTask, CLOCK_STEP_MARGIN, ConsumedRefresh, Consumption, HandoffCode, SessionRecord, Store, StoreError, StoreFuture};
 use crate::config::{RedisConfig, RedisTopology};
 use crate::revocations::{Revocation, RevocationEntry, RevocationList};
 
 use connection::{Connection, connect, store_error};
 use redis::{AsyncCommands, Script};
-use scripts::{Keys, PURGE, REVOKE, TRACK_SESSION, Unnumbered, parse_member};
-use std::sync::Arc;
+use scripts::{CONSUME, EPOCH, Keys, PURGE, REVOKE, TRACK_SESSION, Unnumbered, parse_member};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long stream entries are kept for followers that fall behind; a
@@ -51,6 +61,10 @@ pub struct RedisStore {
     revoke: Script,
     purge: Script,
     track: Script,
+    consume: Script,
+    epoch: Script,
+    /// The epoch this replica checked and accepted (see [`Store::expect_epoch`]).
+    expected: Mutex<Option<Epoch>>,
 }
 
 impl RedisStore {
@@ -70,6 +84,9 @@ impl RedisStore {
             revoke: Script::new(REVOKE),
             purge: Script::new(PURGE),
             track: Script::new(TRACK_SESSION),
+            consume: Script::new(CONSUME),
+            epoch: Script::new(EPOCH),
+            expected: Mutex::new(None),
         };
         store.ping().await?;
         Ok(store)
@@ -78,6 +95,16 @@ impl RedisStore {
     fn connection(&self) -> Connection {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
         self.connections[index].clone()
+    }
+
+    fn expected_epoch(&self) -> Option<Epoch> {
+        self.expected.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The epoch key as it is now (never creating it).
+    async fn current_epoch(&self, connection: &mut Connection) -> Result<Option<Epoch>, StoreError> {
+        let found: Option<String> = connection.get(self.keys.revocations("epoch")).await.map_err(store_error)?;
+        found.map(|json| serde_json::from_str(&json).map_err(store_error)).transpose()
     }
 
     async fn log_range(&self, connection: &mut Connection, after: u64) -> Result<Vec<RevocationEntry>, StoreError> {
@@ -96,16 +123,18 @@ impl Store for RedisStore {
     fn consume_refresh(&self, sid: &str, jti: &str, record: ConsumedRefresh) -> StoreFuture<'_, Consumption> {
         let key = self.keys.consumed(sid, jti);
         Box::pin(async move {
-            let ttl_ms = (record.expires_at * 1000 - chrono::Utc::now().timestamp_millis()).max(1_000);
-            let value = serde_json::to_string(&record).map_err(store_error)?;
-            let earlier: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg(value)
-                .arg("NX")
-                .arg("GET")
-                .arg("PX")
-                .arg(ttl_ms)
-                .query_async(&mut self.connection())
+            // The script puts its own stamp first.
+            let mut value = serde_json::to_value(&record).map_err(store_error)?;
+            if let Some(fields) = value.as_object_mut() {
+                fields.remove("consumed_at_ms");
+            }
+            let earlier: Option<String> = self
+                .consume
+                .key(&key)
+                .arg(value.to_string())
+                .arg(record.expires_at)
+                .arg(CLOCK_STEP_MARGIN.as_millis() as i64)
+                .invoke_async(&mut self.connection())
                 .await
                 .map_err(store_error)?;
             match earlier {
@@ -264,6 +293,30 @@ impl Store for RedisStore {
         })
     }
 
+    fn epoch(&self) -> StoreFuture<'_, Option<Reading>> {
+        Box::pin(async move {
+            let (origin, json): (String, String) = self
+                .epoch
+                .key(self.keys.revocations("epoch"))
+                .key(self.keys.revocations("seq"))
+                .arg(super::epoch::new_id())
+                .invoke_async(&mut self.connection())
+                .await
+                .map_err(store_error)?;
+            let epoch: Epoch = serde_json::from_str(&json).map_err(store_error)?;
+            let origin = match origin.as_str() {
+                "existing" => Origin::Existing,
+                "adopted" => Origin::Adopted,
+                _ => Origin::Created,
+            };
+            Ok(Some(Reading { epoch, origin }))
+        })
+    }
+
+    fn expect_epoch(&self, epoch: &Epoch) {
+        *self.expected.lock().unwrap_or_else(|e| e.into_inner()) = Some(epoch.clone());
+    }
+
     fn describe(&self) -> String {
         let urls: Vec<String> = self.config.urls.iter().map(|u| redact(u)).collect();
         let kind = match &self.config.topology {
@@ -283,12 +336,33 @@ impl Store for RedisStore {
     }
 }
 
-/// A URL without its password, for logs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
-        _ => url.to_string(),
+/// A URL without its user and password, for logs and errors — also a
+/// mistyped one (`redis//:secret@host`), where a parser would find no
+/// userinfo and leave the password in place.
+pub fn redact(url: &str) -> String {
+    let Some(at) = url.rfind('@') else { return url.to_string() };
+    match url.find("://") {
+        Some(scheme) if scheme < at => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        _ => format!("***@{}", &url[at + 1..]),
     }
+}
+
+/// `text` with every one of `urls` redacted, and any password of theirs
+/// removed wherever else it shows (an error that quotes part of a URL).
+pub fn scrub(text: &str, urls: &[String]) -> String {
+    let mut text = text.to_string();
+    for url in urls {
+        text = text.replace(url.as_str(), &redact(url));
+        if let Some(at) = url.rfind('@') {
+            let userinfo = &url[url.find("://").map_or(0, |s| s + 3).min(at)..at];
+            if let Some((_, password)) = userinfo.split_once(':')
+                && password.len() >= 3
+            {
+                text = text.replace(password, "***");
+            }
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -303,5 +377,15 @@ mod tests {
         assert_eq!(entry, RevocationEntry { seq: 7, covers: Covers::Session { sid: "s|1".into() }, expires_at: 99 });
         assert_eq!(redact("redis://user:secret@host:6379/0"), "redis://***@host:6379/0");
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+    }
+
+    #[test]
+    fn a_mistyped_url_loses_its_password_too() {
+        assert_eq!(redact("redis//:TopSecretPw@127.0.0.1:16391/0"), "***@127.0.0.1:16391/0");
+        assert_eq!(redact("rediss://:p@ss@host/0"), "rediss://***@host/0");
+        let urls = vec!["redis://:TopSecretPw@127.0.0.1:1/0".to_string()];
+        let scrubbed = scrub("cannot reach redis://:TopSecretPw@127.0.0.1:1/0 (auth TopSecretPw refused)", &urls);
+        assert!(!scrubbed.contains("TopSecretPw"), "{scrubbed}");
+        assert!(scrubbed.contains("redis://***@127.0.0.1:1/0"), "{scrubbed}");
     }
 }

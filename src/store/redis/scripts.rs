@@ -94,6 +94,45 @@ redis.call('PEXPIREAT', KEYS[1], latest)
 return evicted
 "#;
 
+/// KEYS: the consumed token's record. ARGV: the record JSON (an object,
+/// without `consumed_at_ms`), the token's expiry (s), how long past it to
+/// keep the record (ms). Returns the earlier record, or nil when this call
+/// consumed the token.
+///
+/// The consumption is stamped with Redis `TIME` when the script runs — that
+/// is when it is committed, even if the caller was answered 503 long before
+/// (a paused or slow Redis runs queued commands late) — so a retry's grace
+/// window starts when the token was really consumed.
+pub(super) const CONSUME: &str = r#"
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local earlier = redis.call('GET', KEYS[1])
+if earlier then return earlier end
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local value = '{"consumed_at_ms":' .. string.format('%.0f', ms) .. ',' .. string.sub(ARGV[1], 2)
+local ttl = tonumber(ARGV[2]) * 1000 + tonumber(ARGV[3]) - ms
+if ttl < 1000 then ttl = 1000 end
+redis.call('SET', KEYS[1], value, 'PX', string.format('%.0f', ttl))
+return false
+"#;
+
+/// KEYS: epoch, seq. ARGV: a fresh random id. Returns {origin, epoch JSON}:
+/// the epoch the store has (`existing`), or one made now with Redis `TIME`
+/// as its creation instant — `adopted` when an older tessera's data is
+/// there, `created` when the store is empty. `SET` only when missing, in one
+/// script: every replica that races here agrees on one epoch.
+pub(super) const EPOCH: &str = r#"
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local found = redis.call('GET', KEYS[1])
+if found then return {'existing', found} end
+local origin = 'created'
+if redis.call('EXISTS', KEYS[2]) == 1 then origin = 'adopted' end
+local now = redis.call('TIME')
+local value = '{"id":"' .. ARGV[1] .. '","created":' .. now[1] .. '}'
+redis.call('SET', KEYS[1], value)
+return {origin, value}
+"#;
+
 /// A revocation as written into the log: everything but the sequence number.
 #[derive(Serialize)]
 pub(super) struct Unnumbered<'a> {

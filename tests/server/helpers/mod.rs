@@ -128,6 +128,11 @@ impl TestServer {
         Self::launch(dir, config, env, &[]).await
     }
 
+    /// Start in an existing directory with extra `serve` flags.
+    pub async fn start_in_with_flags(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)], flags: &[&str]) -> Self {
+        Self::launch(dir, config, env, flags).await
+    }
+
     async fn launch(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)], flags: &[&str]) -> Self {
         std::fs::write(dir.path().join("tessera.toml"), config).expect("write config");
         let mut command = Command::new(binary());
