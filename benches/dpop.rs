@@ -177,8 +177,16 @@ async fn refresh_phase(name: &'static str, dpop: bool, seconds: u64) -> Phase {
         if dpop {
             body["dpop_jkt"] = key.thumbprint().into();
         }
-        let session: Value =
-            client.post(format!("{base}/v1/sessions")).basic_auth("backend", Some(SECRET)).json(&body).send().await.unwrap().json().await.unwrap();
+        let session: Value = client
+            .post(format!("{base}/v1/sessions"))
+            .basic_auth("backend", Some(SECRET))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         chains.push((session["refresh_token"].as_str().unwrap().to_string(), key));
     }
     let cpu_before = cpu_seconds(server.pid());

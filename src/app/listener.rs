@@ -19,8 +19,11 @@
 //!   close, requests in flight get until the drain deadline, and whatever
 //!   is left is cut off, so SIGTERM always ends.
 //!
-//! Every request carries the peer's address as axum's `ConnectInfo`.
+//! Every request carries the peer's address as axum's `ConnectInfo`, and
+//! the connection's [`WriteStallLimit`] for handlers of long responses to
+//! arm ([`super::write_stall`]).
 
+use super::write_stall::{StallGuarded, WriteStallLimit};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -192,8 +195,11 @@ async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let counter = tracked.clone();
+    let stall = WriteStallLimit::default();
+    let socket = StallGuarded::new(stream, stall.clone());
     let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(stall.clone());
         let guard = InFlight::enter(counter.clone());
         let router = router.clone();
         async move {
@@ -203,7 +209,7 @@ async fn serve_connection(
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
-    let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+    let connection = builder.serve_connection(TokioIo::new(socket), service).with_upgrades();
     tokio::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => return,

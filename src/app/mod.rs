@@ -17,8 +17,10 @@
 mod epoch;
 mod listener;
 mod tasks;
+mod write_stall;
 
 pub use tasks::Tasks;
+pub use write_stall::WriteStallLimit;
 
 use crate::authority::Authority;
 use crate::clock::{SharedClock, SystemClock};

@@ -24,7 +24,7 @@ use crate::clock::SharedClock;
 use crate::config::TokenPolicy;
 use crate::keys::Keyring;
 use crate::metrics::{Metrics, RevocationKind};
-use crate::revocations::{Covers, Revocation, RevocationList};
+use crate::revocations::{Covers, Page, Revocation, RevocationList, SignedPage, SignedPages};
 use crate::sessions::sid::SessionIdKey;
 use crate::store::Store;
 use crate::tokens::issue::Minter;
@@ -102,6 +102,8 @@ pub struct Authority {
     /// The last session-creation stamp handed out (see [`Authority::creation_stamp`]).
     stamps: Arc<AtomicU64>,
     quota: Arc<quota::RevocationQuota>,
+    /// The feed's signed pages, each signed once per change of the list.
+    feed_pages: Arc<SignedPages>,
 }
 
 impl Authority {
@@ -130,6 +132,7 @@ impl Authority {
             session_ids: Arc::new(session_ids),
             stamps: Arc::default(),
             quota: Arc::default(),
+            feed_pages: Arc::default(),
         }
     }
 
@@ -237,10 +240,10 @@ impl Authority {
         self.store.purge_expired(cutoff).await.map_err(|_| Refusal::StoreUnavailable)
     }
 
-    /// The feed: live entries after `cursor` up to the list's watermark, and
-    /// the watermark (the cursor to resume from).
-    pub fn revocations_since(&self, cursor: u64) -> (Vec<crate::revocations::RevocationEntry>, u64) {
-        self.revocations.since(cursor)
+    /// The feed: at most `limit` live entries after `cursor`, up to the
+    /// list's watermark, and where to resume.
+    pub fn revocations_page(&self, cursor: u64, limit: usize) -> Page {
+        self.revocations.page(cursor, limit)
     }
 
     /// The feed, live: entries as they pass the watermark.
@@ -248,9 +251,13 @@ impl Authority {
         self.revocations.subscribe()
     }
 
-    /// The feed as a signed document; `None` when no signing key is active.
-    pub fn sign_revocations(&self, after: u64, cursor: u64, entries: Vec<crate::revocations::RevocationEntry>) -> Option<String> {
-        crate::revocations::feed::sign(&self.keyring.view(), &self.issuer, after, cursor, entries, self.clock.now())
+    /// A page of the feed as a signed document, signed once per change of
+    /// the list.
+    pub async fn signed_revocations_page(&self, after: u64, limit: usize) -> Result<Arc<SignedPage>, Refusal> {
+        self.feed_pages
+            .get(&self.revocations, &self.keyring.view(), &self.issuer, after, limit, self.clock.now())
+            .await
+            .ok_or(Refusal::KeysUnavailable)
     }
 
     /// Whether an active signing key and an active refresh MAC key exist.

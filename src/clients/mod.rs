@@ -27,16 +27,19 @@ pub enum Permission {
     Introspect,
     /// Logout of any session and logout-everywhere of any subject.
     RevokeSessions,
+    /// Read the revocation feed (document and stream) when it is not public.
+    ReadRevocations,
 }
 
 impl Permission {
-    pub const NAMES: [&'static str; 3] = ["sessions", "introspect", "revoke_sessions"];
+    pub const NAMES: [&'static str; 4] = ["sessions", "introspect", "revoke_sessions", "read_revocations"];
 
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "sessions" => Some(Self::Sessions),
             "introspect" => Some(Self::Introspect),
             "revoke_sessions" => Some(Self::RevokeSessions),
+            "read_revocations" => Some(Self::ReadRevocations),
             _ => None,
         }
     }
@@ -46,6 +49,7 @@ impl Permission {
             Self::Sessions => "sessions",
             Self::Introspect => "introspect",
             Self::RevokeSessions => "revoke_sessions",
+            Self::ReadRevocations => "read_revocations",
         }
     }
 }
@@ -254,6 +258,15 @@ mod tests {
         confidential.permissions = vec![Permission::Sessions];
         let public = Client::public("web", Duration::from_secs(600));
         (ClientRegistry::new(vec![confidential, public]).unwrap(), secret)
+    }
+
+    #[test]
+    fn every_permission_name_parses_to_itself() {
+        for name in Permission::NAMES {
+            assert_eq!(Permission::parse(name).map(Permission::as_str), Some(name));
+        }
+        assert_eq!(Permission::parse("read_revocations"), Some(Permission::ReadRevocations));
+        assert_eq!(Permission::parse("revocations"), None);
     }
 
     #[test]

@@ -155,6 +155,28 @@ pub struct ThrottleConfig {
     pub burst: u32,
 }
 
+/// The revocation feed: who may read it, and what one reader may cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedConfig {
+    /// Anyone may read the feed; otherwise a confidential client with the
+    /// `read_revocations` permission (the default: the feed names subjects
+    /// and sessions).
+    pub public: bool,
+    /// Entries per document when the request names no `limit`.
+    pub page_size: usize,
+    /// Open revocation streams, in all.
+    pub max_streams: usize,
+    /// Open revocation streams from one peer IP address.
+    pub max_streams_per_peer: usize,
+    /// A stream whose writes make no progress this long is closed.
+    pub slow_consumer_timeout: Duration,
+}
+
+impl FeedConfig {
+    /// The largest `limit` a document request may ask for.
+    pub const MAX_PAGE_SIZE: usize = 10_000;
+}
+
 /// DPoP (RFC 9449) at the token endpoint.
 #[derive(Debug, Clone)]
 pub struct DpopConfig {
@@ -185,8 +207,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// The operator listener: `/metrics`, `/readyz`, `/healthz`.
     pub management_listen: SocketAddr,
-    /// Whether anyone may read the revocation feed (else: confidential clients).
-    pub feed_public: bool,
+    /// Who may read the revocation feed, and its bounds.
+    pub feed: FeedConfig,
     pub throttle: ThrottleConfig,
     pub dpop: DpopConfig,
     pub clients: ClientRegistry,
@@ -314,6 +336,29 @@ mod tests {
             let error = Config::load_with_env(None, &env(&[(&env_name(key), value)])).err();
             assert!(!matches!(error, Some(ConfigError::UnknownEnv { .. })), "{key}: {error:?}");
         }
+    }
+
+    #[test]
+    fn the_feed_is_private_and_bounded_by_default() {
+        let feed = Config::defaults().feed;
+        assert_eq!(
+            feed,
+            FeedConfig {
+                public: false,
+                page_size: 1000,
+                max_streams: 1024,
+                max_streams_per_peer: 8,
+                slow_consumer_timeout: Duration::from_secs(30)
+            }
+        );
+        let err = Config::load_with_env(None, &env(&[("TESSERA_FEED_PAGE_SIZE", "10001")])).unwrap_err().to_string();
+        assert!(err.contains("feed.page_size") && err.contains("10000"), "{err}");
+        let err = Config::load_with_env(None, &env(&[("TESSERA_FEED_MAX_STREAMS_PER_PEER", "0")])).unwrap_err().to_string();
+        assert!(err.contains("feed.max_streams_per_peer"), "{err}");
+        let open =
+            Config::load_with_env(None, &env(&[("TESSERA_FEED_PUBLIC", "true"), ("TESSERA_FEED_SLOW_CONSUMER_TIMEOUT", "5s")])).unwrap();
+        assert!(open.feed.public);
+        assert_eq!(open.feed.slow_consumer_timeout, Duration::from_secs(5));
     }
 
     #[test]

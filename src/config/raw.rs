@@ -3,7 +3,7 @@
 //! error that names the key, the value and what is allowed.
 
 use super::duration::{DURATION_ALLOWED, duration, format_duration, parse_duration};
-use super::{Config, ConfigError, HttpConfig, KeyPolicy, RedisConfig, RedisTopology, StoreConfig, ThrottleConfig, TokenPolicy};
+use super::{Config, ConfigError, FeedConfig, HttpConfig, KeyPolicy, RedisConfig, RedisTopology, StoreConfig, ThrottleConfig, TokenPolicy};
 use crate::clients::{Client, ClientRegistry};
 use crate::keys::SigningAlgorithm;
 use serde::Deserialize;
@@ -187,6 +187,38 @@ settings! {
 settings! {
     struct RawFeed in "feed." {
         public: Option<bool>,
+        page_size: Option<i64>,
+        max_streams: Option<i64>,
+        max_streams_per_peer: Option<i64>,
+        slow_consumer_timeout: Option<String>,
+    }
+}
+
+impl RawFeed {
+    fn validate(self) -> Result<FeedConfig, ConfigError> {
+        let count = |key: &str, value: Option<i64>, default: i64, max: i64| {
+            let value = value.unwrap_or(default);
+            if (1..=max).contains(&value) {
+                Ok(value as usize)
+            } else {
+                Err(ConfigError::invalid(key, value, format!("expected a number from 1 to {max}")))
+            }
+        };
+        let max_streams = count("feed.max_streams", self.max_streams, 1024, 1_000_000)?;
+        let max_streams_per_peer = count("feed.max_streams_per_peer", self.max_streams_per_peer, 8, 1_000_000)?;
+        Ok(FeedConfig {
+            public: self.public.unwrap_or(false),
+            page_size: count("feed.page_size", self.page_size, 1000, FeedConfig::MAX_PAGE_SIZE as i64)?,
+            max_streams,
+            max_streams_per_peer,
+            slow_consumer_timeout: duration(
+                "feed.slow_consumer_timeout",
+                self.slow_consumer_timeout,
+                "30s",
+                SECOND,
+                Duration::from_secs(3600),
+            )?,
+        })
     }
 }
 
@@ -360,6 +392,7 @@ impl RawConfig {
             return Err(ConfigError::invalid("http.max_connections", max_connections, "expected a number from 1 to 1000000"));
         }
         validate_reuse_grace(reuse_grace, request_timeout, &store)?;
+        let feed = self.feed.validate()?;
         let management_listen = self.management.listen.as_deref().unwrap_or("127.0.0.1:9090");
         let management_listen = management_listen
             .parse::<SocketAddr>()
@@ -399,7 +432,7 @@ impl RawConfig {
                 trusted_proxies: trusted_proxies(self.http.trusted_proxies)?,
             },
             management_listen,
-            feed_public: self.feed.public.unwrap_or(true),
+            feed,
             throttle: self.throttle.validate()?,
             dpop: self.dpop.validate()?,
             clients,

@@ -141,6 +141,12 @@ impl Problem {
         self
     }
 
+    /// Ask the client to wait this many seconds before trying again.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
     pub fn not_found(path: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

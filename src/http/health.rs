@@ -33,5 +33,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
 
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.authority.render_metrics())
+    let mut text = state.authority.render_metrics();
+    text.push_str(&format!(
+        "# HELP tessera_feed_streams Open revocation streams (GET /v1/revocations/stream).\n# TYPE tessera_feed_streams gauge\ntessera_feed_streams {}\n",
+        state.feed_streams.open()
+    ));
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }

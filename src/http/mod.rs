@@ -57,6 +57,8 @@ pub struct Inner {
     /// Flips to true when the server starts shutting down, so long-lived
     /// streams end and the drain can finish.
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// The open revocation streams, for their caps.
+    pub feed_streams: feed::StreamSlots,
 }
 
 /// Told of each refresh token presented for a rotation, and asked for the
@@ -83,7 +85,8 @@ impl AppState {
         let refresh_observer = dev.then(demo::observer);
         let throttle = throttle::Throttle::new(&config.throttle, config.http.trusted_proxies.clone(), authority.metrics.clone());
         let dpop = crate::dpop::DpopPolicy::new(&config.dpop, config.tokens.leeway, &issuer);
-        Self(Arc::new(Inner { config, authority, keyring, metadata, cookie, refresh_observer, throttle, dpop, shutdown }))
+        let feed_streams = feed::StreamSlots::default();
+        Self(Arc::new(Inner { config, authority, keyring, metadata, cookie, refresh_observer, throttle, dpop, shutdown, feed_streams }))
     }
 
     pub fn issuer(&self) -> &str {

@@ -10,8 +10,13 @@
 //!
 //! Cursors are the entries' sequence numbers; the feed never publishes past
 //! the mirror's watermark, so resuming after a cursor never skips an entry.
+//! A document is one page of at most `limit` entries: `more` says whether
+//! the next page (`?after=cursor`) holds more, so no document grows with the
+//! list and a verifier can start whatever its size. Each page is signed once
+//! per change of the list ([`super::pages`]).
 
-use crate::keys::KeyView;
+use crate::keys::SigningKey;
+use crate::revocations::Page;
 use crate::revocations::RevocationEntry;
 use crate::tokens::access::compact_jws;
 use chrono::{DateTime, Utc};
@@ -33,23 +38,25 @@ pub struct FeedDocument {
     pub after: u64,
     /// Resume from here: `?after=cursor`.
     pub cursor: u64,
+    /// Whether more entries follow this page (ask again from `cursor`).
+    pub more: bool,
     pub revocations: Vec<RevocationEntry>,
 }
 
-/// Sign a feed document with the active key; `None` if no key is active.
-pub fn sign(
-    keys: &KeyView,
-    issuer: &str,
-    after: u64,
-    cursor: u64,
-    revocations: Vec<RevocationEntry>,
-    now: DateTime<Utc>,
-) -> Option<String> {
-    let key = keys.active_signer(now)?;
+/// Sign one page of the feed, the entries after `after`, with `key`.
+pub fn sign(key: &SigningKey, issuer: &str, after: u64, page: Page, now: DateTime<Utc>) -> String {
     let header = tessera_jose::Header::new(key.alg, key.kid.as_str(), FEED_TYPE).encode();
     let iat = now.timestamp();
-    let document = FeedDocument { iss: issuer.to_string(), iat, exp: iat + FEED_LIFETIME_SECONDS, after, cursor, revocations };
-    Some(compact_jws(key, &header, &serde_json::to_vec(&document).expect("feed serializes")))
+    let document = FeedDocument {
+        iss: issuer.to_string(),
+        iat,
+        exp: iat + FEED_LIFETIME_SECONDS,
+        after,
+        cursor: page.cursor,
+        more: page.more,
+        revocations: page.entries,
+    };
+    compact_jws(key, &header, &serde_json::to_vec(&document).expect("feed serializes"))
 }
 
 #[cfg(test)]
@@ -72,7 +79,8 @@ mod tests {
         let keyring = Keyring::open(directory, lifetimes, clock.clone()).unwrap();
         let view = keyring.view();
         let entries = vec![RevocationEntry { seq: 3, covers: Covers::Session { sid: "s".into() }, expires_at: 1_800_000_900 }];
-        let token = sign(&view, "https://issuer.test", 2, 3, entries.clone(), clock.now()).unwrap();
+        let page = Page { entries: entries.clone(), cursor: 3, more: true, version: Default::default() };
+        let token = sign(view.active_signer(clock.now()).unwrap(), "https://issuer.test", 2, page, clock.now());
 
         let jwks: serde_json::Value = serde_json::from_slice(&view.jwks().body).unwrap();
         let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
@@ -84,6 +92,7 @@ mod tests {
         assert_eq!(decoded.header.typ.as_deref(), Some(FEED_TYPE));
         assert_eq!(decoded.claims.revocations, entries);
         assert_eq!(decoded.claims.cursor, 3);
+        assert!(decoded.claims.more);
         let as_access = crate::tokens::access::check(&token, &view, "https://issuer.test", 0, clock.now());
         assert_eq!(as_access.unwrap_err(), crate::tokens::access::AccessTokenError::WrongType);
     }

@@ -15,6 +15,10 @@
 //! - a shared store's entries reach every replica in order through the
 //!   store's stream: a replica's own writes take effect in the checks at once,
 //!   but enter the feed when the stream delivers them, in order.
+//!
+//! The feed reads the log a page at a time ([`RevocationList::page`]) and
+//! nothing copies the whole of it: a list of hundreds of thousands of
+//! entries must not cost that much again per reader.
 
 use super::{Covers, RevocationEntry, Revoked, TokenFacts};
 use std::collections::{BTreeMap, HashMap};
@@ -37,6 +41,31 @@ struct Mirror {
     log: BTreeMap<u64, RevocationEntry>,
     /// Everything up to here is present (or was purged after expiring).
     watermark: u64,
+    /// Counts the changes to the published log other than appends past the
+    /// watermark: purges, and entries filled in below it. A feed page below
+    /// the watermark stays the same while this does not move.
+    rewrites: u64,
+}
+
+/// One page of the feed: at most `limit` entries after a cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub entries: Vec<RevocationEntry>,
+    /// Resume from here: the last entry's `seq` when more follow, else the
+    /// watermark (which may lie past the last entry, over purged ones).
+    pub cursor: u64,
+    /// Whether entries follow this page.
+    pub more: bool,
+    /// The list's version when the page was read.
+    pub version: Version,
+}
+
+/// What a page's content depends on: the watermark (for the last page)
+/// and the count of rewrites (for every page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Version {
+    pub watermark: u64,
+    pub rewrites: u64,
 }
 
 /// The revocation list as every check sees it.
@@ -136,6 +165,9 @@ impl RevocationList {
         if mirror.log.contains_key(&entry.seq) {
             return false;
         }
+        if entry.seq <= mirror.watermark {
+            mirror.rewrites += 1;
+        }
         Self::cover(mirror, entry);
         mirror.log.insert(entry.seq, entry.clone());
         true
@@ -220,15 +252,29 @@ impl RevocationList {
         None
     }
 
-    /// Live entries after `cursor` up to the watermark, and the watermark
-    /// (the cursor to resume from).
-    pub fn since(&self, cursor: u64) -> (Vec<RevocationEntry>, u64) {
+    /// At most `limit` live entries after `cursor`, up to the watermark.
+    /// Only the page is copied, under the read lock: a reader of a long
+    /// list walks it page by page and never holds a copy of all of it.
+    pub fn page(&self, cursor: u64, limit: usize) -> Page {
         let mirror = self.mirror.read().unwrap_or_else(|e| e.into_inner());
-        let watermark = mirror.watermark;
-        if cursor >= watermark {
-            return (Vec::new(), watermark);
+        let version = Version { watermark: mirror.watermark, rewrites: mirror.rewrites };
+        if cursor >= mirror.watermark {
+            return Page { entries: Vec::new(), cursor: mirror.watermark, more: false, version };
         }
-        (mirror.log.range(cursor + 1..=watermark).map(|(_, e)| e.clone()).collect(), watermark)
+        let mut range = mirror.log.range(cursor + 1..=mirror.watermark).map(|(_, e)| e);
+        let entries: Vec<RevocationEntry> = range.by_ref().take(limit.max(1)).cloned().collect();
+        let more = range.next().is_some();
+        let cursor = match entries.last() {
+            Some(last) if more => last.seq,
+            _ => mirror.watermark,
+        };
+        Page { entries, cursor, more, version }
+    }
+
+    /// The list's version, for caches of its pages.
+    pub fn version(&self) -> Version {
+        let mirror = self.mirror.read().unwrap_or_else(|e| e.into_inner());
+        Version { watermark: mirror.watermark, rewrites: mirror.rewrites }
     }
 
     /// A live feed: entries as they pass the watermark.
@@ -244,7 +290,11 @@ impl RevocationList {
         mirror.subjects.retain(|_, (_, e)| *e >= now);
         mirror.keys.retain(|_, e| *e >= now);
         mirror.all_before = mirror.all_before.filter(|(_, e)| *e >= now);
+        let before = mirror.log.len();
         mirror.log.retain(|_, e| e.expires_at >= now);
+        if mirror.log.len() != before {
+            mirror.rewrites += 1;
+        }
     }
 
     /// The feed's current cursor.
@@ -289,6 +339,12 @@ mod tests {
         entry(seq, Covers::Token { jti: format!("t{seq}") })
     }
 
+    /// Everything after `cursor`, and the watermark.
+    fn since(list: &RevocationList, cursor: u64) -> (Vec<RevocationEntry>, u64) {
+        let page = list.page(cursor, usize::MAX);
+        (page.entries, page.cursor)
+    }
+
     fn facts<'a>(jti: &'a str, sid: Option<&'a str>, sub: &'a str, iat: i64) -> TokenFacts<'a> {
         TokenFacts { jti: Some(jti), sid, sub, iat, kid: Some("k1") }
     }
@@ -323,7 +379,7 @@ mod tests {
         list.apply(&[entry(2, Covers::Before { before: 700 }), entry(3, Covers::Before { before: 600 })]);
         assert_eq!(list.not_before(), Some(700));
         assert_eq!(list.check(facts("x", None, "anyone", 650)), Some(Revoked::Before));
-        assert_eq!(list.since(0).0.len(), 3, "announced in the feed");
+        assert_eq!(list.page(0, 100).entries.len(), 3, "announced in the feed");
         list.purge(1_001);
         assert_eq!(list.not_before(), None, "gone once nothing it covers can be valid");
     }
@@ -346,9 +402,9 @@ mod tests {
         list.apply(&[token(1), token(3)]);
         // 3 is checked at once but not published while 2 is missing.
         assert!(list.check(facts("t3", None, "x", 0)).is_some());
-        assert_eq!(list.since(0), (vec![token(1)], 1));
+        assert_eq!(since(&list, 0), (vec![token(1)], 1));
         list.apply(&[token(2)]);
-        assert_eq!(list.since(1), (vec![token(2), token(3)], 3));
+        assert_eq!(since(&list, 1), (vec![token(2), token(3)], 3));
         let seqs: Vec<u64> = std::iter::from_fn(|| live.try_recv().ok()).map(|e| e.seq).collect();
         assert_eq!(seqs, [1, 2, 3]);
         // Duplicates change nothing.
@@ -361,7 +417,7 @@ mod tests {
         let list = RevocationList::new();
         list.load(&[token(5), token(9)], 9);
         assert_eq!(list.watermark(), 9);
-        assert_eq!(list.since(5), (vec![token(9)], 9));
+        assert_eq!(since(&list, 5), (vec![token(9)], 9));
         list.apply(&[token(10)]);
         assert_eq!(list.watermark(), 10);
     }
@@ -373,11 +429,63 @@ mod tests {
         let big = |n: u64| token(1_800_000_000_000_000 + n);
         list.apply(&[big(2)]);
         assert!(list.check(facts(&format!("t{}", 1_800_000_000_000_002u64), None, "x", 0)).is_some());
-        assert_eq!(list.since(0).0, vec![], "not in the feed before the stream brings it");
+        assert_eq!(since(&list, 0).0, vec![], "not in the feed before the stream brings it");
         list.follow(&[big(1), big(2)]);
-        assert_eq!(list.since(0), (vec![big(1), big(2)], big(2).seq));
+        assert_eq!(since(&list, 0), (vec![big(1), big(2)], big(2).seq));
         let seqs: Vec<u64> = std::iter::from_fn(|| live.try_recv().ok()).map(|e| e.seq).collect();
         assert_eq!(seqs, [big(1).seq, big(2).seq]);
+    }
+
+    #[test]
+    fn pages_walk_the_list_without_gap_or_repeat_and_end_at_the_watermark() {
+        let list = RevocationList::new();
+        list.apply(&(1..=10).map(token).collect::<Vec<_>>());
+        list.purge(0);
+        let mut seen = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let page = list.page(cursor, 3);
+            assert!(page.entries.len() <= 3);
+            assert!(page.cursor > cursor || !page.more, "the cursor moves forward");
+            seen.extend(page.entries.iter().map(|e| e.seq));
+            cursor = page.cursor;
+            if !page.more {
+                break;
+            }
+            assert_eq!(page.cursor, page.entries.last().unwrap().seq);
+        }
+        assert_eq!(seen, (1..=10).collect::<Vec<_>>());
+        assert_eq!(cursor, 10);
+        let past = list.page(10, 3);
+        assert_eq!((past.entries.len(), past.cursor, past.more), (0, 10, false));
+    }
+
+    #[test]
+    fn a_last_page_ends_at_the_watermark_past_purged_entries() {
+        let list = RevocationList::new();
+        list.load(&[token(5), token(9)], 12);
+        let page = list.page(0, 2);
+        assert_eq!((page.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), page.cursor, page.more), (vec![5, 9], 12, false));
+        let full = list.page(0, 1);
+        assert_eq!((full.cursor, full.more), (5, true));
+    }
+
+    #[test]
+    fn appends_move_the_watermark_and_purges_and_fills_count_as_rewrites() {
+        let list = RevocationList::followed();
+        list.follow(&[token(1), token(3)]);
+        let start = list.version();
+        list.follow(&[token(4)]);
+        assert_eq!(list.version(), Version { watermark: 4, rewrites: start.rewrites });
+        // A snapshot after a reconnect fills in 2, below the watermark.
+        list.load(&[token(1), token(2), token(3), token(4)], 4);
+        assert_eq!(list.version().rewrites, start.rewrites + 1);
+        let expiring = RevocationEntry { seq: 5, covers: Covers::Token { jti: "short".into() }, expires_at: 10 };
+        list.follow(&[expiring]);
+        list.purge(11);
+        assert_eq!(list.version().rewrites, start.rewrites + 2);
+        list.purge(11);
+        assert_eq!(list.version().rewrites, start.rewrites + 2, "a purge that removes nothing changes nothing");
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! | [`Revocation`] | a revocation to record: what it covers and until when it matters |
 //! | [`RevocationEntry`] | a recorded revocation, numbered by the store (the feed's cursor) |
 //! | [`RevocationList`] | the in-memory mirror every check reads |
-//! | [`feed::FeedDocument`] | the list, signed, for offline verifiers ([`feed`]) |
+//! | [`feed::FeedDocument`] | a page of the list, signed, for offline verifiers ([`feed`]) |
+//! | [`Page`] | at most a page of entries after a cursor, read from the list |
+//! | [`SignedPages`] | signed feed pages, each signed once per change of the list ([`pages`]) |
 //! | [`TokenFacts`] | what a token says about itself, for a check |
 //! | [`Revoked`] | why a token is dead |
 //!
@@ -18,8 +20,10 @@
 
 pub mod feed;
 mod list;
+pub mod pages;
 
-pub use list::RevocationList;
+pub use list::{Page, RevocationList, Version};
+pub use pages::{SignedPage, SignedPages};
 
 use serde::{Deserialize, Serialize};
 

@@ -8,6 +8,7 @@ mod api;
 mod browser;
 mod browser_api;
 mod dpop;
+mod feed;
 mod openapi;
 mod properties;
 mod refresh;

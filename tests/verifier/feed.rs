@@ -193,7 +193,7 @@ async fn the_signed_document_is_polled_when_the_stream_cannot_be_opened() {
 
 #[tokio::test]
 async fn a_feed_the_verifier_cannot_read_fails_the_build() {
-    let server = TestServer::start_with(&format!("{}\n[feed]\npublic = false\n", default_config()), &[]).await;
+    let server = TestServer::start_with(&config_with_feed("public = false"), &[]).await;
     let error = Verifier::builder().issuer(&server.base).audience("orders-api").build().await.unwrap_err();
     assert!(matches!(&error, BuildError::RevocationFeed(FetchError::Status { status: 401, .. })), "{error}");
     let without_feed = Verifier::builder().issuer(&server.base).audience("orders-api").revocation_feed(false).build().await;
@@ -202,7 +202,7 @@ async fn a_feed_the_verifier_cannot_read_fails_the_build() {
 
 #[tokio::test]
 async fn a_private_feed_is_followed_with_client_credentials() {
-    let server = TestServer::start_with(&format!("{}\n[feed]\npublic = false\n", default_config()), &[]).await;
+    let server = TestServer::start_with(&config_with_feed("public = false"), &[]).await;
     let verifier = Verifier::builder()
         .issuer(&server.base)
         .audience("backend-api")

@@ -10,7 +10,9 @@
 //! address to listen on (default 127.0.0.1:3000). `GET /orders` needs the
 //! scope `orders:read`, `POST /orders` `orders:write`; `GET /healthz` is
 //! open. Tokens are verified offline with the issuer's JWKS, and revocations
-//! arrive through its feed.
+//! arrive through its feed — which tessera serves only to a confidential
+//! client with the `read_revocations` permission unless `feed.public =
+//! true`: set `FEED_CLIENT_ID` and `FEED_CLIENT_SECRET` to read it as one.
 
 use axum::Router;
 use axum::handler::Handler;
@@ -32,7 +34,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let audience = setting(2, "AUDIENCE", None)?;
     let listen = setting(3, "LISTEN", Some("127.0.0.1:3000"))?;
 
-    let verifier = Verifier::builder().issuer(&issuer).audience(&audience).build().await?;
+    let mut builder = Verifier::builder().issuer(&issuer).audience(&audience);
+    if let (Ok(id), Ok(secret)) = (std::env::var("FEED_CLIENT_ID"), std::env::var("FEED_CLIENT_SECRET")) {
+        builder = builder.feed_credentials(id, secret);
+    }
+    let verifier = builder.build().await?;
     let read = RequireBearer::new(verifier.clone()).scopes(&["orders:read"]);
     let write = RequireBearer::new(verifier).scopes(&["orders:write"]);
     let app = Router::new()

@@ -81,6 +81,7 @@ pub struct VerifierBuilder {
     refetch_cooldown: Duration,
     revocation_feed: bool,
     feed_credentials: Option<(String, String)>,
+    feed_page_size: Option<usize>,
     http: Option<reqwest::Client>,
     dpop: DpopSettings,
 }
@@ -105,6 +106,7 @@ impl Default for VerifierBuilder {
             refetch_cooldown: Duration::from_secs(30),
             revocation_feed: true,
             feed_credentials: None,
+            feed_page_size: None,
             http: None,
             dpop: DpopSettings {
                 algorithms: Algorithm::ALL.to_vec(),
@@ -177,6 +179,15 @@ impl VerifierBuilder {
     /// the server) as this confidential client, with HTTP Basic.
     pub fn feed_credentials(mut self, client_id: impl Into<String>, secret: impl Into<String>) -> Self {
         self.feed_credentials = Some((client_id.into(), secret.into()));
+        self
+    }
+
+    /// Entries per feed document when the stream is unavailable and the
+    /// list is read page by page (`?limit=`; default: the server's
+    /// `feed.page_size`, 1000 unless configured). The server allows 1 to
+    /// 10 000.
+    pub fn feed_page_size(mut self, entries: usize) -> Self {
+        self.feed_page_size = Some(entries);
         self
     }
 
@@ -260,7 +271,15 @@ impl VerifierBuilder {
         let (stop, stopped) = watch::channel(());
         let revocations = if self.revocation_feed {
             let mirror = Arc::new(RevocationMirror::default());
-            let mut feed = RevocationFeed::new(http, feed_url, policy.clone(), jwks.clone(), mirror.clone(), self.feed_credentials);
+            let mut feed = RevocationFeed::new(
+                http,
+                feed_url,
+                policy.clone(),
+                jwks.clone(),
+                mirror.clone(),
+                self.feed_credentials,
+                self.feed_page_size,
+            );
             let stream = feed.sync().await.map_err(BuildError::RevocationFeed)?;
             spawn_until(stopped.clone(), feed.follow(stream));
             Some(mirror)

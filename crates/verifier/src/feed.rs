@@ -6,9 +6,11 @@
 //! then each entry the moment the server records it. A broken stream is
 //! reopened with `Last-Event-ID` set to the cursor, so nothing recorded in
 //! between is missed. While the stream cannot be opened (a proxy that
-//! buffers or forbids SSE, the issuer restarting), the signed document
-//! `GET {feed}?after=cursor` is polled every second instead, and the stream
-//! retried with backoff. The document is a JWS (`typ: revocations+jwt`)
+//! buffers or forbids SSE, the issuer restarting, a cap on streams), the
+//! signed document `GET {feed}?after=cursor` is polled every second
+//! instead, and the stream retried with backoff. The document comes in
+//! pages: while a page says `more`, the next one is read from its cursor,
+//! so a list of any size loads without one huge document. The document is a JWS (`typ: revocations+jwt`)
 //! checked with the same JWKS as access tokens, because caches and CDNs may
 //! carry it; the stream comes straight from the issuer over the same
 //! transport as the JWKS.
@@ -44,6 +46,10 @@ struct FeedDocument {
     exp: i64,
     after: u64,
     cursor: u64,
+    /// More entries follow from `cursor` (absent from servers that send
+    /// the whole list in one document).
+    #[serde(default)]
+    more: bool,
     revocations: Vec<RevocationEntry>,
 }
 
@@ -71,6 +77,9 @@ pub(crate) struct RevocationFeed {
     credentials: Option<(String, String)>,
     /// The last sequence number applied.
     cursor: u64,
+    /// Entries per document asked for (`limit`); the server's default when
+    /// `None`.
+    page_size: Option<usize>,
 }
 
 impl RevocationFeed {
@@ -81,9 +90,10 @@ impl RevocationFeed {
         jwks: Arc<JwksCache>,
         mirror: Arc<RevocationMirror>,
         credentials: Option<(String, String)>,
+        page_size: Option<usize>,
     ) -> Self {
         let stream_url = format!("{document_url}/stream");
-        Self { http, document_url, stream_url, policy, jwks, mirror, credentials, cursor: 0 }
+        Self { http, document_url, stream_url, policy, jwks, mirror, credentials, cursor: 0, page_size }
     }
 
     /// A GET to the feed, with credentials when the feed requires them.
@@ -205,9 +215,19 @@ impl RevocationFeed {
         }
     }
 
-    /// Fetch, check and apply the signed document after our cursor.
+    /// Fetch, check and apply the signed document after our cursor, page
+    /// after page until the last.
     async fn poll(&mut self) -> Result<(), FetchError> {
-        let url = format!("{}?after={}", self.document_url, self.cursor);
+        while self.poll_page().await? {}
+        Ok(())
+    }
+
+    /// One page; whether more follow.
+    async fn poll_page(&mut self) -> Result<bool, FetchError> {
+        let url = match self.page_size {
+            Some(limit) => format!("{}?after={}&limit={limit}", self.document_url, self.cursor),
+            None => format!("{}?after={}", self.document_url, self.cursor),
+        };
         let request = self.get(&url).timeout(REQUEST_TIMEOUT).header("accept", "application/jwt");
         let body = fetch::body(fetch::send(request, &url).await?, &url).await?;
         let text = std::str::from_utf8(&body).map_err(|_| FetchError::document(&url, "the document is not UTF-8"))?;
@@ -216,8 +236,11 @@ impl RevocationFeed {
             return Err(FetchError::document(&url, format!("the document starts after {}, not after {}", document.after, self.cursor)));
         }
         self.mirror.apply(&document.revocations, super::unix_now());
+        if document.more && document.cursor <= self.cursor {
+            return Err(FetchError::document(&url, format!("the page says more follow, but its cursor {} does not move", document.cursor)));
+        }
         self.cursor = self.cursor.max(document.cursor);
-        Ok(())
+        Ok(document.more)
     }
 
     /// `typ`, key (one refetch for a new kid), signature, `iss`, `exp`.

@@ -10,6 +10,9 @@
 
 /// A line longer than this is not a feed event.
 const MAX_LINE_BYTES: usize = 1024 * 1024;
+/// Nor is an event whose `data:` lines add up to more than this (a feed
+/// entry is a few hundred bytes).
+const MAX_DATA_BYTES: usize = 1024 * 1024;
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,26 +42,29 @@ impl SseDecoder {
             if line.last() == Some(&b'\r') {
                 line.pop();
             }
-            self.field(&String::from_utf8_lossy(&line), out);
+            self.field(&String::from_utf8_lossy(&line), out)?;
         }
         self.line.extend_from_slice(rest);
         if self.line.len() > MAX_LINE_BYTES { Err("an event stream line is longer than 1 MiB") } else { Ok(()) }
     }
 
-    fn field(&mut self, line: &str, out: &mut Vec<SseEvent>) {
+    fn field(&mut self, line: &str, out: &mut Vec<SseEvent>) -> Result<(), &'static str> {
         if line.is_empty() {
             let event = std::mem::take(&mut self.event);
             if std::mem::take(&mut self.has_data) {
                 let data = std::mem::take(&mut self.data);
                 out.push(SseEvent { event: if event.is_empty() { "message".into() } else { event }, data });
             }
-            return;
+            return Ok(());
         }
         let (name, value) = line.split_once(':').unwrap_or((line, ""));
         let value = value.strip_prefix(' ').unwrap_or(value);
         match name {
             "event" => self.event = value.to_string(),
             "data" => {
+                if self.data.len() + value.len() + 1 > MAX_DATA_BYTES {
+                    return Err("an event's data is longer than 1 MiB");
+                }
                 if std::mem::replace(&mut self.has_data, true) {
                     self.data.push('\n');
                 }
@@ -67,6 +73,7 @@ impl SseDecoder {
             // Comments ("" before the colon), id, retry, unknown fields.
             _ => {}
         }
+        Ok(())
     }
 }
 
@@ -102,6 +109,21 @@ mod tests {
     #[test]
     fn multi_line_data_joins_and_events_without_data_are_dropped() {
         assert_eq!(decode(&[b"data: a\ndata:b\n\nevent: nothing\n\ndata\n\n"]), [event("message", "a\nb"), event("message", "")]);
+    }
+
+    #[test]
+    fn data_lines_adding_up_past_the_cap_are_refused() {
+        let mut decoder = SseDecoder::default();
+        let line = format!("data: {}\n", "a".repeat(64 * 1024));
+        for _ in 1..(MAX_DATA_BYTES / (64 * 1024)) {
+            decoder.push(line.as_bytes(), &mut Vec::new()).expect("up to the cap is accepted");
+        }
+        assert_eq!(decoder.push(line.as_bytes(), &mut Vec::new()), Err("an event's data is longer than 1 MiB"));
+        // A dispatched event starts the count again.
+        let mut fresh = SseDecoder::default();
+        for _ in 0..32 {
+            fresh.push(format!("data: {}\n\n", "b".repeat(64 * 1024)).as_bytes(), &mut Vec::new()).unwrap();
+        }
     }
 
     #[test]

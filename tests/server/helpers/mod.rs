@@ -54,17 +54,26 @@ pub fn sha256_hex(text: &str) -> String {
 }
 
 /// The standard test configuration: a login backend, a plain service, and a
-/// public web client with audiences and scopes.
+/// public web client with audiences and scopes. The revocation feed is
+/// public, so the tests' verifiers follow it without credentials.
 pub fn default_config() -> String {
+    config_with_feed("public = true")
+}
+
+/// The standard test configuration with these `[feed]` settings.
+pub fn config_with_feed(feed: &str) -> String {
     format!(
         r#"
 [keys]
 reload_interval = "200ms"
 
+[feed]
+{feed}
+
 [[clients]]
 id = "{BACKEND_ID}"
 secret_sha256 = "{}"
-permissions = ["sessions", "introspect", "revoke_sessions"]
+permissions = ["sessions", "introspect", "revoke_sessions", "read_revocations"]
 audiences = ["backend-api"]
 
 [[clients]]
@@ -198,6 +207,11 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         server
+    }
+
+    /// The server's process id (for its memory use in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self, path: &str) -> String {
