@@ -9,11 +9,11 @@ use crate::helpers::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 use tessera_jose::dpop::{ProofClaims, sign_proof};
 use tessera_jose::{Algorithm, KeyPair};
+
+mod demo_api;
+mod third_party;
 
 /// A client's DPoP key and the proofs it makes.
 struct DpopKey(KeyPair);
@@ -394,97 +394,4 @@ async fn a_proof_used_on_one_replica_is_refused_on_the_other_and_nonces_work_acr
     refused_proof(status, &body);
     let (status, body, _) = token_with(&b, auth, &form, Some(&proof)).await;
     refused_proof(status, &body);
-}
-
-#[tokio::test]
-async fn the_demo_api_takes_a_bound_token_only_with_a_fresh_proof_by_its_key() {
-    let server = TestServer::start_with_flags(&default_config(), &[], &["--dev"]).await;
-    let key = DpopKey::new();
-    let access = bound_session(&server, &key).await["access_token"].as_str().unwrap().to_string();
-    let api = server.url("/demo/api/profile");
-    let call = |authorization: String, proof: Option<String>| {
-        let api = api.clone();
-        async move {
-            let mut request = reqwest::Client::new().get(&api).header("authorization", authorization);
-            if let Some(proof) = proof {
-                request = request.header("dpop", proof);
-            }
-            let response = request.send().await.unwrap();
-            let challenge = response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-            (response.status().as_u16(), challenge, response.json::<Value>().await.unwrap())
-        }
-    };
-    let proof_for = |key: &DpopKey, token: &str| {
-        let claims = ProofClaims::new("GET", &api, &tessera::tokens::random_id(), chrono::Utc::now().timestamp()).access_token(token);
-        sign_proof(&key.0, &claims)
-    };
-    // The token alone, as a bearer token: refused with a DPoP challenge.
-    let (status, challenge, body) = call(format!("Bearer {access}"), None).await;
-    assert_eq!(status, 401, "{body}");
-    assert!(
-        challenge.starts_with("DPoP ") && challenge.contains("algs=\"ES256") && challenge.contains("error=\"invalid_token\""),
-        "{challenge}"
-    );
-    // With a proof by another key, or for another token: refused.
-    let (status, challenge, _) = call(format!("DPoP {access}"), Some(proof_for(&DpopKey::new(), &access))).await;
-    assert!(status == 401 && challenge.contains("invalid_token"), "{challenge}");
-    let (status, challenge, _) = call(format!("DPoP {access}"), Some(proof_for(&key, "another token"))).await;
-    assert!(status == 401 && challenge.contains("invalid_dpop_proof"), "{challenge}");
-    // The key's proof: accepted once.
-    let proof = proof_for(&key, &access);
-    let (status, _, body) = call(format!("DPoP {access}"), Some(proof.clone())).await;
-    assert_eq!((status, body["sub"].as_str(), body["jkt"].as_str()), (200, Some("alice"), Some(key.jkt().as_str())), "{body}");
-    let (status, challenge, _) = call(format!("DPoP {access}"), Some(proof)).await;
-    assert!(status == 401 && challenge.contains("invalid_dpop_proof"), "a replay: {challenge}");
-}
-
-/// Whether node and the client's packages are installed; under CI their
-/// absence is a failure.
-fn dpop_client_present() -> bool {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dpop-client");
-    let node = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    let packages = dir.join("node_modules/openid-client").exists() && dir.join("node_modules/jose").exists();
-    if node && packages {
-        return true;
-    }
-    let missing = format!("node: {node}, openid-client and jose in tests/dpop-client/node_modules: {packages}");
-    if std::env::var_os("CI").is_some() {
-        panic!("the third-party DPoP client test needs node and its packages under CI ({missing}); .ci/setup installs them");
-    }
-    eprintln!("\n*** SKIPPED: third-party DPoP client ({missing}); run .ci/setup or: (cd tests/dpop-client && npm ci) ***\n");
-    false
-}
-
-async fn run_dpop_client(nonce: bool) {
-    if !dpop_client_present() {
-        return;
-    }
-    let env: &[(&str, &str)] = if nonce { &[("TESSERA_DPOP_REQUIRE_NONCE", "true")] } else { &[] };
-    let server = TestServer::start_with(&default_config(), env).await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dpop-client/drive.mjs");
-    let mut args = vec![script.display().to_string(), server.base.clone(), BACKEND_ID.to_string(), BACKEND_SECRET.to_string()];
-    if nonce {
-        args.push("--nonce".into());
-    }
-    let run = tokio::task::spawn_blocking(move || Command::new("node").args(&args).output().expect("run node"));
-    let output = tokio::time::timeout(Duration::from_secs(60), run).await.expect("the client finished within a minute").unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "the DPoP client failed:\n{stdout}\n{}\nserver log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        server.logs()
-    );
-    assert!(stdout.contains("dpop client: all steps passed"), "{stdout}");
-}
-
-#[tokio::test]
-async fn openid_client_exchanges_a_code_and_refreshes_with_dpop() {
-    run_dpop_client(false).await;
-}
-
-#[tokio::test]
-async fn openid_client_follows_use_dpop_nonce_by_itself() {
-    run_dpop_client(true).await;
 }
