@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 /// The standard clients, with a public feed (to see what it announces).
 pub fn config() -> String {
-    format!("{}\n[feed]\npublic = true\n", default_config())
+    default_config()
 }
 
 /// Start `tessera serve` in `dir` expecting it to refuse: its stderr.
