@@ -173,7 +173,7 @@ pub struct Proof {
 struct ProofHeader {
     typ: Option<String>,
     alg: String,
-    jwk: Option<serde_json::Map<String, serde_json::Value>>,
+    jwk: Option<key::Jwk>,
     /// RFC 7515 §4.1.11: extensions that must be understood; none are.
     crit: Option<serde::de::IgnoredAny>,
 }
@@ -237,6 +237,10 @@ impl Proof {
     pub fn check_request(&self, method: &str, uri: &str) -> Result<(), ProofError> {
         if self.claims.htm != method {
             return Err(ProofError::WrongMethod { htm: clip(&self.claims.htm), expected: method.to_string() });
+        }
+        // The common case, the same spelling: nothing to normalise.
+        if self.claims.htu == uri && normalize_htu(uri).is_some() {
+            return Ok(());
         }
         let expected = normalize_htu(uri);
         if expected.is_none() || normalize_htu(&self.claims.htu) != expected {
