@@ -29,6 +29,7 @@ fn claims() -> AccessClaims {
         scope: Some("orders:read orders:write".into()),
         sid: Some(tessera::tokens::random_id()),
         auth_time: Some(1_800_000_000),
+        cnf: None,
         custom,
     }
 }

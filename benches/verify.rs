@@ -65,6 +65,7 @@ fn claims(issuer: &str, now: i64) -> AccessClaims {
         scope: Some("orders:read orders:write".into()),
         sid: Some(tessera::tokens::random_id()),
         auth_time: Some(now),
+        cnf: None,
         custom,
     }
 }

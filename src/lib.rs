@@ -11,6 +11,7 @@
 //! | [`clients`] | OAuth clients and their authentication |
 //! | [`keys`] | the key directory, key lifecycle, JWKS |
 //! | [`tokens`] | access-token and refresh-token formats |
+//! | [`dpop`] | DPoP (RFC 9449): proofs at the token endpoint, key binding, nonces |
 //! | [`app`] | the composition root: builds the service, owns its background tasks |
 //! | [`authority`] | what every rule works with; introspection and RFC 7009 revocation |
 //! | [`grants`] | the token endpoint's grants, one file each, one dispatcher |
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod clients;
 pub mod clock;
 pub mod config;
+pub mod dpop;
 pub mod grants;
 pub mod http;
 pub mod keys;

@@ -1,10 +1,11 @@
 //! RFC 7662 introspection: is this token active, and what does it say?
 //! Honours every kind of revocation entry and the configured leeway; a
-//! consumed refresh token is no longer active.
+//! consumed refresh token is no longer active. A DPoP-bound token shows
+//! its key as `cnf.jkt` (RFC 9449 §6.2).
 
 use super::{Authority, Refusal};
 use crate::revocations::TokenFacts;
-use crate::tokens::access::{self, Audience};
+use crate::tokens::access::{self, Audience, Confirmation};
 use crate::tokens::refresh;
 use serde::Serialize;
 
@@ -30,11 +31,15 @@ pub struct Introspection {
     pub jti: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
-    /// RFC 7662 `token_type`: `Bearer` for access tokens, `refresh_token` otherwise.
+    /// RFC 7662 `token_type`: `Bearer` for access tokens (`DPoP` for one
+    /// bound to a key, RFC 9449 §6.2), `refresh_token` otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// RFC 9449 §6.2: the DPoP key a bound token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 impl Introspection {
@@ -81,6 +86,7 @@ impl Authority {
                 sid: Some(claims.sid),
                 token_type: Some("refresh_token"),
                 auth_time: claims.auth_time,
+                cnf: claims.jkt.map(|jkt| Confirmation { jkt }),
             });
         }
         let Ok((claims, kid)) = access::check(token, &view, &self.issuer, leeway, now) else { return Ok(Introspection::inactive()) };
@@ -88,6 +94,7 @@ impl Authority {
         if self.revocations.check(facts).is_some() {
             return Ok(Introspection::inactive());
         }
+        let token_type = crate::tokens::issue::token_type(&claims);
         Ok(Introspection {
             active: true,
             scope: claims.scope,
@@ -99,8 +106,9 @@ impl Authority {
             aud: Some(claims.aud),
             jti: Some(claims.jti),
             sid: claims.sid,
-            token_type: Some("Bearer"),
+            token_type: Some(token_type),
             auth_time: claims.auth_time,
+            cnf: claims.cnf,
         })
     }
 }

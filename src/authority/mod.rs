@@ -45,6 +45,9 @@ pub enum Refusal {
     Forbidden(String),
     #[error("{0}")]
     InvalidGrant(String),
+    /// RFC 9449 §5: the DPoP proof is missing, wrong, or replayed.
+    #[error("{0}")]
+    InvalidDpopProof(String),
     #[error("no signing key is active; check the key directory")]
     KeysUnavailable,
     #[error("the revocation store is unavailable; try again shortly")]

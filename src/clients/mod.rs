@@ -82,6 +82,9 @@ pub struct Client {
     pub session_clients: Option<Vec<String>>,
     /// Revocation requests per minute (logout, logout everywhere, RFC 7009).
     pub revocation_quota: u32,
+    /// Only DPoP-bound tokens (RFC 9449): every token request needs a proof,
+    /// and a session is created only with a key to bind it to.
+    pub require_dpop: bool,
 }
 
 impl Client {
@@ -126,6 +129,7 @@ impl Client {
             max_sessions_per_subject: None,
             session_clients: None,
             revocation_quota: DEFAULT_REVOCATION_QUOTA,
+            require_dpop: false,
         }
     }
 }

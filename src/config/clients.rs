@@ -36,6 +36,8 @@ pub(crate) struct RawClient {
     /// hash, accepted until `previous_valid_until` (RFC 3339).
     secret_sha256_previous: Option<String>,
     previous_valid_until: Option<String>,
+    #[serde(default)]
+    require_dpop: bool,
 }
 
 impl RawClient {
@@ -157,6 +159,7 @@ impl RawClient {
             max_sessions_per_subject,
             session_clients: self.session_clients,
             revocation_quota,
+            require_dpop: self.require_dpop,
         })
     }
 }

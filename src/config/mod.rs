@@ -190,6 +190,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// DPoP (RFC 9449) at the token endpoint.
+#[derive(Debug, Clone)]
+pub struct DpopConfig {
+    /// How long after its `iat` a proof is accepted; its `jti` is
+    /// remembered this long. A proof may also be up to `tokens.leeway`
+    /// ahead of the server's clock.
+    pub max_age: Duration,
+    /// Whether every proof must carry a server nonce (RFC 9449 §8).
+    pub require_nonce: bool,
+    /// A nonce names a window of this length and is accepted in it and the next.
+    pub nonce_period: Duration,
+}
+
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -210,6 +223,7 @@ pub struct Config {
     /// Who may read the revocation feed, and its bounds.
     pub feed: FeedConfig,
     pub throttle: ThrottleConfig,
+    pub dpop: DpopConfig,
     pub clients: ClientRegistry,
     /// `log.format`: text or JSON lines.
     pub log_format: LogFormat,
@@ -352,6 +366,16 @@ mod tests {
         assert!(err.contains("throttle.window"), "{err}");
         let config = Config::load_with_env(None, &env(&[("TESSERA_HTTP_TRUSTED_PROXIES", "[\"10.0.0.0/8\"]")])).unwrap();
         assert_eq!(config.http.trusted_proxies.len(), 1);
+    }
+
+    #[test]
+    fn dpop_proofs_live_a_minute_nonces_are_off_and_bad_values_name_the_key() {
+        let dpop = Config::defaults().dpop;
+        assert_eq!((dpop.max_age, dpop.require_nonce, dpop.nonce_period), (Duration::from_secs(60), false, Duration::from_secs(300)));
+        let config = Config::load_with_env(None, &env(&[("TESSERA_DPOP_REQUIRE_NONCE", "true"), ("TESSERA_DPOP_MAX_AGE", "2m")])).unwrap();
+        assert_eq!((config.dpop.require_nonce, config.dpop.max_age), (true, Duration::from_secs(120)));
+        let err = Config::load_with_env(None, &env(&[("TESSERA_DPOP_MAX_AGE", "1h")])).unwrap_err().to_string();
+        assert!(err.contains("dpop.max_age") && err.contains("1h"), "{err}");
     }
 
     #[test]

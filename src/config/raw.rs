@@ -36,7 +36,7 @@ macro_rules! env_form {
 }
 env_form!(Plain: Option<String>, Option<PathBuf>);
 env_form!(Toml: Option<i64>, Option<bool>, Option<Vec<String>>, Vec<super::clients::RawClient>);
-env_form!(Section: RawStore, RawTokens, RawKeys, RawFeed, RawHttp, RawManagement, RawThrottle, RawLog);
+env_form!(Section: RawStore, RawTokens, RawKeys, RawFeed, RawHttp, RawManagement, RawThrottle, RawLog, RawDpop);
 
 /// Declares a section of the file once: the struct serde reads (unknown
 /// keys refused) and, from the same field list, the keys the environment
@@ -67,6 +67,7 @@ pub(super) fn env_keys() -> impl Iterator<Item = (&'static str, EnvForm)> {
         RawManagement::KEYS,
         RawThrottle::KEYS,
         RawLog::KEYS,
+        RawDpop::KEYS,
     ]
     .into_iter()
     .flatten()
@@ -93,6 +94,8 @@ settings! {
         feed: RawFeed,
         #[serde(default)]
         throttle: RawThrottle,
+        #[serde(default)]
+        dpop: RawDpop,
         #[serde(default)]
         clients: Vec<super::clients::RawClient>,
         #[serde(default)]
@@ -291,6 +294,24 @@ impl RawThrottle {
     }
 }
 
+settings! {
+    struct RawDpop in "dpop." {
+        max_age: Option<String>,
+        require_nonce: Option<bool>,
+        nonce_period: Option<String>,
+    }
+}
+
+impl RawDpop {
+    fn validate(self) -> Result<super::DpopConfig, ConfigError> {
+        Ok(super::DpopConfig {
+            max_age: duration("dpop.max_age", self.max_age, "60s", SECOND, Duration::from_secs(600))?,
+            require_nonce: self.require_nonce.unwrap_or(false),
+            nonce_period: duration("dpop.nonce_period", self.nonce_period, "5m", Duration::from_secs(10), DAY)?,
+        })
+    }
+}
+
 /// `http.trusted_proxies`: IP addresses or CIDR networks (`10.0.0.0/8`,
 /// `2001:db8::/32`); a bare address is a network of one.
 fn trusted_proxies(entries: Option<Vec<String>>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
@@ -440,6 +461,7 @@ impl RawConfig {
             management_listen,
             feed,
             throttle: self.throttle.validate()?,
+            dpop: self.dpop.validate()?,
             clients,
             log_format,
         })

@@ -3,11 +3,16 @@
 //! PKCE verifier only the page knows, for the session's first pair.
 //!
 //! The code works once: a second presentation fails and ends the session
-//! the first one started, since someone else has seen the code.
+//! the first one started, since someone else has seen the code. A code
+//! bound to a DPoP key (`dpop_jkt`) is exchanged only with a proof by that
+//! key; the pair is bound to the proof's key either way (RFC 9449 §10).
+//! The proof is recorded as used before the code is redeemed, so a
+//! replayed exchange is refused without burning the code.
 
 use super::narrowing::{narrow_audience, still_allowed};
 use crate::authority::{Authority, Refusal};
 use crate::clients::{Client, constant_time_eq};
+use crate::dpop::{self, VerifiedProof};
 use crate::metrics::Grant;
 use crate::revocations::{Covers, Revocation, TokenFacts};
 use crate::sessions::NewSession;
@@ -27,11 +32,15 @@ pub async fn grant(
     code: &str,
     verifier: Option<&str>,
     resource: &[&str],
+    proof: Option<&VerifiedProof>,
 ) -> Result<IssuedSession, Refusal> {
     authority.require_fresh_revocations()?;
     let verifier = verifier.ok_or_else(|| Refusal::field("code_verifier", "is required (RFC 7636)"))?;
     if code.len() > 256 {
         return Err(Refusal::InvalidGrant("the code is not valid".into()));
+    }
+    if let Some(proof) = proof {
+        dpop::remember(authority.store.as_ref(), proof).await?;
     }
     let record = authority.store.redeem_code(&code_id(code)).await.map_err(|_| Refusal::StoreUnavailable)?;
     let Some(record) = record else { return Err(Refusal::InvalidGrant("the code is not valid or has expired".into())) };
@@ -56,6 +65,7 @@ pub async fn grant(
     if !valid_pkce_value(verifier) || !constant_time_eq(computed.as_bytes(), record.code_challenge.as_bytes()) {
         return Err(Refusal::InvalidGrant("the code_verifier does not match the code_challenge".into()));
     }
+    let jkt = dpop::binding("code", record.dpop_jkt.as_deref(), proof, client.require_dpop)?;
     // The client's rights may have changed since the code was made.
     let (scope, aud) = still_allowed(record.scope.as_deref(), &Audience::from_list(record.aud), client, &authority.issuer)?;
     let access_aud = narrow_audience(resource, &aud)?.map(Vec::from);
@@ -68,6 +78,7 @@ pub async fn grant(
         custom: record.custom,
         auth_time: record.auth_time,
         session_exp: record.session_exp,
+        jkt,
     };
     authority.metrics.issued(Grant::AuthorizationCode);
     crate::sessions::first_pair(authority, &session, client, access_aud)

@@ -3,7 +3,8 @@
 //! audiences and scopes. No refresh token, no session — so a service token
 //! is the one with `sub == client_id` and no `sid`. `resource` (RFC 8707)
 //! and `audience` name the audiences wanted, each one the client's, or the
-//! request is refused with `invalid_target`; none named: all of them.
+//! request is refused with `invalid_target`; none named: all of them. With
+//! a DPoP proof the token is bound to its key (`jkt`).
 
 use crate::authority::{Authority, Refusal};
 use crate::clients::Client;
@@ -12,7 +13,13 @@ use crate::tokens::access::Audience;
 use crate::tokens::issue::{AccessGrant, IssuedAccessToken};
 use crate::tokens::random_id;
 
-pub fn grant(authority: &Authority, client: &Client, scope: Option<&str>, targets: &[&str]) -> Result<IssuedAccessToken, Refusal> {
+pub fn grant(
+    authority: &Authority,
+    client: &Client,
+    scope: Option<&str>,
+    targets: &[&str],
+    jkt: Option<String>,
+) -> Result<IssuedAccessToken, Refusal> {
     if client.is_public() {
         return Err(Refusal::Forbidden("public clients cannot use client_credentials".into()));
     }
@@ -31,6 +38,7 @@ pub fn grant(authority: &Authority, client: &Client, scope: Option<&str>, target
         iat: authority.clock.unix(),
         lifetime: client.access_ttl,
         not_after: None,
+        jkt,
     };
     authority.minter.access_token(grant).map_err(|_| Refusal::KeysUnavailable)
 }

@@ -4,8 +4,11 @@
 //! publishes).
 //!
 //! The HTTP layer has already authenticated the client and resolved what
-//! only HTTP knows (a refresh token carried in a cookie, the CSRF checks);
-//! a grant decides, records and mints over an [`Authority`].
+//! only HTTP knows (a refresh token carried in a cookie, the CSRF checks,
+//! the stateless checks on a DPoP proof); a grant decides, records and
+//! mints over an [`Authority`]. Every grant binds what it issues to the
+//! proof's key ([`crate::dpop::binding`]) and records the proof as used
+//! just before its one atomic step.
 
 pub mod authorization_code;
 pub mod client_credentials;
@@ -14,6 +17,7 @@ pub mod refresh_token;
 
 use crate::authority::{Authority, Refusal};
 use crate::clients::Client;
+use crate::dpop::{self, VerifiedProof};
 use crate::metrics::Grant;
 use crate::tokens::issue::{IssuedAccessToken, IssuedSession};
 
@@ -33,6 +37,8 @@ pub struct TokenRequest<'a> {
     pub refresh_token: Option<&'a str>,
     pub code: Option<&'a str>,
     pub code_verifier: Option<&'a str>,
+    /// The request's DPoP proof, past its stateless checks (RFC 9449 §5).
+    pub dpop: Option<&'a VerifiedProof>,
 }
 
 /// What a grant issued.
@@ -64,18 +70,22 @@ pub async fn dispatch(authority: &Authority, client: &Client, request: TokenRequ
     targets.extend(request.resource.iter().copied());
     match request.grant_type {
         "client_credentials" => {
-            let issued = client_credentials::grant(authority, client, request.scope, &targets)?;
+            let jkt = dpop::binding("client", None, request.dpop, client.require_dpop)?;
+            if let Some(proof) = request.dpop {
+                dpop::remember(authority.store.as_ref(), proof).await?;
+            }
+            let issued = client_credentials::grant(authority, client, request.scope, &targets, jkt)?;
             authority.metrics.issued(Grant::ClientCredentials);
             tracing::info!(client = %client.id, "service token issued");
             Ok(Issued::AccessToken(issued))
         }
         "refresh_token" => {
             let token = request.refresh_token.ok_or(Missing("refresh_token"))?;
-            Ok(Issued::Session(refresh_token::grant(authority, client, token, request.scope, &targets).await?))
+            Ok(Issued::Session(refresh_token::grant(authority, client, token, request.scope, &targets, request.dpop).await?))
         }
         "authorization_code" => {
             let code = request.code.ok_or(Missing("code"))?;
-            let issued = authorization_code::grant(authority, client, code, request.code_verifier, &targets).await?;
+            let issued = authorization_code::grant(authority, client, code, request.code_verifier, &targets, request.dpop).await?;
             tracing::info!(client = %client.id, sid = %issued.session_id, "session handed over by a one-time code");
             Ok(Issued::Session(issued))
         }

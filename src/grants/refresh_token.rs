@@ -16,10 +16,20 @@
 //! ([`super::narrowing`]); the new access token may be narrowed further by
 //! `scope` and `resource`, which the consumption record keeps so a retry
 //! gets the very same token.
+//!
+//! DPoP (RFC 9449 §5): a refresh token bound to a key is honoured only with
+//! a proof by that key, checked before the token is consumed, so a stolen
+//! token presented without the key changes nothing. A public client's child
+//! refresh token is bound to the proof's key (so binding survives rotation,
+//! and an unbound session becomes bound at its first DPoP refresh); a
+//! confidential client's is not, its authentication binds it already. The
+//! key is in the consumption record: a retry inside the grace window gets
+//! the same child only with a proof by the same key.
 
 use super::narrowing::{narrow_audience, narrow_scope, still_allowed};
 use crate::authority::{Authority, Refusal};
 use crate::clients::Client;
+use crate::dpop::{self, VerifiedProof};
 use crate::metrics::{Grant, RefreshOutcome};
 use crate::revocations::{Covers, Revocation, TokenFacts};
 use crate::store::{ConsumedRefresh, Consumption};
@@ -68,6 +78,7 @@ pub async fn grant(
     token: &str,
     scope: Option<&str>,
     resource: &[&str],
+    proof: Option<&VerifiedProof>,
 ) -> Result<IssuedSession, Refusal> {
     authority.require_fresh_revocations()?;
     let now = authority.clock.now();
@@ -97,6 +108,10 @@ pub async fn grant(
     let (granted_scope, granted_aud) = still_allowed(parent.scope.as_deref(), &parent.aud, client, &authority.issuer)?;
     let access_scope = narrow_scope(scope, granted_scope.as_deref())?;
     let access_aud = narrow_audience(resource, &granted_aud)?.map(Vec::from);
+    let jkt = dpop::binding("refresh token", parent.jkt.as_deref(), proof, client.require_dpop)?;
+    if let Some(proof) = proof {
+        dpop::remember(authority.store.as_ref(), proof).await?;
+    }
 
     let record = ConsumedRefresh {
         child_jti: random_id(),
@@ -107,6 +122,7 @@ pub async fn grant(
         access_scope,
         access_aud,
         expires_at: parent.exp,
+        jkt,
     };
     let consumption = authority.store.consume_refresh(&parent.sid, &parent.jti, record.clone()).await.map_err(|error| {
         tracing::error!(%error, "refresh not served: the store could not record the consumption");
@@ -120,6 +136,11 @@ pub async fn grant(
             Ok(issued)
         }
         Decision::Replay(earlier) => {
+            if earlier.jkt != record.jkt {
+                return Err(Refusal::InvalidDpopProof(
+                    "this refresh token was just used with another DPoP key (or without one); a retry must prove the same key".into(),
+                ));
+            }
             authority.metrics.refresh(RefreshOutcome::GraceReplay);
             tracing::info!(sid = %parent.sid, client = %client.id, "refresh retried inside the grace window; same child returned");
             mint_child(authority, client, &parent, &earlier)
@@ -153,12 +174,13 @@ fn mint_child(authority: &Authority, client: &Client, parent: &RefreshClaims, re
         exp: (iat + authority.policy.refresh_idle_ttl.as_secs() as i64).min(parent.session_exp),
         scope,
         aud,
+        jkt: record.jkt.clone().filter(|_| client.is_public()),
         ..parent.clone()
     };
     let access_aud = record.access_aud.clone().map(Audience::from_list);
     authority
         .minter
-        .session_pair(&child, record.access_jti.clone(), record.access_scope.clone(), access_aud, client.access_ttl)
+        .session_pair(&child, record.access_jti.clone(), record.access_scope.clone(), access_aud, record.jkt.clone(), client.access_ttl)
         .map_err(|_| Refusal::KeysUnavailable)
 }
 
@@ -176,6 +198,7 @@ mod tests {
             access_scope: None,
             access_aud: None,
             expires_at: i64::MAX,
+            jkt: None,
         }
     }
 

@@ -24,6 +24,8 @@ pub fn render_metadata(issuer: &str) -> bytes::Bytes {
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        // RFC 9449 §5.1: the token endpoint takes DPoP proofs signed with these.
+        "dpop_signing_alg_values_supported": crate::dpop::ALGORITHMS.map(|alg| alg.as_str()),
     });
     bytes::Bytes::from(metadata.to_string())
 }

@@ -18,11 +18,19 @@ pub struct OAuthError {
     pub description: String,
     www_authenticate: Option<&'static str>,
     retry_after: Option<u64>,
+    /// RFC 9449 §8: the nonce a `use_dpop_nonce` answer hands the client.
+    dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
     pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        Self { status, error, description: description.into(), www_authenticate: None, retry_after: None }
+        Self { status, error, description: description.into(), www_authenticate: None, retry_after: None, dpop_nonce: None }
+    }
+
+    /// RFC 9449 §8: a proof without the current nonce; retry with this one.
+    pub fn use_dpop_nonce(nonce: String) -> Self {
+        let description = "a DPoP nonce is required: make the proof again with the one in the DPoP-Nonce header";
+        Self { dpop_nonce: Some(nonce), ..Self::new(StatusCode::BAD_REQUEST, "use_dpop_nonce", description) }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {
@@ -73,6 +81,7 @@ impl From<Refusal> for OAuthError {
             Refusal::InvalidTarget(_) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_target", description),
             Refusal::Forbidden(_) => OAuthError::new(StatusCode::BAD_REQUEST, "unauthorized_client", description),
             Refusal::InvalidGrant(_) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", description),
+            Refusal::InvalidDpopProof(_) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", description),
             Refusal::KeysUnavailable | Refusal::StoreUnavailable => {
                 Self { retry_after: Some(5), ..OAuthError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", description) }
             }
@@ -97,6 +106,9 @@ impl IntoResponse for OAuthError {
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(nonce) = self.dpop_nonce.and_then(|nonce| HeaderValue::from_str(&nonce).ok()) {
+            headers.insert("dpop-nonce", nonce);
         }
         response
     }
@@ -173,6 +185,7 @@ impl From<Refusal> for Problem {
             Refusal::InvalidTarget(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_audience", error.to_string()),
             Refusal::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", error.to_string()),
             Refusal::InvalidGrant(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_grant", error.to_string()),
+            Refusal::InvalidDpopProof(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", error.to_string()),
             Refusal::KeysUnavailable => {
                 Self { retry_after: Some(5), ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, "keys_unavailable", error.to_string()) }
             }

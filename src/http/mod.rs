@@ -10,6 +10,7 @@
 pub mod browser;
 pub mod demo;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod extract;
 pub mod feed;
@@ -54,6 +55,8 @@ pub struct Inner {
     pub refresh_observer: Option<Arc<dyn RefreshObserver>>,
     /// Failed client authentications and request rates, per client and peer.
     pub throttle: throttle::Throttle,
+    /// How DPoP proofs are judged at the token endpoint.
+    pub dpop: crate::dpop::DpopPolicy,
     /// Flips to true when the server starts shutting down, so long-lived
     /// streams end and the drain can finish.
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -84,9 +87,10 @@ impl AppState {
         let cookie = browser::CookiePolicy::for_issuer(&issuer, dev);
         let refresh_observer = dev.then(demo::observer);
         let throttle = throttle::Throttle::new(&config.throttle, config.http.trusted_proxies.clone(), authority.metrics.clone());
+        let dpop = crate::dpop::DpopPolicy::new(&config.dpop, config.tokens.leeway, &issuer);
         let feed_streams = feed::StreamSlots::default();
         let config = arc_swap::ArcSwap::from_pointee(config);
-        Self(Arc::new(Inner { config, authority, keyring, metadata, cookie, refresh_observer, throttle, shutdown, feed_streams }))
+        Self(Arc::new(Inner { config, authority, keyring, metadata, cookie, refresh_observer, throttle, dpop, shutdown, feed_streams }))
     }
 
     pub fn issuer(&self) -> &str {

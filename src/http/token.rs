@@ -1,6 +1,7 @@
 //! `POST /oauth2/token` (RFC 6749 §3.2): authenticate the client, resolve
 //! what only HTTP knows (a refresh token carried in the cookie, the CSRF
-//! checks cookie clients must pass), then hand over to the grant dispatcher.
+//! checks cookie clients must pass, the `DPoP` proof), then hand over to
+//! the grant dispatcher.
 
 use super::AppState;
 use super::browser::check_csrf;
@@ -37,6 +38,7 @@ pub async fn token(
         check_csrf(&headers, &client)?;
     }
     let resource = form.all("resource");
+    let proof = super::dpop::proof(&state, &headers)?;
     let request = TokenRequest {
         grant_type,
         scope: form.get("scope"),
@@ -45,15 +47,16 @@ pub async fn token(
         refresh_token,
         code: form.get("code"),
         code_verifier: form.get("code_verifier"),
+        dpop: proof.as_ref(),
     };
     let span = tracing::info_span!("grant", grant_type = %grant_type, client = %client.id);
     match grants::dispatch(&state.authority, &client, request).instrument(span).await {
-        Ok(Issued::AccessToken(issued)) => Ok(no_store(Json(issued))),
+        Ok(Issued::AccessToken(issued)) => Ok(super::dpop::with_nonce(&state, no_store(Json(issued)))),
         Ok(Issued::Session(issued)) => {
             if let (Some(observer), Some(presented), "refresh_token") = (&state.refresh_observer, refresh_token, grant_type) {
                 observer.presented(&issued.session_id, presented);
             }
-            Ok(deliver(&state, &client, issued))
+            Ok(super::dpop::with_nonce(&state, deliver(&state, &client, issued)))
         }
         Err(DispatchError::Missing(name)) => Err(OAuthError::invalid_request(format!("{name} is required"))),
         Err(DispatchError::Unsupported(name)) => Err(OAuthError::unsupported_grant_type(&name)),

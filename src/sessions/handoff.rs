@@ -7,7 +7,9 @@
 //! [`crate::grants::authorization_code`]). The
 //! code lives a minute, works once, and is stored only as its SHA-256. A
 //! second presentation fails and ends the session the first one started:
-//! someone else has seen the code.
+//! someone else has seen the code. With `dpop_jkt` (RFC 9449 §10) the code
+//! is also bound to the page's DPoP key: the exchange must carry a proof
+//! by it, so a code that leaks is useless without the key.
 
 use super::NewSession;
 use crate::authority::{Authority, Refusal};
@@ -74,6 +76,7 @@ pub(crate) async fn issue_code(authority: &Authority, session: NewSession, chall
         use_by: now + CODE_LIFETIME_SECONDS,
         redeemed: false,
         expires_at: now + CODE_MEMORY_SECONDS,
+        dpop_jkt: session.jkt,
     };
     authority.store.put_code(&code_id(&code), record).await.map_err(|_| Refusal::StoreUnavailable)?;
     Ok(IssuedCode { code, expires_in: CODE_LIFETIME_SECONDS as u64, session_id: session.sid })

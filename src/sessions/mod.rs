@@ -58,6 +58,11 @@ pub struct SessionRequest {
     /// Only `S256`.
     #[serde(default)]
     pub code_challenge_method: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the client's DPoP key. The tokens
+    /// returned are bound to it; a one-time code can be exchanged only
+    /// with a proof by it.
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
 }
 
 /// A validated new session, before any token exists.
@@ -71,6 +76,8 @@ pub struct NewSession {
     pub custom: serde_json::Map<String, serde_json::Value>,
     pub auth_time: i64,
     pub session_exp: i64,
+    /// The DPoP key the session's tokens are bound to.
+    pub jkt: Option<String>,
 }
 
 /// What `POST /v1/sessions` produced.
@@ -125,6 +132,7 @@ pub async fn start_for(
 ) -> Result<SessionStarted, Refusal> {
     authority.require_fresh_revocations()?;
     let challenge = handoff::challenge(request.code_challenge.as_deref(), request.code_challenge_method.as_deref())?;
+    let jkt = dpop_jkt(request.dpop_jkt, target, challenge.is_some())?;
     let sub = request::subject(&request.sub)?;
     if clients.get(&sub).is_some() {
         return Err(Refusal::field(
@@ -149,6 +157,7 @@ pub async fn start_for(
         custom,
         auth_time: now,
         session_exp,
+        jkt,
     };
     // Make sure tokens can be minted, and delivered, before promising any.
     authority.minter.can_mint().map_err(|_| Refusal::KeysUnavailable)?;
@@ -195,6 +204,22 @@ pub async fn start_for(
     }
 }
 
+/// `dpop_jkt`, when given, must be a SHA-256 thumbprint. A client with
+/// `require_dpop` gets tokens only bound to a key: directly, with
+/// `dpop_jkt`; behind a code, the exchange itself must carry a proof.
+fn dpop_jkt(jkt: Option<String>, target: &Client, behind_code: bool) -> Result<Option<String>, Refusal> {
+    match jkt {
+        Some(jkt) if !crate::dpop::is_thumbprint(&jkt) => {
+            Err(Refusal::field("dpop_jkt", "must be the RFC 7638 SHA-256 thumbprint of a public key: 43 base64url characters"))
+        }
+        None if target.require_dpop && !behind_code => Err(Refusal::field(
+            "dpop_jkt",
+            format!("is required: client {:?} accepts DPoP-bound tokens only (require_dpop); send the thumbprint of its key", target.id),
+        )),
+        jkt => Ok(jkt),
+    }
+}
+
 /// `resource` as a list.
 fn resources(resource: RequestedAudience) -> Vec<String> {
     match resource {
@@ -205,6 +230,9 @@ fn resources(resource: RequestedAudience) -> Vec<String> {
 
 /// The first pair of a session (refresh generation 0); `access_aud`
 /// narrows the access token's audience (RFC 8707 at the code exchange).
+/// Both are bound to the session's DPoP key, the refresh token only for a
+/// public client (RFC 9449 §5: a confidential client's is bound by its
+/// authentication already).
 pub(crate) fn first_pair(
     authority: &Authority,
     session: &NewSession,
@@ -212,9 +240,10 @@ pub(crate) fn first_pair(
     access_aud: Option<Vec<String>>,
 ) -> Result<IssuedSession, Refusal> {
     let refresh = first_refresh_claims(authority, session, client);
+    let access_aud = access_aud.map(Audience::from_list);
     authority
         .minter
-        .session_pair(&refresh, random_id(), session.scope.clone(), access_aud.map(Audience::from_list), client.access_ttl)
+        .session_pair(&refresh, random_id(), session.scope.clone(), access_aud, session.jkt.clone(), client.access_ttl)
         .map_err(|_| Refusal::KeysUnavailable)
 }
 
@@ -234,5 +263,6 @@ fn first_refresh_claims(authority: &Authority, session: &NewSession, client: &Cl
         exp: (iat + authority.policy.refresh_idle_ttl.as_secs() as i64).min(session.session_exp),
         session_exp: session.session_exp,
         auth_time: Some(session.auth_time),
+        jkt: session.jkt.clone().filter(|_| client.is_public()),
     }
 }

@@ -100,17 +100,18 @@ async fn refresh_drops_what_the_client_no_longer_has() {
     assert_eq!(session.scope.as_deref(), Some("read write"));
     let mut narrower = h.client("web").clone();
     narrower.scopes = vec!["read".into()];
-    let child = Pair::from(crate::grants::refresh_token::grant(&h.tokens, &narrower, &session.refresh_token, None, &[]).await.unwrap());
+    let child =
+        Pair::from(crate::grants::refresh_token::grant(&h.tokens, &narrower, &session.refresh_token, None, &[], None).await.unwrap());
     assert_eq!(claims_of(&child.access_token)["scope"], "read");
     assert_eq!(refresh_claims_of(&child.refresh_token)["scope"], "read", "the refresh token is narrowed too");
     // Once the client has nothing of the session's scope, refresh is refused.
     let mut bare = narrower.clone();
     bare.scopes.clear();
-    let refused = crate::grants::refresh_token::grant(&h.tokens, &bare, &child.refresh_token, None, &[]).await;
+    let refused = crate::grants::refresh_token::grant(&h.tokens, &bare, &child.refresh_token, None, &[], None).await;
     assert!(matches!(refused, Err(Refusal::InvalidScope(_))), "{refused:?}");
     let mut elsewhere = narrower.clone();
     elsewhere.audiences = vec!["other".into()];
-    let refused = crate::grants::refresh_token::grant(&h.tokens, &elsewhere, &child.refresh_token, None, &[]).await;
+    let refused = crate::grants::refresh_token::grant(&h.tokens, &elsewhere, &child.refresh_token, None, &[], None).await;
     assert!(matches!(refused, Err(Refusal::InvalidTarget(_))), "{refused:?}");
 }
 

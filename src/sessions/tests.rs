@@ -73,6 +73,7 @@ impl Harness {
             claims: None,
             code_challenge: None,
             code_challenge_method: None,
+            dpop_jkt: None,
         };
         match create(&self.tokens, self.client("backend"), &self.clients, request, &|_| None).await.unwrap() {
             SessionStarted::Tokens(issued) => issued.into(),
@@ -81,7 +82,7 @@ impl Harness {
     }
 
     pub(super) async fn refresh(&self, client: &str, token: &str) -> Result<Pair, Refusal> {
-        crate::grants::refresh_token::grant(&self.tokens, self.client(client), token, None, &[]).await.map(Pair::from)
+        crate::grants::refresh_token::grant(&self.tokens, self.client(client), token, None, &[], None).await.map(Pair::from)
     }
 
     pub(super) async fn active(&self, token: &str) -> bool {
@@ -218,13 +219,14 @@ async fn scope_may_be_narrowed_never_widened() {
     let session = h.session("alice", "web").await;
     assert_eq!(session.scope.as_deref(), Some("read write"));
     let narrowed = Pair::from(
-        crate::grants::refresh_token::grant(&h.tokens, h.client("web"), &session.refresh_token, Some("read"), &[]).await.unwrap(),
+        crate::grants::refresh_token::grant(&h.tokens, h.client("web"), &session.refresh_token, Some("read"), &[], None).await.unwrap(),
     );
     assert_eq!(claims_of(&narrowed.access_token)["scope"], "read");
     // The refresh token keeps the scope originally granted.
     let widened_back = h.refresh("web", &narrowed.refresh_token).await.unwrap();
     assert_eq!(widened_back.scope.as_deref(), Some("read write"));
-    let wider = crate::grants::refresh_token::grant(&h.tokens, h.client("web"), &widened_back.refresh_token, Some("read admin"), &[]).await;
+    let wider =
+        crate::grants::refresh_token::grant(&h.tokens, h.client("web"), &widened_back.refresh_token, Some("read admin"), &[], None).await;
     assert!(matches!(wider, Err(Refusal::InvalidScope(_))), "{wider:?}");
 }
 

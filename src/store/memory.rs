@@ -1,6 +1,7 @@
 //! An in-memory [`Store`]: the reference behaviour, for unit tests and for
 //! measuring what durability costs. Nothing survives a restart.
 
+use super::proofs::ProofLedger;
 use super::{ConsumedRefresh, Consumption, HandoffCode, SessionRecord, Store, StoreFuture};
 use crate::clock::{SharedClock, SystemClock};
 use crate::revocations::{Revocation, RevocationEntry};
@@ -21,6 +22,8 @@ pub struct MemoryStore {
     state: Mutex<State>,
     /// Stamps consumptions (a test's manual clock, the app's clock).
     clock: SharedClock,
+    /// DPoP proofs seen (see [`super::proofs`]).
+    proofs: ProofLedger,
 }
 
 impl Default for MemoryStore {
@@ -36,7 +39,7 @@ impl MemoryStore {
 
     /// A store that stamps consumptions with `clock`.
     pub fn with_clock(clock: SharedClock) -> Self {
-        Self { state: Mutex::default(), clock }
+        Self { state: Mutex::default(), clock, proofs: ProofLedger::volatile() }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
@@ -132,6 +135,11 @@ impl Store for MemoryStore {
         Box::pin(async move { Ok(before) })
     }
 
+    fn remember_proof(&self, id: &str, issued_at: i64, until: i64) -> StoreFuture<'_, bool> {
+        let first = self.proofs.remember(id, issued_at, until, self.clock.now().timestamp());
+        Box::pin(async move { first })
+    }
+
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async { Ok(()) })
     }
@@ -171,5 +179,6 @@ mod tests {
         contract::session_index_keeps_the_newest_within_the_limit(&MemoryStore::new()).await;
         contract::session_index_never_evicts_the_session_being_added(&MemoryStore::new()).await;
         contract::a_code_is_redeemed_once(&MemoryStore::new()).await;
+        contract::a_dpop_proof_is_remembered_once(&MemoryStore::new()).await;
     }
 }

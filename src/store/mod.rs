@@ -26,6 +26,7 @@
 pub mod embedded;
 pub mod epoch;
 pub mod memory;
+pub mod proofs;
 pub mod redis;
 
 use crate::revocations::{Revocation, RevocationEntry, RevocationList};
@@ -63,6 +64,10 @@ pub struct ConsumedRefresh {
     pub access_aud: Option<Vec<String>>,
     /// The consumed token's own expiry; the record is useless after it.
     pub expires_at: i64,
+    /// The DPoP key the child pair is bound to, if any; a retry must prove
+    /// the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 /// The result of an atomic consumption attempt.
@@ -96,6 +101,9 @@ pub struct HandoffCode {
     pub redeemed: bool,
     /// The record is kept, to recognise a second use, until this instant.
     pub expires_at: i64,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the exchange must prove.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// One live session in the per-subject index.
@@ -156,6 +164,14 @@ pub trait Store: Send + Sync + 'static {
     /// `redeemed: false` for exactly one caller, `true` for every later one;
     /// `None` for an unknown or forgotten code.
     fn redeem_code(&self, code_id: &str) -> StoreFuture<'_, Option<HandoffCode>>;
+
+    /// Record DPoP proof `id` (a hash of its key's thumbprint and `jti`)
+    /// as used until `until` (Unix seconds: when the proof has aged out);
+    /// `issued_at` is its `iat`. `true` the first time, `false` for a
+    /// replay; across replicas exactly one caller sees `true`. A store that
+    /// forgets proofs on restart answers `false` for a proof made before it
+    /// opened (see [`proofs`]).
+    fn remember_proof(&self, id: &str, issued_at: i64, until: i64) -> StoreFuture<'_, bool>;
 
     /// Whether the store answers at all (for `/readyz`).
     fn ping(&self) -> StoreFuture<'_, ()>;
@@ -243,6 +259,7 @@ pub(crate) mod contract {
             access_scope: None,
             access_aud: None,
             expires_at,
+            jkt: None,
         }
     }
 
@@ -323,6 +340,7 @@ pub(crate) mod contract {
             use_by: 100,
             redeemed: false,
             expires_at: 1_000,
+            dpop_jkt: None,
         }
     }
 
@@ -333,6 +351,13 @@ pub(crate) mod contract {
         assert!(again.redeemed, "the second presentation sees the first");
         assert_eq!(again.sid, "s1");
         assert_eq!(store.redeem_code("unknown").await.unwrap(), None);
+    }
+
+    pub async fn a_dpop_proof_is_remembered_once(store: &dyn Store) {
+        let now = chrono::Utc::now().timestamp();
+        assert!(store.remember_proof("p1", now, now + 60).await.unwrap());
+        assert!(!store.remember_proof("p1", now, now + 60).await.unwrap(), "a replay");
+        assert!(store.remember_proof("p2", now, now + 60).await.unwrap());
     }
 
     pub async fn session_index_keeps_the_newest_within_the_limit(store: &dyn Store) {

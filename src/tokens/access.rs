@@ -71,9 +71,19 @@ pub struct AccessClaims {
     pub sid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// RFC 9449 §6: the DPoP key the token is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
     /// The caller's custom claims (never a reserved name).
     #[serde(flatten)]
     pub custom: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The confirmation claim (RFC 7800 §3.1) of a DPoP-bound token: the
+/// RFC 7638 thumbprint of the client's key (RFC 9449 §6.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 /// Sign claims into a compact JWS with the key's access-token header.
@@ -186,6 +196,7 @@ mod tests {
             scope: Some("read".into()),
             sid: Some("s1".into()),
             auth_time: Some(now),
+            cnf: None,
             custom,
         }
     }

@@ -1,9 +1,11 @@
 //! The one place access-token claims are assembled and tokens are signed
 //! and sealed, for every grant: a session's first pair, a rotated pair, a
 //! service token. What a token carries is decided here once, so a new claim
-//! (DPoP's `cnf`, token exchange's `act`) lands in one function.
+//! (DPoP's `cnf`, token exchange's `act`) lands in one function — and so
+//! does the `token_type` the answer names: `DPoP` for a token bound to a
+//! key (RFC 9449 §5), `Bearer` otherwise.
 
-use super::access::{self, AccessClaims, Audience};
+use super::access::{self, AccessClaims, Audience, Confirmation};
 use super::refresh::{self, RefreshClaims};
 use crate::clock::SharedClock;
 use crate::keys::Keyring;
@@ -57,6 +59,13 @@ pub struct AccessGrant {
     pub lifetime: std::time::Duration,
     /// The token never outlives this instant (the session's absolute end).
     pub not_after: Option<i64>,
+    /// The DPoP key (RFC 7638 thumbprint) the token is bound to: `cnf.jkt`.
+    pub jkt: Option<String>,
+}
+
+/// RFC 9449 §5: the `token_type` of an access token with these claims.
+pub fn token_type(claims: &AccessClaims) -> &'static str {
+    if claims.cnf.is_some() { "DPoP" } else { "Bearer" }
 }
 
 /// Signs access tokens and seals refresh tokens with the keyring's active keys.
@@ -87,6 +96,7 @@ impl Minter {
             scope: grant.scope,
             sid: grant.sid,
             auth_time: grant.auth_time,
+            cnf: grant.jkt.map(|jkt| Confirmation { jkt }),
             custom: grant.custom,
         }
     }
@@ -101,19 +111,21 @@ impl Minter {
             expires_in: (claims.exp - now.timestamp()).max(0) as u64,
             scope: claims.scope.clone(),
             access_token: access::mint(signer, &claims),
-            token_type: "Bearer",
+            token_type: token_type(&claims),
         })
     }
 
     /// An access token for `refresh`'s session (with `access_jti`, and
-    /// `access_scope` and `access_aud`, which a request may have narrowed)
-    /// and `refresh` sealed.
+    /// `access_scope` and `access_aud`, which a request may have narrowed,
+    /// bound to `access_jkt` when the request carried a DPoP proof) and
+    /// `refresh` sealed.
     pub fn session_pair(
         &self,
         refresh: &RefreshClaims,
         access_jti: String,
         access_scope: Option<String>,
         access_aud: Option<Audience>,
+        access_jkt: Option<String>,
         access_lifetime: std::time::Duration,
     ) -> Result<IssuedSession, NoActiveKey> {
         let now = self.clock.now();
@@ -132,11 +144,12 @@ impl Minter {
             iat: refresh.iat,
             lifetime: access_lifetime,
             not_after: Some(refresh.session_exp),
+            jkt: access_jkt,
         });
         let now = now.timestamp();
         Ok(IssuedSession {
             access_token: access::mint(signer, &claims),
-            token_type: "Bearer",
+            token_type: token_type(&claims),
             expires_in: (claims.exp - now).max(0) as u64,
             refresh_token: Some(refresh::seal(mac, refresh)),
             refresh_expires_in: (refresh.exp - now).max(0) as u64,
@@ -146,12 +159,14 @@ impl Minter {
     }
 
     /// The longest any refresh token of `first`'s session can be: `first`
-    /// sealed with the largest generation number (rotation changes nothing
-    /// else that has a length) under the active MAC key.
+    /// sealed with the largest generation number and bound to a DPoP key (a
+    /// later refresh may bind it; rotation changes nothing else that has a
+    /// length) under the active MAC key.
     pub fn largest_refresh_token(&self, first: &RefreshClaims) -> Result<usize, NoActiveKey> {
         let view = self.keyring.view();
         let mac = view.active_mac(self.clock.now()).ok_or(NoActiveKey)?;
-        let largest = RefreshClaims { generation: u32::MAX, ..first.clone() };
+        let bound = Some("j".repeat(43));
+        let largest = RefreshClaims { generation: u32::MAX, jkt: bound, ..first.clone() };
         Ok(refresh::seal(mac, &largest).len())
     }
 

@@ -42,6 +42,10 @@ pub struct RefreshClaims {
     pub session_exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// The DPoP key (RFC 7638 thumbprint) a public client's refresh token
+    /// is bound to: refreshing needs a proof by it (RFC 9449 §5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 /// Why a presented refresh token was not accepted.
@@ -115,6 +119,7 @@ mod tests {
             exp: 2,
             session_exp: 3,
             auth_time: None,
+            jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
         }
     }
 

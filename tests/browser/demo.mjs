@@ -1,8 +1,11 @@
 // Drives the --dev demo page in Debian's headless Chromium: sign in with a
-// one-time code + PKCE, see the claims, refresh through the HttpOnly cookie
-// (which script cannot read), replay the previous refresh token and watch
-// the session end, log out and see the cookie gone, and a cross-origin page
-// fail to use the cookie. Usage: node demo.mjs BASE_URL SCREENSHOT_DIR
+// one-time code + PKCE + DPoP, see the claims, refresh through the HttpOnly
+// cookie (which script cannot read), see both tokens bound to a key the
+// page cannot export, call the protected API, show that the cookie and the
+// access token copied to a client without the key are useless, replay the
+// previous refresh token and watch the session end, log out and see the
+// cookie gone, and a cross-origin page fail to use the cookie.
+// Usage: node demo.mjs BASE_URL SCREENSHOT_DIR MANAGEMENT_URL
 import { chromium } from "playwright-core";
 import http from "node:http";
 import assert from "node:assert/strict";
@@ -25,6 +28,28 @@ const rotatedCount = async () => {
   const text = await (await fetch(`${management}/metrics`)).text();
   return Number(/tessera_refresh_total\{outcome="rotated"\} (\d+)/.exec(text)[1]);
 };
+// A request from outside any browser, with whatever headers a thief likes.
+const raw = (method, url, headers, body) =>
+  new Promise((resolve, reject) => {
+    const request = http.request(url, { method, headers }, (response) => {
+      let text = "";
+      response.on("data", (chunk) => (text += chunk));
+      response.on("end", () => resolve({ status: response.statusCode, headers: response.headers, body: text ? JSON.parse(text) : null }));
+    });
+    request.on("error", reject);
+    request.end(body);
+  });
+const b64url = (bytes) => Buffer.from(bytes).toString("base64url");
+// The thief's own DPoP key: it can sign proofs, just not with the page's key.
+const thiefKey = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"]);
+const thiefProof = async (htm, htu, accessToken) => {
+  const { kty, crv, x, y } = await crypto.subtle.exportKey("jwk", thiefKey.publicKey);
+  const claims = { jti: crypto.randomUUID(), htm, htu, iat: Math.floor(Date.now() / 1000) };
+  if (accessToken) claims.ath = b64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(accessToken)));
+  const input = `${b64url(JSON.stringify({ typ: "dpop+jwt", alg: "ES256", jwk: { kty, crv, x, y } }))}.${b64url(JSON.stringify(claims))}`;
+  return `${input}.${b64url(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, thiefKey.privateKey, new TextEncoder().encode(input)))}`;
+};
+
 const signIn = async (sub) => {
   await page.fill("#sub", sub);
   await page.click("#login");
@@ -61,6 +86,53 @@ try {
   assert.notEqual((await refreshCookie()).value, cookie.value, "the cookie rotated");
   step("refreshed via the cookie; the cookie rotated");
   await shot("03-refreshed");
+
+  // DPoP: both tokens are bound to a key the page holds but cannot export.
+  const key = await page.evaluate(async () => {
+    const { pair, jkt } = await dpopKey();
+    const stored = await keyStore("readonly", (store) => store.get("dpop"));
+    let exported = "refused";
+    try { await crypto.subtle.exportKey("jwk", pair.privateKey); exported = "exported"; } catch { /* non-extractable */ }
+    return { jkt, extractable: pair.privateKey.extractable, exported, stored: stored !== undefined };
+  });
+  assert.deepEqual([key.extractable, key.exported, key.stored], [false, "refused", true], JSON.stringify(key));
+  assert.equal(refreshed.cnf?.jkt, key.jkt, "the access token is bound to the page's key");
+  step(`the tokens are bound (cnf.jkt ${key.jkt}) to a non-extractable key kept in IndexedDB`);
+
+  // The page calls the protected API with its token and a proof.
+  await page.click("#call-api");
+  await page.waitForFunction(() => document.querySelector("#status").textContent.startsWith("the protected API answered"));
+  assert.equal(JSON.parse((await page.textContent("#api")).split("\n").slice(1).join("\n")).sub, "alice");
+  step("the page called the protected API with its DPoP-bound token");
+
+  // A thief copies the refresh cookie and the access token to a client of its own.
+  const stolenAccess = await page.evaluate(() => access);
+  const stolenCookie = await refreshCookie();
+  const api = `${base}/demo/api/profile`;
+  const asBearer = await raw("GET", api, { authorization: `Bearer ${stolenAccess}` });
+  assert.equal(asBearer.status, 401);
+  assert.match(asBearer.headers["www-authenticate"], /^DPoP .*error="invalid_token"/);
+  const ownKey = await raw("GET", api, { authorization: `DPoP ${stolenAccess}`, dpop: await thiefProof("GET", api, stolenAccess) });
+  assert.equal(ownKey.status, 401);
+  assert.match(ownKey.headers["www-authenticate"], /error="invalid_token"/);
+  const rotatedBefore = await rotatedCount();
+  const refreshAs = async (proof) => raw("POST", `${base}/oauth2/token`, {
+    "content-type": "application/x-www-form-urlencoded",
+    cookie: `${stolenCookie.name}=${stolenCookie.value}`,
+    origin: base,
+    "x-tessera-request": "1",
+    ...(proof ? { dpop: proof } : {}),
+  }, new URLSearchParams({ grant_type: "refresh_token", client_id: "demo" }).toString());
+  for (const attempt of [await refreshAs(null), await refreshAs(await thiefProof("POST", `${base}/oauth2/token`))]) {
+    assert.equal(attempt.status, 400, JSON.stringify(attempt.body));
+    assert.equal(attempt.body.error, "invalid_dpop_proof");
+  }
+  assert.equal(await rotatedCount(), rotatedBefore, "the stolen cookie refreshed nothing");
+  step("the cookie and the access token, copied to a client without the key, are useless");
+  // Nothing was consumed: the page itself refreshes as before.
+  await page.click("#refresh");
+  await page.waitForFunction((jti) => document.querySelector("#status").textContent.startsWith("refreshed") && JSON.parse(document.querySelector("#claims").textContent).jti !== jti, refreshed.jti);
+  await shot("03b-stolen-tokens-useless");
 
   // A page of another origin tries to use the cookie.
   const before = await rotatedCount();

@@ -45,9 +45,13 @@ async fn the_demo_page_works_in_headless_chromium() {
     println!("{stdout}");
     println!("screenshots: {}", shots.display());
     assert!(output.status.success(), "the browser test failed:\n{stdout}\n{stderr}\nserver log:\n{}", server.logs());
-    for expected in
-        ["document.cookie cannot see the refresh token", "replay detected", "the cookie is gone", "cross-origin page could not refresh"]
-    {
+    for expected in [
+        "document.cookie cannot see the refresh token",
+        "replay detected",
+        "the cookie is gone",
+        "cross-origin page could not refresh",
+        "copied to a client without the key, are useless",
+    ] {
         assert!(stdout.contains(expected), "missing step {expected:?}:\n{stdout}");
     }
     assert!(shots.join("05-theft-detected.png").exists());

@@ -280,11 +280,19 @@ async fn dev_mode_serves_the_demo_and_relaxes_the_cookie_only_on_localhost() {
         ("client_id", "demo"),
         ("code_verifier", VERIFIER),
     ]);
+    // The demo client takes DPoP-bound tokens only (require_dpop).
+    let key = tessera_jose::KeyPair::from_pkcs8(
+        tessera_jose::Algorithm::ES256,
+        &tessera_jose::KeyPair::generate_pkcs8(tessera_jose::Algorithm::ES256).unwrap(),
+    )
+    .unwrap();
+    let claims = tessera_jose::dpop::ProofClaims::new("POST", &dev.url("/oauth2/token"), "demo-proof-1", chrono::Utc::now().timestamp());
     let response = reqwest::Client::new()
         .post(dev.url("/oauth2/token"))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("origin", dev.base.as_str())
         .header("x-tessera-request", "1")
+        .header("dpop", tessera_jose::dpop::sign_proof(&key, &claims))
         .body(form)
         .send()
         .await

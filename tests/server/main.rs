@@ -9,6 +9,7 @@ mod browser;
 mod browser_api;
 mod config;
 mod container;
+mod dpop;
 mod feed;
 mod observability;
 mod openapi;

@@ -110,6 +110,7 @@ fn token(key: &SigningKey) -> String {
         scope: None,
         sid: None,
         auth_time: None,
+        cnf: None,
         custom: serde_json::Map::new(),
     };
     access::mint(key, &claims)

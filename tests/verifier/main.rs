@@ -8,10 +8,12 @@
 //! | `jwks` | the JWKS cache: cooldown, outage, ETag, key removal, the caller's HTTP client |
 //! | `feed` | the revocation feed: live stream, catching up, polling, private feeds |
 //! | `layer` | the tower layer and axum extractor: RFC 6750 answers |
+//! | `dpop` | DPoP-bound tokens: `verify_dpop`, bound tokens refused as Bearer, RFC 9449 §7.1 answers, nonces |
 
 #[path = "../server/helpers/mod.rs"]
 #[allow(dead_code)] // the verifier tests use a few of the server tests' helpers
 mod common;
+mod dpop;
 mod feed;
 mod jwks;
 mod layer;

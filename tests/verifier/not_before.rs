@@ -27,6 +27,7 @@ fn claims(server: &TestServer, nbf: Option<i64>) -> AccessClaims {
         scope: Some("read".into()),
         sid: None,
         auth_time: None,
+        cnf: None,
         custom: serde_json::Map::new(),
     }
 }

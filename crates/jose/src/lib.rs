@@ -8,6 +8,7 @@
 //! | `jws` | [`CompactJws`] reading, [`sign_compact`] writing, [`Header`] |
 //! | `jwk` | [`KeySet`] from a JWK Set; public JWK rendering; [`thumbprint`] (RFC 7638) |
 //! | [`typ`] | the `typ` values that keep access tokens and feed documents apart |
+//! | [`dpop`] | DPoP proofs (RFC 9449): reading, checking, writing; `jkt` and `ath` |
 //! | `audience` | [`Audience`]: `aud` as one string or many |
 //! | `time` | [`TimeClaims::check`]: `exp`, `nbf`, `iat` with leeway (RFC 7519) |
 //!
@@ -44,6 +45,7 @@
 
 mod algorithm;
 mod audience;
+pub mod dpop;
 #[cfg(feature = "jsonwebtoken")]
 pub mod jsonwebtoken_provider;
 mod jwk;

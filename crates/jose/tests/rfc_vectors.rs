@@ -4,6 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tessera_jose::dpop::{Proof, ProofError, access_token_hash};
 use tessera_jose::{Algorithm, CompactJws, KeyPair, KeySet, thumbprint};
 
 fn b64(text: &str) -> Vec<u8> {
@@ -64,4 +65,57 @@ fn rfc7638_thumbprint_example() {
     let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
     let members = vec![("e", "AQAB".to_string()), ("kty", "RSA".to_string()), ("n", n.to_string())];
     assert_eq!(thumbprint(&members), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+}
+
+/// RFC 9449 §4.1, figures 4–6: the example proof's header, the key in it.
+const RFC9449_HEADER: &str = "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIiwieCI6Imw4dEZyaHgtMzR0VjNoUklDUkRZOXpDa0RscEJoRjQyVVFVZldWQVdCRnMiLCJ5IjoiOVZFNGpmX09rX282NHpiVFRsY3VOSmFqSG10NnY5VERWclUwQ2R2R1JEQSIsImNydiI6IlAtMjU2In19";
+
+/// RFC 9449 §6.1, figure 9: that key's thumbprint, as `cnf.jkt`.
+const RFC9449_JKT: &str = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+
+/// RFC 9449 §5, figure 5: the proof for the token request.
+#[test]
+fn rfc9449_token_request_proof_verifies_and_binds_to_the_published_thumbprint() {
+    let proof = format!(
+        "{RFC9449_HEADER}.eyJqdGkiOiItQndDM0VTYzZhY2MybFRjIiwiaHRtIjoiUE9TVCIsImh0dSI6Imh0dHBzOi8vc2VydmVyLmV4YW1wbGUuY29tL3Rva2VuIiwiaWF0IjoxNTYyMjYyNjE2fQ.2-GxA6T8lP4vfrg8v-FdWP0A0zdrj8igiMLvqRMUvwnQg4PtFLbdLXiOSsX0x7NVY-FNyJK70nfbV37xRZT3Lg"
+    );
+    let verified = Proof::verify(&proof, &Algorithm::ALL).unwrap();
+    assert_eq!(verified.jkt(), RFC9449_JKT);
+    assert_eq!(verified.alg(), Algorithm::ES256);
+    let claims = verified.claims();
+    assert_eq!((claims.jti.as_str(), claims.iat, claims.ath.as_deref()), ("-BwC3ESc6acc2lTc", 1_562_262_616, None));
+    verified.check_request("POST", "https://server.example.com/token").unwrap();
+    verified.check_time(1_562_262_620, 60, 5).unwrap();
+    assert!(verified.check_request("POST", "https://server.example.com/par").is_err());
+    // The same proof with one byte of its claims changed no longer verifies.
+    let altered = proof.replacen("eyJqdGkiOiIt", "eyJqdGkiOiIu", 1);
+    assert_eq!(Proof::verify(&altered, &Algorithm::ALL).unwrap_err(), ProofError::BadSignature);
+}
+
+/// RFC 9449 §7.1, figures 12–13: `ath` of the example access token, and
+/// the proof sent with it to a resource server.
+#[test]
+fn rfc9449_resource_request_proof_carries_the_access_token_hash() {
+    let access_token = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU";
+    assert_eq!(access_token_hash(access_token), "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo");
+    let proof = format!(
+        "{RFC9449_HEADER}.eyJqdGkiOiJlMWozVl9iS2ljOC1MQUVCIiwiaHRtIjoiR0VUIiwiaHR1IjoiaHR0cHM6Ly9yZXNvdXJjZS5leGFtcGxlLm9yZy9wcm90ZWN0ZWRyZXNvdXJjZSIsImlhdCI6MTU2MjI2MjYxOCwiYXRoIjoiZlVIeU8ycjJaM0RaNTNFc05yV0JiMHhXWG9hTnk1OUlpS0NBcWtzbVFFbyJ9.2oW9RP35yRqzhrtNP86L-Ey71EOptxRimPPToA1plemAgR6pxHF8y6-yqyVnmcw6Fy1dqd-jfxSYoMxhAJpLjA"
+    );
+    let verified = Proof::verify(&proof, &Algorithm::ALL).unwrap();
+    assert_eq!(verified.jkt(), RFC9449_JKT);
+    verified.check_request("GET", "https://resource.example.org/protectedresource").unwrap();
+    verified.check_access_token(access_token).unwrap();
+    assert_eq!(verified.check_access_token("another token"), Err(ProofError::WrongAccessTokenHash));
+}
+
+/// RFC 9449 §4.1: the example key's thumbprint, from its members alone.
+#[test]
+fn rfc9449_example_key_thumbprint() {
+    let members = vec![
+        ("kty", "EC".to_string()),
+        ("x", "l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs".to_string()),
+        ("y", "9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA".to_string()),
+        ("crv", "P-256".to_string()),
+    ];
+    assert_eq!(thumbprint(&members), RFC9449_JKT);
 }

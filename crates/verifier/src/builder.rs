@@ -17,6 +17,7 @@
 //! hands one over with [`VerifierBuilder::http_client`]; per-request
 //! timeouts and body limits apply either way.
 
+use super::dpop::{DpopPolicy, ReplayCache};
 use super::feed::RevocationFeed;
 use super::fetch::{self, FetchError, REQUEST_TIMEOUT};
 use super::jwks::JwksCache;
@@ -28,6 +29,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_jose::Algorithm;
+use tessera_jose::dpop::NonceKey;
 use tokio::sync::watch;
 
 /// Why a verifier could not be built.
@@ -40,8 +42,9 @@ pub enum BuildError {
     /// [`VerifierBuilder::audience`] was not called.
     #[error("no audience: set .audience(name); a token for another service must not pass here (RFC 9068 §4)")]
     MissingAudience,
-    /// [`VerifierBuilder::algorithms`] was given an empty list.
-    #[error("the algorithm allow-list is empty; this verifier implements ES256, ES384, EdDSA, RS256 and PS256")]
+    /// [`VerifierBuilder::algorithms`] or [`VerifierBuilder::dpop_algorithms`]
+    /// was given an empty list.
+    #[error("an algorithm allow-list is empty; this verifier implements ES256, ES384, EdDSA, RS256 and PS256")]
     NoAlgorithms,
     /// The verifier's own HTTP client could not be made (TLS roots).
     #[error("the HTTP client could not be set up: {0}")]
@@ -80,6 +83,16 @@ pub struct VerifierBuilder {
     feed_credentials: Option<(String, String)>,
     feed_page_size: Option<usize>,
     http: Option<reqwest::Client>,
+    dpop: DpopSettings,
+}
+
+/// How DPoP proofs are judged; see the `dpop_*` methods.
+#[derive(Debug, Clone)]
+struct DpopSettings {
+    algorithms: Vec<Algorithm>,
+    max_age: Duration,
+    replay_capacity: usize,
+    nonces: Option<NonceKey>,
 }
 
 impl Default for VerifierBuilder {
@@ -95,6 +108,12 @@ impl Default for VerifierBuilder {
             feed_credentials: None,
             feed_page_size: None,
             http: None,
+            dpop: DpopSettings {
+                algorithms: Algorithm::ALL.to_vec(),
+                max_age: Duration::from_secs(60),
+                replay_capacity: 100_000,
+                nonces: None,
+            },
         }
     }
 }
@@ -183,6 +202,40 @@ impl VerifierBuilder {
         self
     }
 
+    /// The algorithms DPoP proofs may be signed with (default: all of
+    /// [`Algorithm::ALL`]; an empty list is refused at build).
+    pub fn dpop_algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        self.dpop.algorithms = algorithms.to_vec();
+        self
+    }
+
+    /// How long after its `iat` a DPoP proof is accepted (default 60 s).
+    /// Each accepted proof's `jti` is remembered this long; a proof's `iat`
+    /// may also lie up to [`leeway`](Self::leeway) in the future.
+    pub fn dpop_max_age(mut self, max_age: Duration) -> Self {
+        self.dpop.max_age = max_age;
+        self
+    }
+
+    /// The most DPoP proofs remembered at once against replay (default
+    /// 100,000). When all of them are still live, further DPoP requests
+    /// are refused with 503 until some age out: a live proof is never
+    /// forgotten to make room.
+    pub fn dpop_replay_capacity(mut self, capacity: usize) -> Self {
+        self.dpop.replay_capacity = capacity;
+        self
+    }
+
+    /// Require a server nonce in every DPoP proof (RFC 9449 §9): nonces
+    /// name a window of `period` and carry a MAC under `secret` (at least
+    /// 32 random bytes). Instances of one service behind a load balancer
+    /// must share the secret to accept each other's nonces; an instance
+    /// that needs none of that can pass fresh random bytes.
+    pub fn dpop_nonces(mut self, secret: &[u8], period: Duration) -> Self {
+        self.dpop.nonces = Some(NonceKey::new(secret, period.as_secs()));
+        self
+    }
+
     /// Discover, load the keys and (when followed) the revocation list, and
     /// start the background tasks that keep both current (on the Tokio
     /// runtime this is called from).
@@ -191,7 +244,7 @@ impl VerifierBuilder {
         if self.audiences.is_empty() {
             return Err(BuildError::MissingAudience);
         }
-        if self.algorithms.is_empty() {
+        if self.algorithms.is_empty() || self.dpop.algorithms.is_empty() {
             return Err(BuildError::NoAlgorithms);
         }
         let http = match self.http {
@@ -234,7 +287,14 @@ impl VerifierBuilder {
             None
         };
         spawn_until(stopped, jwks.clone().refresh_forever(refresh_in));
-        Ok(Verifier { inner: Arc::new(Inner { policy, jwks, revocations, _stop: stop }) })
+        let dpop = DpopPolicy {
+            algorithms: self.dpop.algorithms,
+            max_age: i64::try_from(self.dpop.max_age.as_secs()).unwrap_or(i64::MAX),
+            leeway: policy.leeway_seconds,
+            nonces: self.dpop.nonces,
+            replay: ReplayCache::new(self.dpop.replay_capacity),
+        };
+        Ok(Verifier { inner: Arc::new(Inner { policy, dpop, jwks, revocations, _stop: stop }) })
     }
 }
 

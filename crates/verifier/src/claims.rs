@@ -45,12 +45,34 @@ pub struct Claims {
     /// When the person authenticated (Unix seconds), when known.
     #[serde(default)]
     pub auth_time: Option<i64>,
+    /// The key the token is bound to (RFC 9449 §6), when it is: such a
+    /// token passes only with a DPoP proof by that key.
+    #[serde(default)]
+    pub cnf: Option<Confirmation>,
     /// Every other claim: the custom claims the login backend asked for.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The confirmation claim (RFC 7800 §3.1) of a sender-constrained token.
+///
+/// Non-exhaustive: a later version may read another confirmation method.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct Confirmation {
+    /// The RFC 7638 thumbprint of the DPoP key (RFC 9449 §6.1).
+    #[serde(default)]
+    pub jkt: Option<String>,
+}
+
 impl Claims {
+    /// The thumbprint of the key the token is bound to. A `cnf` without
+    /// `jkt` binds the token by a method this library cannot check, so it
+    /// counts as bound to a key no proof can match.
+    pub(crate) fn bound_key(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|cnf| cnf.jkt.as_deref().unwrap_or(""))
+    }
+
     /// The granted scopes, one by one.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scope.as_deref().unwrap_or_default().split(' ').filter(|s| !s.is_empty())

@@ -1,59 +1,72 @@
-//! Bearer tokens at a service's edge: a tower [`Layer`] that lets a request
-//! through only with a valid access token carrying the required scopes, and
-//! an axum extractor that hands the handler the verified [`Claims`].
+//! Access tokens at a service's edge: a tower [`Layer`] that lets a request
+//! through only with a valid access token carrying the required scopes —
+//! a bearer token, or, once [`RequireBearer::dpop`] names the service's
+//! origin, a DPoP-bound token with its proof — and an axum extractor that
+//! hands the handler the verified [`Claims`].
 //!
 //! ```no_run
 //! # async fn example(verifier: tessera_verifier::Verifier) {
 //! use axum::{Router, routing::get};
 //! use tessera_verifier::{RequireBearer, VerifiedToken};
 //! async fn orders(VerifiedToken(claims): VerifiedToken) -> String { claims.sub }
-//! let app: Router = Router::new().route("/orders", get(orders)).layer(RequireBearer::new(verifier).scopes(&["orders:read"]));
+//! let guard = RequireBearer::new(verifier).scopes(&["orders:read"]).dpop("https://api.example.com");
+//! let app: Router = Router::new().route("/orders", get(orders)).layer(guard);
 //! # }
 //! ```
 //!
-//! Refusals follow RFC 6750 §3: a request with no token at all gets 401 and
-//! a bare `WWW-Authenticate: Bearer realm="…"` (it may not know it needs
-//! one); a malformed `Authorization: Bearer` header 400 `invalid_request`; a
-//! token that fails verification 401 `invalid_token` with the failed check
-//! as `error_description`; a valid token without the scopes 403
+//! Refusals follow RFC 6750 §3 and RFC 9449 §7.1 (the `challenge` module
+//! writes them): a request with no token at all gets 401 and a bare
+//! challenge per accepted scheme (it may not know it needs one); a
+//! malformed header 400 `invalid_request`; a token that fails verification
+//! 401 `invalid_token` with the failed check as `error_description`; a
+//! refused proof 401 `invalid_dpop_proof`; a missing nonce 401
+//! `use_dpop_nonce`; a valid token without the scopes 403
 //! `insufficient_scope` with the `scope` needed. Bodies are RFC 9457
 //! problem+json, like the rest of tessera. Tokens in query strings or form
 //! bodies (RFC 6750 §2.2–2.3) are not accepted: they end up in logs.
+//!
+//! A DPoP proof names the URI the client called (`htu`), and a service
+//! behind a proxy cannot know that from the request alone — nor trust the
+//! `Host` header for it, or a proof made for another service could be
+//! replayed here. So DPoP is accepted only once the service's public
+//! origin is configured; a bound token presented as Bearer is refused
+//! either way (RFC 9449 §7.2).
 
-use super::{Claims, Verifier, VerifyError};
-use axum::extract::FromRequestParts;
+use super::challenge::{Challenges, Presented, Refusal, Scheme, presented, problem};
+use super::{Claims, Verifier};
+use axum::extract::{FromRequestParts, OriginalUri};
 use axum::response::{IntoResponse, Response};
-use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Request, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
-/// Requires a valid bearer token (and scopes) on every request; puts its
+/// Requires a valid access token (and scopes) on every request; puts its
 /// [`Claims`] in the request extensions.
 #[derive(Debug, Clone)]
 pub struct RequireBearer {
     verifier: Verifier,
     scopes: Arc<[String]>,
     realm: Arc<str>,
+    dpop: Option<Dpop>,
 }
 
-/// Why a request was refused.
-enum Refusal {
-    NoToken,
-    MalformedHeader(&'static str),
-    InvalidToken(VerifyError),
-    InsufficientScope,
+/// DPoP at this layer: the origin requests are addressed to, and whether
+/// bearer tokens are refused.
+#[derive(Debug, Clone)]
+struct Dpop {
+    origin: Arc<str>,
+    only: bool,
 }
 
 impl RequireBearer {
-    /// Any valid token passes; the realm is the verifier's first audience.
+    /// Any valid bearer token passes; the realm is the verifier's first audience.
     pub fn new(verifier: Verifier) -> Self {
         let realm = Arc::from(verifier.audiences()[0].as_str());
-        Self { verifier, scopes: Arc::from([]), realm }
+        Self { verifier, scopes: Arc::from([]), realm, dpop: None }
     }
 
     /// Every one of these scopes must be granted.
@@ -68,35 +81,44 @@ impl RequireBearer {
         self
     }
 
-    async fn authorize(&self, headers: &HeaderMap) -> Result<Claims, Refusal> {
-        let token = bearer_token(headers)?;
-        let claims = self.verifier.verify(token).await.map_err(Refusal::InvalidToken)?;
-        if self.scopes.iter().all(|scope| claims.has_scope(scope)) { Ok(claims) } else { Err(Refusal::InsufficientScope) }
+    /// Also accept DPoP-bound tokens (`Authorization: DPoP` with a `DPoP`
+    /// proof, RFC 9449 §7). `origin` is this service's public origin as
+    /// clients address it, e.g. `https://api.example.com`: a proof must
+    /// name `origin` + the request's path as its `htu`.
+    pub fn dpop(mut self, origin: &str) -> Self {
+        self.dpop = Some(Dpop { origin: Arc::from(origin.trim_end_matches('/')), only: false });
+        self
+    }
+
+    /// Accept DPoP-bound tokens only (see [`dpop`](Self::dpop)): a bearer
+    /// token is refused even when valid, so a token copied off a client is
+    /// useless here without that client's key.
+    pub fn dpop_only(mut self, origin: &str) -> Self {
+        self.dpop = Some(Dpop { origin: Arc::from(origin.trim_end_matches('/')), only: true });
+        self
+    }
+
+    async fn authorize(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(Claims, Scheme), Refusal> {
+        let (claims, scheme) = match presented(headers, self.dpop.is_some())? {
+            Presented::Bearer(_) if self.dpop.as_ref().is_some_and(|dpop| dpop.only) => return Err(Refusal::BearerNotAccepted),
+            Presented::Bearer(token) => {
+                (self.verifier.verify(token).await.map_err(|e| Refusal::from((Scheme::Bearer, e)))?, Scheme::Bearer)
+            }
+            Presented::Dpop { token, proof } => {
+                let origin = self.dpop.as_ref().map(|dpop| &*dpop.origin).unwrap_or_default();
+                let htu = format!("{origin}{}", uri.path());
+                let claims = self.verifier.verify_dpop(token, proof, method.as_str(), &htu).await;
+                (claims.map_err(|e| Refusal::from((Scheme::Dpop, e)))?, Scheme::Dpop)
+            }
+        };
+        if self.scopes.iter().all(|scope| claims.has_scope(scope)) { Ok((claims, scheme)) } else { Err(Refusal::InsufficientScope(scheme)) }
     }
 
     fn refuse(&self, refusal: Refusal) -> Response {
-        let realm = format!("realm=\"{}\"", quotable(&self.realm));
-        let (status, challenge, detail) = match refusal {
-            Refusal::NoToken => {
-                (StatusCode::UNAUTHORIZED, realm, "this resource needs an access token: Authorization: Bearer <token>".to_string())
-            }
-            Refusal::MalformedHeader(detail) => {
-                (StatusCode::BAD_REQUEST, format!("{realm}, error=\"invalid_request\", error_description=\"{detail}\""), detail.into())
-            }
-            Refusal::InvalidToken(error) => {
-                let detail = format!("the access token was refused: {error}");
-                (StatusCode::UNAUTHORIZED, format!("{realm}, error=\"invalid_token\", error_description=\"{}\"", quotable(&detail)), detail)
-            }
-            Refusal::InsufficientScope => {
-                let scope = quotable(&self.scopes.join(" "));
-                let detail = format!("the access token lacks a scope this resource needs: {scope}");
-                (StatusCode::FORBIDDEN, format!("{realm}, error=\"insufficient_scope\", scope=\"{scope}\""), detail)
-            }
-        };
-        let challenge = HeaderValue::from_str(&format!("Bearer {challenge}")).expect("quotable() leaves visible ASCII only");
-        let mut response = problem(status, &detail);
-        response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
-        response
+        let dpop_algs =
+            self.dpop.as_ref().map(|_| self.verifier.dpop_algorithms().iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" "));
+        let bearer = !self.dpop.as_ref().is_some_and(|dpop| dpop.only);
+        Challenges { realm: &self.realm, dpop_algs, bearer, scopes: &self.scopes }.refuse(refusal)
     }
 }
 
@@ -136,53 +158,25 @@ where
         let mut ready = std::mem::replace(&mut self.inner, fresh);
         let guard = self.guard.clone();
         Box::pin(async move {
-            match guard.authorize(request.headers()).await {
-                Ok(claims) => {
+            // The URI the client called, before any nesting stripped a prefix.
+            let uri = request.extensions().get::<OriginalUri>().map_or_else(|| request.uri().clone(), |original| original.0.clone());
+            match guard.authorize(request.method(), &uri, request.headers()).await {
+                Ok((claims, scheme)) => {
                     request.extensions_mut().insert(claims);
-                    ready.call(request).await.map(IntoResponse::into_response)
+                    let mut response = ready.call(request).await.map(IntoResponse::into_response)?;
+                    // RFC 9449 §8.2: a fresh nonce rides on every answer, so a
+                    // client is rarely refused for a stale one.
+                    if let (Scheme::Dpop, Some(nonce)) = (scheme, guard.verifier.dpop_nonce())
+                        && let Ok(nonce) = HeaderValue::from_str(&nonce)
+                    {
+                        response.headers_mut().insert("dpop-nonce", nonce);
+                    }
+                    Ok(response)
                 }
                 Err(refusal) => Ok(guard.refuse(refusal)),
             }
         })
     }
-}
-
-/// The token from `Authorization: Bearer <token>` (RFC 6750 §2.1).
-fn bearer_token(headers: &HeaderMap) -> Result<&str, Refusal> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let Some(value) = values.next() else { return Err(Refusal::NoToken) };
-    if values.next().is_some() {
-        return Err(Refusal::MalformedHeader("more than one Authorization header"));
-    }
-    let value = value.to_str().map_err(|_| Refusal::MalformedHeader("the Authorization header is not visible ASCII"))?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        // Another scheme is no bearer token at all (RFC 6750 §3.1).
-        return Err(Refusal::NoToken);
-    }
-    let token = token.trim();
-    if token.is_empty() || token.contains(' ') {
-        return Err(Refusal::MalformedHeader("Authorization: Bearer needs exactly one token"));
-    }
-    Ok(token)
-}
-
-/// Text safe inside an RFC 6750 quoted value: visible ASCII and space,
-/// without `"` and `\`, at most 200 characters.
-fn quotable(text: &str) -> String {
-    text.chars().take(200).map(|c| if (' '..='~').contains(&c) && c != '"' && c != '\\' { c } else { '\'' }).collect()
-}
-
-fn problem(status: StatusCode, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    let mut response = (status, body.to_string()).into_response();
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-    response
 }
 
 /// The verified token of a request behind [`RequireBearer`].
@@ -205,35 +199,5 @@ impl<S: Send + Sync> FromRequestParts<S> for VerifiedToken {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, MissingLayer> {
         parts.extensions.get::<Claims>().cloned().map(VerifiedToken).ok_or(MissingLayer)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(values: &[&'static str]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for value in values {
-            headers.append(AUTHORIZATION, HeaderValue::from_static(value));
-        }
-        headers
-    }
-
-    #[test]
-    fn bearer_token_tells_no_token_from_a_malformed_header() {
-        assert_eq!(bearer_token(&headers(&["Bearer abc.def.ghi"])).ok(), Some("abc.def.ghi"));
-        assert_eq!(bearer_token(&headers(&["bearer  abc "])).ok(), Some("abc"));
-        assert!(matches!(bearer_token(&headers(&[])), Err(Refusal::NoToken)));
-        assert!(matches!(bearer_token(&headers(&["Basic dXNlcjpwYXNz"])), Err(Refusal::NoToken)));
-        assert!(matches!(bearer_token(&headers(&["Bearer"])), Err(Refusal::MalformedHeader(_))));
-        assert!(matches!(bearer_token(&headers(&["Bearer a b"])), Err(Refusal::MalformedHeader(_))));
-        assert!(matches!(bearer_token(&headers(&["Bearer a", "Bearer b"])), Err(Refusal::MalformedHeader(_))));
-    }
-
-    #[test]
-    fn quotable_text_cannot_break_out_of_the_quotes() {
-        assert_eq!(quotable("kid \"x\\\" é\tend"), "kid 'x'' ''end");
-        assert_eq!(quotable(&"a".repeat(300)).len(), 200);
     }
 }

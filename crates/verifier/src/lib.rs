@@ -22,7 +22,9 @@
 //! | `revocations` | the in-memory copy of the revocation list |
 //! | `feed` + `sse` | following the revocation feed (SSE, polling as fallback) |
 //! | `fetch` | HTTP to the issuer: bounded requests, [`FetchError`] |
-//! | `layer` | the tower layer and axum extractor for bearer tokens |
+//! | `dpop` | DPoP-bound tokens (RFC 9449 §7): proof policy, the `jti` replay cache |
+//! | `layer` | the tower layer and axum extractor for bearer and DPoP tokens |
+//! | `challenge` | what a request presents; `WWW-Authenticate` answers (RFC 6750, RFC 9449 §7.1) |
 //!
 //! The JOSE itself — algorithms, compact JWS, JWKs, the claim-time check —
 //! is [`tessera_jose`]'s, the same code the tessera server checks its
@@ -43,7 +45,9 @@
 #![deny(missing_docs)]
 
 mod builder;
+mod challenge;
 mod claims;
+mod dpop;
 mod feed;
 mod fetch;
 mod jwks;
@@ -53,7 +57,7 @@ mod sse;
 mod token;
 
 pub use builder::{BuildError, VerifierBuilder};
-pub use claims::Claims;
+pub use claims::{Claims, Confirmation};
 pub use fetch::FetchError;
 pub use layer::{MissingLayer, RequireBearer, RequireBearerService, VerifiedToken};
 pub use reqwest;
@@ -74,6 +78,7 @@ pub struct Verifier {
 
 struct Inner {
     policy: Arc<Policy>,
+    dpop: dpop::DpopPolicy,
     jwks: Arc<JwksCache>,
     revocations: Option<Arc<RevocationMirror>>,
     /// Dropping it ends the background tasks.
@@ -99,16 +104,54 @@ impl Verifier {
         VerifierBuilder::default()
     }
 
-    /// Verify an access token and return its claims. Checks, in order: JWS
-    /// shape, `typ`, the key, `alg` (from the key), the signature, `iss`,
-    /// `aud`, `exp`/`nbf`/`iat`, revocation. Awaits only if the token names a
+    /// Verify a bearer access token and return its claims. Checks, in
+    /// order: JWS shape, `typ`, the key, `alg` (from the key), the
+    /// signature, `iss`, `aud`, `exp`/`nbf`/`iat`, revocation, and that the
+    /// token is not bound to a DPoP key (such a token needs
+    /// [`verify_dpop`](Self::verify_dpop)). Awaits only if the token names a
     /// kid the cache lacks: then the JWKS is refetched, at most once per
     /// cooldown.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
-        match self.verify_cached(token) {
+        unbound(self.verify_signed(token).await?)
+    }
+
+    /// [`verify`](Self::verify) with the keys at hand, never fetching.
+    pub fn verify_cached(&self, token: &str) -> Result<Claims, VerifyError> {
+        unbound(self.check_cached(token)?)
+    }
+
+    /// Verify a DPoP-bound access token (`Authorization: DPoP <token>`) with
+    /// the request's `DPoP` proof, for the request's `method` and absolute
+    /// `uri` (scheme and host as the client addressed this service; query
+    /// and fragment are ignored). Beyond [`verify`](Self::verify)'s checks
+    /// on the token: it must be bound (`cnf.jkt`); the proof must verify
+    /// with its own key under an allowed algorithm, name this method and
+    /// URI, be fresh, hash this token (`ath`), be signed by the key the
+    /// token is bound to, carry a current nonce when nonces are required,
+    /// and never have been seen before.
+    pub async fn verify_dpop(&self, token: &str, proof: &str, method: &str, uri: &str) -> Result<Claims, VerifyError> {
+        let claims = self.verify_signed(token).await?;
+        self.inner.dpop.check(&claims, token, proof, method, uri, unix_now())?;
+        Ok(claims)
+    }
+
+    /// A fresh nonce for a `DPoP-Nonce` response header, when this
+    /// verifier requires nonces ([`VerifierBuilder::dpop_nonces`]).
+    pub fn dpop_nonce(&self) -> Option<String> {
+        self.inner.dpop.nonce(unix_now())
+    }
+
+    /// The algorithms DPoP proofs may be signed with, for the `algs` of a
+    /// `WWW-Authenticate: DPoP` challenge.
+    pub fn dpop_algorithms(&self) -> &[Algorithm] {
+        &self.inner.dpop.algorithms
+    }
+
+    async fn verify_signed(&self, token: &str) -> Result<Claims, VerifyError> {
+        match self.check_cached(token) {
             Err(VerifyError::UnknownKey { kid }) => {
                 if self.inner.jwks.refetch_for(&kid).await {
-                    self.verify_cached(token)
+                    self.check_cached(token)
                 } else {
                     Err(VerifyError::UnknownKey { kid })
                 }
@@ -117,8 +160,7 @@ impl Verifier {
         }
     }
 
-    /// [`verify`](Self::verify) with the keys at hand, never fetching.
-    pub fn verify_cached(&self, token: &str) -> Result<Claims, VerifyError> {
+    fn check_cached(&self, token: &str) -> Result<Claims, VerifyError> {
         let inner = &self.inner;
         token::check_access_token(token, &inner.jwks.keys(), &inner.policy, inner.revocations.as_deref(), unix_now())
     }
@@ -127,6 +169,11 @@ impl Verifier {
     pub fn audiences(&self) -> &[String] {
         &self.inner.policy.audiences
     }
+}
+
+/// RFC 9449 §7.2: a bound token is no bearer token.
+fn unbound(claims: Claims) -> Result<Claims, VerifyError> {
+    if claims.cnf.is_some() { Err(VerifyError::BoundToken) } else { Ok(claims) }
 }
 
 fn unix_now() -> i64 {

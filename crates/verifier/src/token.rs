@@ -14,6 +14,7 @@
 
 use super::claims::Claims;
 use super::revocations::{RevocationKind, RevocationMirror};
+use tessera_jose::dpop::ProofError;
 use tessera_jose::{Algorithm, CompactJws, JwsError, KeySet, TimeError, typ};
 
 /// What a token must satisfy beyond its signature.
@@ -101,6 +102,33 @@ pub enum VerifyError {
     /// The revocation feed covers this token.
     #[error("revoked: {0}")]
     Revoked(RevocationKind),
+    /// The token is bound to a DPoP key (`cnf`) but was presented as a
+    /// bearer token, without a proof (RFC 9449 §7.2).
+    #[error("the token is bound to a DPoP key; present it with Authorization: DPoP and a DPoP proof")]
+    BoundToken,
+    /// A token presented with a DPoP proof is not bound to any key.
+    #[error("the token is not bound to a DPoP key; present it as a Bearer token")]
+    NotBound,
+    /// The DPoP proof was refused; every case is `invalid_dpop_proof`.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    /// The proof is signed by another key than the token is bound to.
+    #[error("the DPoP proof is signed by another key than the token is bound to")]
+    KeyMismatch,
+    /// The proof's `jti` was seen before: it is a replay.
+    #[error("the DPoP proof was used before; make a new proof for each request")]
+    ProofReplayed,
+    /// Nonces are required and the proof has no current one; the client
+    /// should retry with this one (`use_dpop_nonce`, RFC 9449 §9).
+    #[error("a DPoP nonce is required; retry with the one in the DPoP-Nonce header")]
+    NonceRequired {
+        /// The nonce to send back in `DPoP-Nonce`.
+        nonce: String,
+    },
+    /// The replay cache is full of proofs that are still live; try again
+    /// shortly (the cache never forgets a live proof to make room).
+    #[error("too many DPoP proofs in flight; try again shortly")]
+    ReplayCacheFull,
 }
 
 impl From<JwsError> for VerifyError {

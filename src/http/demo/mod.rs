@@ -8,6 +8,13 @@
 //! refresh token to show theft detection ending the session. The page never
 //! sees a refresh token; the stand-in backend remembers the last one a demo
 //! session presented so that the replay button has something to replay.
+//!
+//! Both tokens are DPoP-bound (RFC 9449): the page holds a non-extractable
+//! WebCrypto key, the login binds the code to its thumbprint, the demo
+//! client has `require_dpop`, and [`api`] is a protected API that takes
+//! DPoP-bound tokens only. The replay button replays with a proof by the
+//! page's key (what script injected into the page could do): a thief
+//! without the key is refused before the token is even consumed.
 
 use super::error::Problem;
 use super::{AppState, RefreshObserver, Route};
@@ -29,8 +36,11 @@ pub const DEMO_CLIENT: &str = "demo";
 
 const PAGE: &str = include_str!("index.html");
 
+pub mod api;
+
 /// The demo routes, mounted only in dev mode.
 pub const ROUTES: &[Route] = &[
+    Route { method: "GET", path: api::PATH, endpoint: || get(api::profile) },
     Route { method: "GET", path: "/demo", endpoint: || get(page) },
     Route { method: "POST", path: "/demo/login", endpoint: || post(login) },
     Route { method: "POST", path: "/demo/replay", endpoint: || post(replay) },
@@ -44,6 +54,7 @@ pub fn with_demo_client(clients: ClientRegistry, issuer: &str, access_ttl: Durat
     demo.scopes = vec!["profile".into()];
     demo.allowed_origins = vec![issuer.to_string()];
     demo.refresh_cookie = true;
+    demo.require_dpop = true;
     clients.with(demo)
 }
 
@@ -90,6 +101,7 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
 struct Login {
     sub: String,
     code_challenge: String,
+    dpop_jkt: Option<String>,
 }
 
 /// Stand-in login backend: "authenticates" anyone and starts a session for
@@ -110,6 +122,7 @@ async fn login(State(state): State<AppState>, bytes: Bytes) -> Result<Response, 
         claims: Some(serde_json::json!({"demo": true})),
         code_challenge: Some(login.code_challenge),
         code_challenge_method: Some("S256".into()),
+        dpop_jkt: login.dpop_jkt,
     };
     let max_age = config.tokens.refresh_idle_ttl.as_secs();
     let budget = |client: &Client| state.cookie.token_budget(client, max_age);
@@ -122,10 +135,13 @@ async fn login(State(state): State<AppState>, bytes: Bytes) -> Result<Response, 
 #[derive(Deserialize)]
 struct Replay {
     session_id: String,
+    /// A proof for the token endpoint, as a thief with the page's key makes it.
+    dpop: Option<String>,
 }
 
 /// Replay the refresh token the session presented last — what a thief
-/// holding a stolen copy would do.
+/// holding a stolen copy (and, with `dpop`, the use of the page's key)
+/// would do.
 async fn replay(State(state): State<AppState>, bytes: Bytes) -> Result<Response, Problem> {
     let replay: Replay = body(&bytes)?;
     let previous = state.refresh_observer.as_ref().and_then(|observer| observer.last_presented(&replay.session_id));
@@ -137,11 +153,19 @@ async fn replay(State(state): State<AppState>, bytes: Bytes) -> Result<Response,
         .clients
         .get(DEMO_CLIENT)
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no_demo_client", "the demo client is missing"))?;
-    let outcome = match crate::grants::refresh_token::grant(&state.authority, demo, &previous, None, &[]).await {
+    let proof = match replay.dpop.as_deref().map(|proof| state.dpop.check(proof, &state.keyring.view(), state.authority.clock.now())) {
+        Some(Err(error)) => return Ok(Json(serde_json::json!({"outcome": "refused", "detail": error.to_string()})).into_response()),
+        Some(Ok(proof)) => Some(proof),
+        None => None,
+    };
+    let outcome = match crate::grants::refresh_token::grant(&state.authority, demo, &previous, None, &[], proof.as_ref()).await {
         Ok(_) => {
             serde_json::json!({"outcome": "retry", "detail": "inside the reuse grace window: treated as a retry (same child returned)"})
         }
-        Err(error) => serde_json::json!({"outcome": "theft_detected", "detail": error.to_string()}),
+        Err(error @ crate::authority::Refusal::InvalidGrant(_)) => {
+            serde_json::json!({"outcome": "theft_detected", "detail": error.to_string()})
+        }
+        Err(error) => serde_json::json!({"outcome": "refused", "detail": error.to_string()}),
     };
     Ok(Json(outcome).into_response())
 }

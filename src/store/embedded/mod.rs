@@ -14,6 +14,7 @@
 //! tables are `writer`'s.
 
 use super::epoch::Reading;
+use super::proofs::ProofLedger;
 use super::{ConsumedRefresh, Consumption, HandoffCode, SessionRecord, Store, StoreError, StoreFuture};
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
@@ -77,6 +78,8 @@ pub struct EmbeddedStore {
     path: PathBuf,
     writes: mpsc::Sender<(Op, Reply)>,
     reading: Reading,
+    /// DPoP proofs seen: in memory, see [`super::proofs`].
+    proofs: ProofLedger,
 }
 
 impl EmbeddedStore {
@@ -84,6 +87,7 @@ impl EmbeddedStore {
     /// stamps the epoch of a new file and every consumption.
     pub fn open(path: &Path, metrics: Arc<Metrics>, clock: SharedClock) -> Result<Self, StoreError> {
         let (db, reading) = file::open(path, clock.unix())?;
+        let opened_at = clock.unix();
         let shared = Arc::new(Shared::default());
         shared.put(db);
         let (writes, queue) = mpsc::channel();
@@ -100,7 +104,8 @@ impl EmbeddedStore {
             .name("tessera-store-writer".into())
             .spawn(move || writer::run(writer, &queue))
             .map_err(|e| StoreError(format!("starting the writer thread: {e}")))?;
-        Ok(Self { shared, path: path.to_path_buf(), writes, reading })
+        let proofs = ProofLedger::for_durable_store(opened_at);
+        Ok(Self { shared, path: path.to_path_buf(), writes, reading, proofs })
     }
 
     /// Remove a zero-length file at `path`, so that [`EmbeddedStore::open`]
@@ -265,6 +270,11 @@ impl Store for EmbeddedStore {
         })
     }
 
+    fn remember_proof(&self, id: &str, issued_at: i64, until: i64) -> StoreFuture<'_, bool> {
+        let first = self.proofs.remember(id, issued_at, until, chrono::Utc::now().timestamp());
+        Box::pin(async move { first })
+    }
+
     fn ping(&self) -> StoreFuture<'_, ()> {
         self.read(|db| db.begin_read().map(|_| ()).map_err(store_error))
     }
@@ -309,6 +319,15 @@ mod tests {
                 _ => contract::a_code_is_redeemed_once(&store).await,
             }
         }
+    }
+
+    #[tokio::test]
+    async fn dpop_proofs_are_remembered_once_and_none_from_before_the_store_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        contract::a_dpop_proof_is_remembered_once(&store).await;
+        let before_opening = chrono::Utc::now().timestamp() - 10;
+        assert!(!store.remember_proof("made before a restart", before_opening, before_opening + 60).await.unwrap());
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@
 //! | `p:{rev}:exp` | sorted set | sequence numbers by expiry | purge by expiry |
 //! | `p:{rev}:stream` | stream | each new entry, for followers | trimmed by age (MINID) |
 //! | `p:{rev}:epoch` | string | the store's epoch: id and creation instant | — |
+//! | `p:dpop:id` | string | a DPoP proof seen (`SET NX`) | its TTL (when the proof ages out) |
 //!
 //! Consumption is one script (get, or set stamped with Redis `TIME`):
 //! atomic on any topology, and a session's records share its shard. Its
@@ -265,6 +266,23 @@ impl Store for RedisStore {
             let mut record: HandoffCode = serde_json::from_str(&json).map_err(store_error)?;
             record.redeemed = first.is_none();
             Ok(Some(record))
+        })
+    }
+
+    fn remember_proof(&self, id: &str, _issued_at: i64, until: i64) -> StoreFuture<'_, bool> {
+        let key = format!("{}:dpop:{id}", self.keys.prefix);
+        Box::pin(async move {
+            // One SET NX decides for every replica; the key outlives the proof by a second.
+            let first: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(1)
+                .arg("NX")
+                .arg("EXAT")
+                .arg(until.saturating_add(1))
+                .query_async(&mut self.connection())
+                .await
+                .map_err(store_error)?;
+            Ok(first.is_some())
         })
     }
 
