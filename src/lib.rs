@@ -19,6 +19,7 @@
 //! | [`store`] | the only server state: revocations, consumed refresh tokens |
 //! | [`revocations`] | the revocation list: its types, the in-memory mirror, the feed |
 //! | [`metrics`] | Prometheus counters and histograms |
+//! | [`telemetry`] | logging set-up: text or JSON lines |
 //! | [`http`] | the axum router and the error mapping |
 //! | [`cli`] | the `tessera` command line, one file per subcommand |
 //!
@@ -43,4 +44,5 @@ pub mod revocations;
 
 pub mod sessions;
 pub mod store;
+pub mod telemetry;
 pub mod tokens;

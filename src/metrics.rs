@@ -253,8 +253,9 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP tessera_build_info The running build.\n# TYPE tessera_build_info gauge\ntessera_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
+            "# HELP tessera_build_info The running build.\n# TYPE tessera_build_info gauge\ntessera_build_info{{version=\"{}\",revision=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            env!("BUILD_GIT_REVISION")
         );
         out
     }

@@ -16,6 +16,7 @@
 
 mod epoch;
 mod listener;
+pub mod reload;
 mod tasks;
 mod write_stall;
 
@@ -89,7 +90,7 @@ impl App {
         );
         let metrics = Arc::new(Metrics::new(&http::route_labels()));
         epoch::refuse_missing_file(&config, &directory)?;
-        let store = open_store(&config, metrics.clone(), clock.clone()).await?;
+        let store = crate::telemetry::traced_store(open_store(&config, metrics.clone(), clock.clone()).await?);
         let store_epoch = epoch::at_start(store.as_ref(), &directory, &config, clock.as_ref(), !had_keys).await?;
         let revocations = Arc::new(load_revocations(store.as_ref(), clock.as_ref()).await?);
 
@@ -137,7 +138,8 @@ impl App {
     /// (long-lived streams are told to end), then stop every task.
     pub async fn serve(self, public: TcpListener, management: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
         let App { state, router, management: management_router, tasks, .. } = self;
-        let http = &state.config.http;
+        let config = state.config();
+        let http = &config.http;
         let mut limits = Limits {
             header_read_timeout: http.header_read_timeout,
             keep_alive_timeout: http.keep_alive_timeout,

@@ -4,17 +4,22 @@
 //! timeline the server follows.
 
 mod clients;
+mod config_file;
+mod healthcheck;
 mod keys;
 mod serve;
 mod token;
 
-use crate::config::Config;
+use crate::config::{Config, Loaded};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `tessera --version`: the release and the git revision it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BUILD_GIT_REVISION"), ")");
+
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about = "A stateless JWT token service")]
+#[command(name = "tessera", version = VERSION, about = "A stateless JWT token service")]
 struct Cli {
     /// Config file (TOML). Default: ./tessera.toml when it exists, else built-in defaults.
     #[arg(long, global = true, env = "TESSERA_CONFIG")]
@@ -47,19 +52,27 @@ enum Command {
     /// Look inside tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Exit 0 when the running server answers 200 on its management
+    /// listener (for container health checks).
+    Healthcheck {
+        /// The management path to ask: /readyz (readiness) or /healthz (liveness).
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+    },
 }
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = std::env::var("TESSERA_LOG").unwrap_or_else(|_| "info".into());
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
-    match run(cli) {
+    // Logging's format is a setting: read the configuration first, set up
+    // logging, then log what reading it noticed.
+    let loaded = load_config(cli.config.clone());
+    let _telemetry = crate::telemetry::init(loaded.as_ref().map(|loaded| loaded.config.log_format).unwrap_or_default());
+    let result = loaded.and_then(|loaded| {
+        loaded.notes.iter().for_each(crate::config::Note::log);
+        run(cli, loaded.config)
+    });
+    match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -68,24 +81,34 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
-    let path = path.or_else(|| {
+/// The config file `--config` names, else `./tessera.toml` when it exists.
+fn config_path(path: Option<PathBuf>) -> Option<PathBuf> {
+    path.or_else(|| {
         let default = PathBuf::from("tessera.toml");
         default.exists().then_some(default)
-    });
-    Ok(Config::load(path.as_deref())?)
+    })
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = load_config(cli.config)?;
+fn load_config(path: Option<PathBuf>) -> anyhow::Result<Loaded> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    Ok(Config::read(config_path(path).as_deref(), &env)?)
+}
+
+fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { dev, accept_new_store } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(serve::serve(Config { accept_new_store: config.accept_new_store || accept_new_store, ..config }, dev))?;
+            let source = crate::app::reload::Source { file: config_path(cli.config), env: std::env::vars().collect() };
+            runtime.block_on(serve::serve(
+                Config { accept_new_store: config.accept_new_store || accept_new_store, ..config },
+                dev,
+                source,
+            ))?;
         }
         Command::Keys(command) => keys::run(&config, command)?,
-        Command::Clients(command) => clients::run(&config, command)?,
+        Command::Clients(command) => clients::run(&config, config_path(cli.config), command)?,
         Command::Token(command) => return token::run(&config, command),
+        Command::Healthcheck { path } => return healthcheck::run(&config, &path),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,12 +1,16 @@
 //! `tessera serve`: bind the listener, build the app, say where everything
-//! is, serve until SIGTERM/SIGINT, then drain.
+//! is, serve until SIGTERM/SIGINT, then drain; SIGHUP reloads the
+//! configuration (see [`crate::app::reload`]).
 
+use crate::app::reload::{self, Source};
 use crate::app::{App, Options};
 use crate::config::Config;
 use anyhow::Context;
 
 /// Run the server until a shutdown signal.
-pub async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
+pub async fn serve(config: Config, dev: bool, source: Source) -> anyhow::Result<()> {
+    // Caught from the start: SIGHUP's default action would end the process.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("catching SIGHUP")?;
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let management = tokio::net::TcpListener::bind(config.management_listen)
@@ -24,7 +28,7 @@ pub async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
     println!("issuer:   {issuer}");
     println!("keys:     {}", keys_dir.display());
     println!("store:    {}", state.authority.describe_store());
-    println!("clients:  {}", state.config.clients.len());
+    println!("clients:  {}", state.config().clients.len());
     println!("jwks:     {issuer}/.well-known/jwks.json");
     println!("management on http://{management_addr} (/metrics, /readyz, /healthz)");
     if dev {
@@ -35,7 +39,9 @@ pub async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
             );
         }
     }
+    let reloader = tokio::spawn(reload::on_hangup(state.clone(), source, hangups));
     app.serve(listener, management, shutdown_signal()).await;
+    reloader.abort();
     tracing::info!("shut down cleanly");
     Ok(())
 }

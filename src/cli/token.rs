@@ -4,6 +4,8 @@
 //!
 //! The token is read from standard input when no argument (or `-`) is
 //! given, so a live bearer token need not land in shell history or `ps`.
+//! `--json` prints one object instead of prose: `kind`, `header`,
+//! `claims`, `kid`, `key_state`, `revocation`, `valid`, `reason`.
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, StoreConfig};
@@ -21,16 +23,52 @@ pub(super) enum TokenCommand {
     /// Decode a token and say whether this service accepts it. Without
     /// TOKEN, or with `-`, the token is read from standard input (keeps it
     /// out of shell history and the process list).
-    Inspect { token: Option<String> },
+    Inspect {
+        token: Option<String>,
+        /// Print one JSON object (`valid`, `claims`, …) instead of prose.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(super) fn run(config: &Config, command: TokenCommand) -> anyhow::Result<ExitCode> {
-    let TokenCommand::Inspect { token } = command;
+    let TokenCommand::Inspect { token, json } = command;
     let token = match token {
         Some(token) if token != "-" => token,
         _ => read_stdin()?,
     };
-    inspect(config, token.trim())
+    let mut report = Report { json, fields: serde_json::Map::new() };
+    let code = inspect(config, token.trim(), &mut report)?;
+    if json {
+        report.set("valid", code == ExitCode::SUCCESS);
+        println!("{}", serde_json::Value::Object(report.fields));
+    }
+    Ok(code)
+}
+
+/// What inspect finds: prose lines, or (with `--json`) fields of one object.
+struct Report {
+    json: bool,
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Report {
+    fn line(&self, text: impl std::fmt::Display) {
+        if !self.json {
+            println!("{text}");
+        }
+    }
+
+    fn set(&mut self, key: &str, value: impl Into<serde_json::Value>) {
+        self.fields.insert(key.to_string(), value.into());
+    }
+
+    /// An invalid token: the reason, as a line or the `reason` field.
+    fn invalid(&mut self, reason: impl std::fmt::Display) -> ExitCode {
+        self.line(format!("invalid: {reason}"));
+        self.set("reason", reason.to_string());
+        ExitCode::FAILURE
+    }
 }
 
 fn read_stdin() -> anyhow::Result<String> {
@@ -44,47 +82,50 @@ fn read_stdin() -> anyhow::Result<String> {
     Ok(text)
 }
 
-fn inspect(config: &Config, token: &str) -> anyhow::Result<ExitCode> {
+fn inspect(config: &Config, token: &str, report: &mut Report) -> anyhow::Result<ExitCode> {
     let clock = Arc::new(SystemClock);
     let keyring = Keyring::open(KeyDirectory::new(&config.keys_dir), config.token_lifetimes(), clock.clone())?;
     let view = keyring.view();
     let now = clock.now();
 
     if token.starts_with("rt1.") {
-        println!("refresh token (opaque, MAC-protected)");
+        report.line("refresh token (opaque, MAC-protected)");
+        report.set("kind", "refresh");
         return Ok(match crate::tokens::refresh::open(token, &view, now) {
             Ok(claims) => {
-                println!("claims:\n{}", serde_json::to_string_pretty(&claims)?);
+                report.line(format!("claims:\n{}", serde_json::to_string_pretty(&claims)?));
+                report.set("claims", serde_json::to_value(&claims)?);
                 if claims.exp.min(claims.session_exp) <= now.timestamp() {
-                    println!("invalid: expired");
-                    ExitCode::FAILURE
+                    report.invalid("expired")
                 } else {
-                    println!("MAC checks out with key {}", token.split('.').nth(1).unwrap_or("?"));
+                    let kid = token.split('.').nth(1).unwrap_or("?");
+                    report.line(format!("MAC checks out with key {kid}"));
+                    report.set("kid", kid);
                     let facts = TokenFacts { jti: Some(&claims.jti), sid: Some(&claims.sid), sub: &claims.sub, iat: claims.iat, kid: None };
-                    verdict(revocation(config, facts))
+                    verdict(revocation(config, facts), report)
                 }
             }
-            Err(error) => {
-                println!("invalid: {error}");
-                ExitCode::FAILURE
-            }
+            Err(error) => report.invalid(error),
         });
     }
 
     let header = unverified_part(token, 0).context("not a JWT: the header does not decode")?;
-    println!("header:\n{}", serde_json::to_string_pretty(&header)?);
+    report.line(format!("header:\n{}", serde_json::to_string_pretty(&header)?));
     let claims = unverified_part(token, 1).context("not a JWT: the claims do not decode")?;
-    println!("claims:\n{}", serde_json::to_string_pretty(&claims)?);
+    report.line(format!("claims:\n{}", serde_json::to_string_pretty(&claims)?));
+    report.set("kind", "access");
+    report.set("header", header.clone());
+    report.set("claims", claims.clone());
 
     let Some(kid) = header["kid"].as_str() else {
-        println!("invalid: no kid in the header");
-        return Ok(ExitCode::FAILURE);
+        return Ok(report.invalid("no kid in the header"));
     };
     let Some((key, state)) = view.signing_key(kid, now) else {
-        println!("invalid: kid {kid} is not a key in {}", config.keys_dir.display());
-        return Ok(ExitCode::FAILURE);
+        return Ok(report.invalid(format!("kid {kid} is not a key in {}", config.keys_dir.display())));
     };
-    println!("signed by: {kid} ({}, {})", key.alg, state.as_str());
+    report.line(format!("signed by: {kid} ({}, {})", key.alg, state.as_str()));
+    report.set("kid", kid);
+    report.set("key_state", state.as_str());
     // The very check introspection makes; with no issuer configured, the
     // token's own is taken.
     let issuer = config.issuer.as_deref().or(claims["iss"].as_str()).unwrap_or_default();
@@ -92,12 +133,9 @@ fn inspect(config: &Config, token: &str) -> anyhow::Result<ExitCode> {
         Ok((claims, kid)) => {
             let facts =
                 TokenFacts { jti: Some(&claims.jti), sid: claims.sid.as_deref(), sub: &claims.sub, iat: claims.iat, kid: Some(&kid) };
-            Ok(verdict(revocation(config, facts)))
+            Ok(verdict(revocation(config, facts), report))
         }
-        Err(reason) => {
-            println!("invalid: {reason}");
-            Ok(ExitCode::FAILURE)
-        }
+        Err(reason) => Ok(report.invalid(reason)),
     }
 }
 
@@ -109,21 +147,23 @@ enum Revocation {
     NotChecked(String),
 }
 
-fn verdict(revocation: Revocation) -> ExitCode {
+fn verdict(revocation: Revocation, report: &mut Report) -> ExitCode {
     match revocation {
         Revocation::Live { entries, store } => {
-            println!("revocation: not revoked ({entries} entries checked in {store})");
-            println!("valid");
+            report.line(format!("revocation: not revoked ({entries} entries checked in {store})"));
+            report.set("revocation", format!("not revoked ({entries} entries checked in {store})"));
+            report.line("valid");
             ExitCode::SUCCESS
         }
         Revocation::Revoked(why) => {
-            println!("revocation: revoked — {why}");
-            println!("invalid: revoked");
-            ExitCode::FAILURE
+            report.line(format!("revocation: revoked — {why}"));
+            report.set("revocation", format!("revoked: {why}"));
+            report.invalid("revoked")
         }
         Revocation::NotChecked(why) => {
-            println!("revocation: not checked: {why}");
-            println!("valid");
+            report.line(format!("revocation: not checked: {why}"));
+            report.set("revocation", format!("not checked: {why}"));
+            report.line("valid");
             ExitCode::SUCCESS
         }
     }

@@ -58,11 +58,14 @@ impl Permission {
 pub const DEFAULT_REVOCATION_QUOTA: u32 = 600;
 
 /// A configured client, valid by construction.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Client {
     pub id: String,
     /// SHA-256 of the secret; `None` for a public client.
     pub(crate) secret_sha256: Option<[u8; 32]>,
+    /// The secret replaced by `tessera clients rotate-secret`, accepted
+    /// beside the new one until its grace period ends.
+    pub(crate) previous_secret: Option<PreviousSecret>,
     pub permissions: Vec<Permission>,
     /// Audiences its tokens may carry; the default `aud` when none is asked.
     pub audiences: Vec<String>,
@@ -116,6 +119,7 @@ impl Client {
         Self {
             id: id.to_string(),
             secret_sha256: None,
+            previous_secret: None,
             permissions: Vec::new(),
             audiences: Vec::new(),
             scopes: Vec::new(),
@@ -169,6 +173,14 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
 }
 
+/// A rotated-out secret and the end of its grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub(crate) sha256: [u8; 32],
+    /// Accepted while the time is before this.
+    pub valid_until: std::time::SystemTime,
+}
+
 /// Two configured clients share an id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("client id {0:?} is configured twice; client ids must be unique")]
@@ -216,6 +228,16 @@ impl ClientRegistry {
 
     /// Authenticate a confidential client (Basic or post).
     pub fn authenticate_confidential(&self, credentials: &Credentials) -> Result<Arc<Client>, ClientAuthError> {
+        self.authenticate_confidential_at(credentials, std::time::SystemTime::now())
+    }
+
+    /// [`Self::authenticate_confidential`] at `now`: a rotated-out secret is
+    /// accepted only before its `valid_until`.
+    pub fn authenticate_confidential_at(
+        &self,
+        credentials: &Credentials,
+        now: std::time::SystemTime,
+    ) -> Result<Arc<Client>, ClientAuthError> {
         let (id, secret) = match credentials {
             Credentials::Basic { id, secret } | Credentials::Post { id, secret } => (id, secret),
             Credentials::PublicId(_) | Credentials::None => return Err(ClientAuthError::Missing),
@@ -223,9 +245,13 @@ impl ClientRegistry {
         let presented = digest(&SHA256, secret.as_bytes());
         let client = self.0.get(id.as_str());
         // Compare against a fixed value when the id is unknown or public, so
-        // the work done does not reveal which ids exist.
+        // the work done does not reveal which ids exist; both comparisons
+        // always run.
         let expected = client.and_then(|c| c.secret_sha256).unwrap_or([0u8; 32]);
-        let equal = constant_time_eq(presented.as_ref(), &expected);
+        let previous = client.and_then(|c| c.previous_secret).filter(|previous| now < previous.valid_until);
+        let equal_current = constant_time_eq(presented.as_ref(), &expected);
+        let equal_previous = constant_time_eq(presented.as_ref(), &previous.map_or([0u8; 32], |previous| previous.sha256));
+        let equal = equal_current | (equal_previous & previous.is_some());
         match client {
             Some(client) if equal && !client.is_public() => Ok(client.clone()),
             _ => Err(ClientAuthError::Failed),
@@ -293,6 +319,24 @@ mod tests {
         assert!(registry.authenticate(&Credentials::PublicId("web".into())).unwrap().is_public());
         let posing = Credentials::Basic { id: "web".into(), secret: String::new() };
         assert!(registry.authenticate_confidential(&posing).is_err());
+    }
+
+    #[test]
+    fn a_rotated_out_secret_works_until_its_grace_ends() {
+        let (registry, old_secret) = registry();
+        let mut client = (*registry.0["backend"]).clone();
+        let new_secret = generate_secret();
+        let now = std::time::SystemTime::now();
+        let grace = Duration::from_secs(3600);
+        client.previous_secret = Some(PreviousSecret { sha256: client.secret_sha256.unwrap(), valid_until: now + grace });
+        client.secret_sha256 = Some(digest(&SHA256, new_secret.as_bytes()).as_ref().try_into().unwrap());
+        let registry = ClientRegistry::new(vec![client]).unwrap();
+        let old = Credentials::Basic { id: "backend".into(), secret: old_secret };
+        let new = Credentials::Basic { id: "backend".into(), secret: new_secret };
+        assert!(registry.authenticate_confidential_at(&new, now).is_ok());
+        assert!(registry.authenticate_confidential_at(&old, now).is_ok(), "the old secret works during the grace");
+        assert!(registry.authenticate_confidential_at(&new, now + grace).is_ok());
+        assert_eq!(registry.authenticate_confidential_at(&old, now + grace).unwrap_err(), ClientAuthError::Failed, "not after it");
     }
 
     #[test]

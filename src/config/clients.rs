@@ -6,7 +6,7 @@
 //! nothing of files.
 
 use super::{ConfigError, parse_duration};
-use crate::clients::{Client, DEFAULT_REVOCATION_QUOTA, Permission, parse_sha256_hex, valid_client_id, valid_scope_token};
+use crate::clients::{Client, DEFAULT_REVOCATION_QUOTA, Permission, PreviousSecret, parse_sha256_hex, valid_client_id, valid_scope_token};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -32,6 +32,10 @@ pub(crate) struct RawClient {
     max_sessions_per_subject: Option<i64>,
     session_clients: Option<Vec<String>>,
     revocation_quota: Option<i64>,
+    /// Written by `tessera clients rotate-secret`: the replaced secret's
+    /// hash, accepted until `previous_valid_until` (RFC 3339).
+    secret_sha256_previous: Option<String>,
+    previous_valid_until: Option<String>,
     #[serde(default)]
     require_dpop: bool,
 }
@@ -111,6 +115,25 @@ impl RawClient {
             Some(n) if (1..=1000).contains(&n) => Some(n as usize),
             Some(n) => return Err(ConfigError::invalid(key("max_sessions_per_subject"), n, "expected a number from 1 to 1000")),
         };
+        let previous_secret = match (self.secret_sha256_previous, self.previous_valid_until) {
+            (None, None) => None,
+            (Some(hex), Some(until)) if secret_sha256.is_some() => {
+                let sha256 = parse_sha256_hex(&hex).ok_or_else(|| {
+                    ConfigError::invalid(key("secret_sha256_previous"), &hex, "expected 64 hexadecimal digits (the SHA-256 of the secret)")
+                })?;
+                let valid_until = chrono::DateTime::parse_from_rfc3339(&until).map_err(|_| {
+                    ConfigError::invalid(key("previous_valid_until"), &until, "expected an RFC 3339 time like \"2026-12-01T12:00:00Z\"")
+                })?;
+                Some(PreviousSecret { sha256, valid_until: valid_until.with_timezone(&chrono::Utc).into() })
+            }
+            _ => {
+                return Err(ConfigError::invalid(
+                    key("secret_sha256_previous"),
+                    "<set>",
+                    "set both secret_sha256_previous and previous_valid_until, on a confidential client (tessera clients rotate-secret writes them)",
+                ));
+            }
+        };
         if self.session_clients.is_some() && !permissions.contains(&Permission::Sessions) {
             return Err(ConfigError::invalid(
                 key("session_clients"),
@@ -126,6 +149,7 @@ impl RawClient {
         Ok(Client {
             id,
             secret_sha256,
+            previous_secret,
             permissions,
             audiences: self.audiences,
             scopes: self.scopes,

@@ -1,44 +1,22 @@
-//! Durations as config files write them: `"90s"`, `"10m"`, `"1h30m"`,
-//! `"14d"`, `"250ms"` — parsed with bounds, rendered back the same way.
+//! Durations as config files write them — `"90s"`, `"10m"`, `"10 minutes"`,
+//! `"1h 30m"`, `"1h30m"`, `"14d"`, `"250ms"` — parsed by `humantime` with
+//! bounds, rendered back in the short form.
+//!
+//! Months and years are refused: humantime counts them as 30.44 and 365.25
+//! days, and `"1M"` (a month) is one shift-key away from `"1m"` (a minute).
 
 use super::ConfigError;
 use std::time::Duration;
 
-/// Parse a duration such as `"90s"`, `"10m"`, `"14d"`, `"1h30m"` or `"250ms"`.
+/// Parse a duration such as `"90s"`, `"10 minutes"`, `"1h 30m"` or `"14d"`.
+/// A bare number other than `"0"` is refused: its unit would be a guess.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
-    if text.is_empty() {
+    let calendar = |unit: &str| matches!(unit, "M" | "month" | "months" | "y" | "yr" | "yrs" | "year" | "years");
+    if text.split(|c: char| !c.is_alphabetic()).any(calendar) {
         return None;
     }
-    if text == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        if digits == 0 {
-            return None;
-        }
-        let number: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let seconds_per = match unit {
-            "ms" => {
-                total = total.checked_add(Duration::from_millis(number))?;
-                continue;
-            }
-            "s" => 1,
-            "m" => 60,
-            "h" => 3_600,
-            "d" => 86_400,
-            "w" => 604_800,
-            _ => return None,
-        };
-        total = total.checked_add(Duration::from_secs(number.checked_mul(seconds_per)?))?;
-    }
+    let total = humantime::parse_duration(text).ok()?;
     // Keep every duration within what a JWT NumericDate can carry comfortably.
     (total <= Duration::from_secs(100 * 365 * 86_400)).then_some(total)
 }
@@ -57,7 +35,7 @@ pub fn format_duration(duration: Duration) -> String {
     format!("{secs}s")
 }
 
-pub(super) const DURATION_ALLOWED: &str = "expected a duration like \"90s\", \"10m\", \"1h30m\" or \"14d\"";
+pub(super) const DURATION_ALLOWED: &str = "expected a duration like \"90s\", \"10m\", \"10 minutes\", \"1h 30m\" or \"14d\"";
 
 pub(super) fn duration(key: &str, value: Option<String>, default: &str, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
     let text = value.unwrap_or_else(|| default.to_string());
@@ -83,7 +61,10 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5_400)));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("0"), Some(Duration::ZERO));
-        for bad in ["", "10", "m", "10x", "-5s", "1.5h", "99999999999999999999d"] {
+        assert_eq!(parse_duration("10 minutes"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h 30m"), Some(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("2 days"), Some(Duration::from_secs(2 * 86_400)));
+        for bad in ["", "10", "m", "10x", "-5s", "1M", "1y", "2 months", "99999999999999999999d", "10 parsecs"] {
             assert_eq!(parse_duration(bad), None, "{bad:?} must be refused");
         }
         assert_eq!(format_duration(Duration::from_secs(600)), "10m");

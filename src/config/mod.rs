@@ -9,13 +9,17 @@
 
 mod clients;
 mod duration;
+mod env;
+mod issuer;
+mod load;
+mod locate;
 mod raw;
 
 pub use duration::{format_duration, parse_duration};
+pub use load::{Loaded, Note};
 
 use crate::clients::ClientRegistry;
 use crate::keys::SigningAlgorithm;
-use raw::RawConfig;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,14 +33,13 @@ pub enum ConfigError {
     Syntax { path: String, message: String },
     #[error("config `{key}` = {value}: {allowed}")]
     Invalid { key: String, value: String, allowed: String },
-    #[error("unknown environment variable {name}: tessera reads TESSERA_CONFIG, TESSERA_LOG and {known}")]
-    UnknownEnv { name: String, known: String },
-}
-
-impl ConfigError {
-    pub(crate) fn invalid(key: impl Into<String>, value: impl std::fmt::Debug, allowed: impl Into<String>) -> Self {
-        ConfigError::Invalid { key: key.into(), value: format!("{value:?}"), allowed: allowed.into() }
-    }
+    #[error("unknown config key `{key}`{hint}")]
+    UnknownKey { key: String, hint: String },
+    #[error("config `{key}`: {message}")]
+    WrongType { key: String, message: String },
+    /// Another error, with the file, line and column it was found at.
+    #[error("{place}: {error}")]
+    At { place: String, error: Box<ConfigError> },
 }
 
 /// Which store keeps the revocation list.
@@ -177,6 +180,16 @@ impl FeedConfig {
     pub const MAX_PAGE_SIZE: usize = 10_000;
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
 /// DPoP (RFC 9449) at the token endpoint.
 #[derive(Debug, Clone)]
 pub struct DpopConfig {
@@ -212,6 +225,8 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     pub dpop: DpopConfig,
     pub clients: ClientRegistry,
+    /// `log.format`: text or JSON lines.
+    pub log_format: LogFormat,
 }
 
 impl Config {
@@ -221,20 +236,12 @@ impl Config {
         Self::load_with_env(file, &env)
     }
 
-    /// Load from an optional file plus the given environment (for tests).
+    /// Load from an optional file plus the given environment (for tests);
+    /// what loading noticed is logged.
     pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
-        let mut table = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.to_path_buf(), error })?;
-                text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax { path: path.display().to_string(), message: e.to_string() })?
-            }
-            None => toml::Table::new(),
-        };
-        apply_env(&mut table, env)?;
-        let source = file.map(|p| p.display().to_string()).unwrap_or_else(|| "defaults".into());
-        let raw: RawConfig =
-            table.try_into().map_err(|e: toml::de::Error| ConfigError::Syntax { path: source, message: e.message().to_string() })?;
-        raw.validate()
+        let loaded = Self::read(file, env)?;
+        loaded.notes.iter().for_each(Note::log);
+        Ok(loaded.config)
     }
 
     /// The issuer identifier for a server bound to `addr`.
@@ -255,52 +262,9 @@ impl Config {
     }
 }
 
-fn env_name(key: &str) -> String {
-    format!("TESSERA_{}", key.replace('.', "_").to_ascii_uppercase())
-}
-
-fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
-    for (name, value) in env {
-        let Some(_) = name.strip_prefix("TESSERA_") else {
-            continue;
-        };
-        if name == "TESSERA_CONFIG" || name == "TESSERA_LOG" {
-            continue;
-        }
-        let Some((key, form)) = raw::env_keys().find(|(key, _)| env_name(key) == *name) else {
-            let known = raw::env_keys().map(|(k, _)| env_name(k)).collect::<Vec<_>>().join(", ");
-            return Err(ConfigError::UnknownEnv { name: name.clone(), known });
-        };
-        let parsed = if form == raw::EnvForm::Plain {
-            toml::Value::String(value.clone())
-        } else {
-            format!("v = {value}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v")).ok_or_else(|| {
-                ConfigError::invalid(
-                    name.clone(),
-                    value,
-                    "expected a TOML value: a number, an array like [\"redis://a:7000\"], or an array of inline tables for TESSERA_CLIENTS",
-                )
-            })?
-        };
-        let mut parts: Vec<&str> = key.split('.').collect();
-        let leaf = parts.pop().expect("non-empty key");
-        let mut node = &mut *table;
-        for part in parts {
-            let entry = node.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            node = match entry {
-                toml::Value::Table(t) => t,
-                other => {
-                    return Err(ConfigError::invalid(part, other.to_string(), "expected a table"));
-                }
-            };
-        }
-        node.insert(leaf.to_string(), parsed);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::env::env_name;
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -333,8 +297,8 @@ mod tests {
         assert!(!names.iter().any(|n| n == "TESSERA_STORE" || n == "TESSERA_TOKENS"), "sections are not variables: {names:?}");
         for (key, form) in raw::env_keys() {
             let value = if form == raw::EnvForm::Plain { "x" } else { "1" };
-            let error = Config::load_with_env(None, &env(&[(&env_name(key), value)])).err();
-            assert!(!matches!(error, Some(ConfigError::UnknownEnv { .. })), "{key}: {error:?}");
+            let notes = Config::read(None, &env(&[(&env_name(key), value)])).map(|loaded| loaded.notes).unwrap_or_default();
+            assert!(notes.iter().all(|note| !note.message.contains("unknown environment variable")), "{key}: {notes:?}");
         }
     }
 
@@ -375,14 +339,17 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_key_value_and_what_is_allowed() {
-        let err = Config::load_with_env(None, &env(&[("TESSERA_TOKENS_ACCESS_TTL", "10 minutes")])).unwrap_err().to_string();
+        let err = Config::load_with_env(None, &env(&[("TESSERA_TOKENS_ACCESS_TTL", "10 parsecs")])).unwrap_err().to_string();
+        assert!(err.starts_with("TESSERA_TOKENS_ACCESS_TTL: "), "the variable is named: {err}");
         assert!(err.contains("tokens.access_ttl"), "{err}");
-        assert!(err.contains("10 minutes"), "{err}");
+        assert!(err.contains("10 parsecs"), "{err}");
         assert!(err.contains("\"10m\""), "{err}");
+        let err = Config::load_with_env(None, &env(&[("TESSERA_FEED_PUBLIC", "1")])).unwrap_err().to_string();
+        assert!(err.contains("TESSERA_FEED_PUBLIC (feed.public)") && err.contains("bool"), "{err}");
         let err = Config::load_with_env(None, &env(&[("TESSERA_TOKENS_ALGORITHM", "HS256")])).unwrap_err().to_string();
         assert!(err.contains("ES256") && err.contains("HS256"), "{err}");
-        let err = Config::load_with_env(None, &env(&[("TESSERA_TOKNS_ALGORITHM", "ES256")])).unwrap_err().to_string();
-        assert!(err.contains("TESSERA_TOKNS_ALGORITHM"), "{err}");
+        let notes = Config::read(None, &env(&[("TESSERA_TOKNS_ALGORITHM", "ES256")])).unwrap().notes;
+        assert!(notes[0].message.contains("TESSERA_TOKNS_ALGORITHM") && notes[0].message.contains("TESSERA_TOKENS_ALGORITHM"), "{notes:?}");
     }
 
     #[test]
@@ -417,6 +384,50 @@ mod tests {
         let path = dir.path().join("tessera.toml");
         std::fs::write(&path, "[tokens]\naccess_tl = \"5m\"\n").unwrap();
         let err = Config::load_with_env(Some(&path), &[]).unwrap_err().to_string();
-        assert!(err.contains("access_tl"), "{err}");
+        let expected = format!("{}:2:1: unknown config key `tokens.access_tl`; did you mean `access_ttl`?", path.display());
+        assert!(err.starts_with(&expected), "{err}");
+        assert!(err.contains("[tokens] takes: algorithm, access_ttl"), "{err}");
+    }
+
+    fn file_error(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, text).unwrap();
+        let err = Config::load_with_env(Some(&path), &[]).unwrap_err().to_string();
+        err.replace(&path.display().to_string(), "t.toml")
+    }
+
+    #[test]
+    fn file_errors_name_the_key_with_its_line_and_column() {
+        let err = file_error("[tokens]\naccess_ttl = 600\n");
+        assert!(err.starts_with("t.toml:2:14: config `tokens.access_ttl`: invalid type: integer `600`"), "{err}");
+        let err = file_error("[tokens]\naccess_ttl = \"2d\"\n");
+        assert!(err.starts_with("t.toml:2:14: config `tokens.access_ttl` = \"2d\": expected a duration between 1s and 1d"), "{err}");
+        let err = file_error("[[clients]]\nid = \"web\"\npublic = true\n\n[[clients]]\nid = \"app\"\npublic = true\nscope = [\"a\"]\n");
+        assert!(err.starts_with("t.toml:8:1: unknown config key `clients[1].scope`; did you mean `scopes`?"), "{err}");
+        let err = file_error("[[clients]]\nid = \"web\"\npublic = true\naccess_ttl = \"1y\"\n");
+        assert!(err.starts_with("t.toml:4:14: config `clients[0].access_ttl` = \"1y\""), "{err}");
+        let err = file_error("listn = \"127.0.0.1:1\"\n");
+        assert!(err.starts_with("t.toml:1:1: unknown config key `listn`; did you mean `listen`?"), "{err}");
+        let err = file_error("listen = \"0.0.0.0:8080\"\n");
+        assert!(err.starts_with("config `issuer` = \"<unset>\": required when listen (0.0.0.0:8080)"), "{err}");
+        let err = file_error("[log]\nformat = \"xml\"\n");
+        assert!(err.starts_with("t.toml:2:10: config `log.format` = \"xml\": expected \"text\" or \"json\""), "{err}");
+    }
+
+    #[test]
+    fn durations_take_humantime_forms() {
+        let config = Config::load_with_env(
+            None,
+            &env(&[
+                ("TESSERA_TOKENS_ACCESS_TTL", "10 minutes"),
+                ("TESSERA_TOKENS_REFRESH_IDLE_TTL", "1h 30m"),
+                ("TESSERA_LOG_FORMAT", "json"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.tokens.access_ttl, Duration::from_secs(600));
+        assert_eq!(config.tokens.refresh_idle_ttl, Duration::from_secs(5400));
+        assert_eq!(config.log_format, LogFormat::Json);
     }
 }

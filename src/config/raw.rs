@@ -3,7 +3,11 @@
 //! error that names the key, the value and what is allowed.
 
 use super::duration::{DURATION_ALLOWED, duration, format_duration, parse_duration};
-use super::{Config, ConfigError, FeedConfig, HttpConfig, KeyPolicy, RedisConfig, RedisTopology, StoreConfig, ThrottleConfig, TokenPolicy};
+use super::issuer::check_issuer;
+use super::{
+    Config, ConfigError, FeedConfig, HttpConfig, KeyPolicy, LogFormat, Note, RedisConfig, RedisTopology, StoreConfig, ThrottleConfig,
+    TokenPolicy,
+};
 use crate::clients::{Client, ClientRegistry};
 use crate::keys::SigningAlgorithm;
 use serde::Deserialize;
@@ -32,7 +36,7 @@ macro_rules! env_form {
 }
 env_form!(Plain: Option<String>, Option<PathBuf>);
 env_form!(Toml: Option<i64>, Option<bool>, Option<Vec<String>>, Vec<super::clients::RawClient>);
-env_form!(Section: RawStore, RawTokens, RawKeys, RawFeed, RawHttp, RawManagement, RawThrottle);
+env_form!(Section: RawStore, RawTokens, RawKeys, RawFeed, RawHttp, RawManagement, RawThrottle, RawLog);
 env_form!(Section: RawDpop);
 
 /// Declares a section of the file once: the struct serde reads (unknown
@@ -54,12 +58,22 @@ macro_rules! settings {
 
 /// Every key a `TESSERA_*` variable may set, with how it is read.
 pub(super) fn env_keys() -> impl Iterator<Item = (&'static str, EnvForm)> {
-    [RawConfig::KEYS, RawStore::KEYS, RawTokens::KEYS, RawKeys::KEYS, RawHttp::KEYS, RawFeed::KEYS, RawManagement::KEYS, RawThrottle::KEYS]
-        .into_iter()
-        .chain([RawDpop::KEYS])
-        .flatten()
-        .copied()
-        .filter(|(_, form)| *form != EnvForm::Section)
+    [
+        RawConfig::KEYS,
+        RawStore::KEYS,
+        RawTokens::KEYS,
+        RawKeys::KEYS,
+        RawHttp::KEYS,
+        RawFeed::KEYS,
+        RawManagement::KEYS,
+        RawThrottle::KEYS,
+        RawLog::KEYS,
+    ]
+    .into_iter()
+    .chain([RawDpop::KEYS])
+    .flatten()
+    .copied()
+    .filter(|(_, form)| *form != EnvForm::Section)
 }
 
 settings! {
@@ -85,6 +99,14 @@ settings! {
         dpop: RawDpop,
         #[serde(default)]
         clients: Vec<super::clients::RawClient>,
+        #[serde(default)]
+        log: RawLog,
+    }
+}
+
+settings! {
+    struct RawLog in "log." {
+        format: Option<String>,
     }
 }
 
@@ -312,12 +334,18 @@ const SECOND: Duration = Duration::from_secs(1);
 const DAY: Duration = Duration::from_secs(86_400);
 
 impl RawConfig {
-    pub(super) fn validate(self) -> Result<Config, ConfigError> {
+    pub(super) fn validate(self, notes: &mut Vec<Note>) -> Result<Config, ConfigError> {
         let listen_text = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen: SocketAddr = listen_text
             .parse()
             .map_err(|_| ConfigError::invalid("listen", &listen_text, "expected an IP address and port like \"127.0.0.1:8080\""))?;
         let issuer = self.issuer.as_deref().map(validate_issuer).transpose()?;
+        check_issuer(issuer.as_deref(), listen, notes)?;
+        let log_format = match self.log.format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(ConfigError::invalid("log.format", other, "expected \"text\" or \"json\"")),
+        };
 
         let accept_new_store = self.store.accept_new_store.unwrap_or(false);
         let store = match self.store.kind.as_deref().unwrap_or("embedded") {
@@ -436,6 +464,7 @@ impl RawConfig {
             throttle: self.throttle.validate()?,
             dpop: self.dpop.validate()?,
             clients,
+            log_format,
         })
     }
 }

@@ -131,7 +131,7 @@ pub fn check_csrf(headers: &HeaderMap, client: &Client) -> Result<(), OAuthError
 /// Whether `origin` is listed by any client (CORS is decided before the
 /// client is known: preflights carry no body).
 fn listed(state: &AppState, origin: &str) -> bool {
-    state.config.clients.iter().any(|c| c.allowed_origins.iter().any(|o| o == origin))
+    state.config().clients.iter().any(|c| c.allowed_origins.iter().any(|o| o == origin))
 }
 
 /// CORS for the OAuth endpoints (credentials only for listed origins) and

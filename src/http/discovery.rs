@@ -33,7 +33,7 @@ pub fn render_metadata(issuer: &str) -> bytes::Bytes {
 pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let view = state.keyring.view();
     let jwks = view.jwks();
-    let cache_control = format!("public, max-age={}", state.config.keys.jwks_max_age.as_secs());
+    let cache_control = format!("public, max-age={}", state.config().keys.jwks_max_age.as_secs());
     let etag = HeaderValue::from_str(&jwks.etag).expect("etag is ASCII");
     let cache_control = HeaderValue::from_str(&cache_control).expect("ASCII");
     if if_none_match(&headers, &jwks.etag) {

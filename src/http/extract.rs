@@ -40,7 +40,7 @@ impl FromRequest<AppState> for OAuthForm {
                 OAuthError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "invalid_request",
-                    format!("the body exceeds {} bytes", state.config.http.max_body_bytes),
+                    format!("the body exceeds {} bytes", state.config().http.max_body_bytes),
                 )
             } else {
                 OAuthError::invalid_request("the request body could not be read")
@@ -69,7 +69,8 @@ impl FromRequest<AppState> for OAuthClient {
         let headers = request.headers().clone();
         let peer = state.throttle.peer(&headers, request.extensions());
         let OAuthForm(form) = OAuthForm::from_request(request, state).await?;
-        let client = state.throttle.authenticate(&state.config.clients, oauth_credentials(&headers, &form), peer, Accepting::AnyClient)?;
+        let client =
+            state.throttle.authenticate(&state.config().clients, oauth_credentials(&headers, &form), peer, Accepting::AnyClient)?;
         Ok(Self { client, form, headers })
     }
 }
@@ -88,7 +89,7 @@ impl FromRequest<AppState> for ConfidentialClient {
         let peer = state.throttle.peer(&headers, request.extensions());
         let OAuthForm(form) = OAuthForm::from_request(request, state).await?;
         let client =
-            state.throttle.authenticate(&state.config.clients, oauth_credentials(&headers, &form), peer, Accepting::Confidential)?;
+            state.throttle.authenticate(&state.config().clients, oauth_credentials(&headers, &form), peer, Accepting::Confidential)?;
         Ok(Self { client, form })
     }
 }
@@ -159,7 +160,7 @@ impl<R: Requirement> FromRequestParts<AppState> for Manager<R> {
 /// `permissions`.
 pub fn management_client(state: &AppState, headers: &HeaderMap, peer: Peer, permissions: &[Permission]) -> Result<Arc<Client>, Problem> {
     let credentials = authorization(headers).and_then(|authorization| Credentials::from_request(authorization, None, None));
-    let client = state.throttle.authenticate(&state.config.clients, credentials, peer, Accepting::Confidential)?;
+    let client = state.throttle.authenticate(&state.config().clients, credentials, peer, Accepting::Confidential)?;
     if !permissions.is_empty() && !permissions.iter().any(|p| client.may(*p)) {
         let names: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
         return Err(Problem::new(
@@ -185,7 +186,7 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 Problem::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "body_too_large",
-                    format!("the body exceeds {} bytes", state.config.http.max_body_bytes),
+                    format!("the body exceeds {} bytes", state.config().http.max_body_bytes),
                 )
             } else {
                 Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read")

@@ -34,6 +34,21 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     let mut text = state.authority.render_metrics();
+    let store_up = state.authority.store_answers(std::time::Duration::from_secs(1)).await;
+    let current = state.authority.require_fresh_revocations().is_ok();
+    text.push_str(&format!(
+        "# HELP tessera_store_up Whether the store answered a ping during this scrape.\n# TYPE tessera_store_up gauge\ntessera_store_up {}\n\
+         # HELP tessera_revocations_current Whether the in-memory revocation list is current (a shared store's follower reported within store.mirror_max_staleness); 0 means refresh and revocation answer 503.\n# TYPE tessera_revocations_current gauge\ntessera_revocations_current {}\n",
+        u8::from(store_up),
+        u8::from(current)
+    ));
+    let now = state.keyring.clock().now();
+    if let Some(ends) = state.keyring.view().signer_ends_at(now, state.config().keys.rotate_every) {
+        text.push_str(&format!(
+            "# HELP tessera_signing_key_expires_in_seconds Seconds until the active signing key stops signing: its successor activates, or (keys.rotate_every) its rotation is due; negative when overdue.\n# TYPE tessera_signing_key_expires_in_seconds gauge\ntessera_signing_key_expires_in_seconds {}\n",
+            (ends - now).num_seconds()
+        ));
+    }
     text.push_str(&format!(
         "# HELP tessera_feed_streams Open revocation streams (GET /v1/revocations/stream).\n# TYPE tessera_feed_streams gauge\ntessera_feed_streams {}\n",
         state.feed_streams.open()

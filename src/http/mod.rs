@@ -3,8 +3,9 @@
 //! Every answer — success or failure — is in the protocol's own format:
 //! RFC 6749 JSON on `/oauth2/*`, RFC 9457 problem+json elsewhere, including
 //! unknown paths, wrong methods, oversized bodies and timeouts. Request
-//! logs carry the method, path and status, never a body, query or header,
-//! so tokens and secrets cannot reach them.
+//! logs carry the method, path, status and request id, never a body, query
+//! or other header, so tokens and secrets cannot reach them
+//! ([`request_id`]).
 
 pub mod browser;
 pub mod demo;
@@ -16,6 +17,7 @@ pub mod feed;
 pub mod health;
 pub mod introspect;
 pub mod oauth;
+pub mod request_id;
 pub mod revoke;
 pub mod sessions;
 pub mod throttle;
@@ -32,14 +34,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 use error::Problem;
 use std::sync::Arc;
-use tower_http::trace::TraceLayer;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
-    pub config: Config,
+    /// The configuration in force: swapped whole when SIGHUP reloads it
+    /// (see [`crate::app::reload`]); read it with [`AppState::config`].
+    config: arc_swap::ArcSwap<Config>,
     /// The rules: grants, sessions, introspection, revocation, the feed.
     pub authority: Authority,
     /// The JWKS source.
@@ -86,11 +89,30 @@ impl AppState {
         let throttle = throttle::Throttle::new(&config.throttle, config.http.trusted_proxies.clone(), authority.metrics.clone());
         let dpop = crate::dpop::DpopPolicy::new(&config.dpop, config.tokens.leeway, &issuer);
         let feed_streams = feed::StreamSlots::default();
+        let config = arc_swap::ArcSwap::from_pointee(config);
         Self(Arc::new(Inner { config, authority, keyring, metadata, cookie, refresh_observer, throttle, dpop, shutdown, feed_streams }))
     }
 
     pub fn issuer(&self) -> &str {
         self.authority.issuer()
+    }
+
+    /// The configuration in force now. A reload swaps it whole, so read it
+    /// once per request and use that copy throughout.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Put a reloaded configuration in force for the requests that start
+    /// from now on; requests in flight finish on the one they read.
+    pub fn replace_config(&self, config: Config) {
+        self.config.store(Arc::new(config));
+    }
+
+    /// Whether the server runs in `--dev` mode (the demo client is added to
+    /// every configuration it loads).
+    pub fn is_dev(&self) -> bool {
+        self.refresh_observer.is_some()
     }
 
     /// Tell long-lived responses (the revocation stream) to end.
@@ -161,7 +183,7 @@ pub fn management_router(state: AppState) -> Router {
 }
 
 fn build(state: AppState, routes: Vec<&'static Route>) -> Router {
-    let max_body = state.config.http.max_body_bytes;
+    let max_body = state.config().http.max_body_bytes;
     let mut router = Router::new();
     for route in &routes {
         router = router.route(route.path, (route.endpoint)());
@@ -175,11 +197,7 @@ fn build(state: AppState, routes: Vec<&'static Route>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), refuse_oversized))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn_with_state(state.clone(), browser::cors))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request| tracing::info_span!("http", method = %request.method(), path = %request.uri().path()))
-                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
+        .layer(middleware::from_fn(request_id::trace))
         .with_state(state)
 }
 
@@ -196,7 +214,7 @@ async fn observe(State(state): State<AppState>, path: axum::extract::MatchedPath
 /// timeout in problem+json rather than dropping the connection.
 async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let is_oauth = request.uri().path().starts_with("/oauth2/");
-    match tokio::time::timeout(state.config.http.request_timeout, next.run(request)).await {
+    match tokio::time::timeout(state.config().http.request_timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) if is_oauth => {
             error::OAuthError::new(StatusCode::REQUEST_TIMEOUT, "invalid_request", "the request took too long").into_response()
@@ -209,7 +227,7 @@ async fn deadline(State(state): State<AppState>, request: Request, next: Next) -
 /// without reading a byte of the body. (Bodies without a length are cut off
 /// by `DefaultBodyLimit` as they are read.)
 async fn refuse_oversized(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let max = state.config.http.max_body_bytes;
+    let max = state.config().http.max_body_bytes;
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_none_or(|length| length <= max as u64) {
         return next.run(request).await;

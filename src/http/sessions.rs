@@ -17,9 +17,9 @@ pub async fn create(
     Manager { client: caller, .. }: Manager<AnyPermission>,
     JsonBody(request): JsonBody<SessionRequest>,
 ) -> Result<Response, Problem> {
-    let max_age = state.config.tokens.refresh_idle_ttl.as_secs();
+    let max_age = state.config().tokens.refresh_idle_ttl.as_secs();
     let budget = |client: &crate::clients::Client| state.cookie.token_budget(client, max_age);
-    let mut response = match sessions::create(&state.authority, &caller, &state.config.clients, request, &budget).await? {
+    let mut response = match sessions::create(&state.authority, &caller, &state.config().clients, request, &budget).await? {
         SessionStarted::Tokens(issued) => {
             tracing::info!(client = %caller.id, sid = %issued.session_id, "session created");
             (StatusCode::CREATED, Json(issued)).into_response()

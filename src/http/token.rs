@@ -14,6 +14,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use tracing::Instrument;
 
 pub async fn token(
     State(state): State<AppState>,
@@ -22,7 +23,7 @@ pub async fn token(
     OAuthForm(form): OAuthForm,
 ) -> Result<Response, OAuthError> {
     let grant_type = form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-    let client = state.throttle.authenticate(&state.config.clients, oauth_credentials(&headers, &form), peer, Accepting::AnyClient)?;
+    let client = state.throttle.authenticate(&state.config().clients, oauth_credentials(&headers, &form), peer, Accepting::AnyClient)?;
     let from_cookie = if client.refresh_cookie && grant_type == "refresh_token" { state.cookie.read(&client.id, &headers) } else { None };
     let refresh_token = match (form.get("refresh_token"), from_cookie.as_deref()) {
         (None, Some(token)) => {
@@ -48,7 +49,8 @@ pub async fn token(
         code_verifier: form.get("code_verifier"),
         dpop: proof.as_ref(),
     };
-    match grants::dispatch(&state.authority, &client, request).await {
+    let span = tracing::info_span!("grant", grant_type = %grant_type, client = %client.id);
+    match grants::dispatch(&state.authority, &client, request).instrument(span).await {
         Ok(Issued::AccessToken(issued)) => Ok(super::dpop::with_nonce(&state, no_store(Json(issued)))),
         Ok(Issued::Session(issued)) => {
             if let (Some(observer), Some(presented), "refresh_token") = (&state.refresh_observer, refresh_token, grant_type) {

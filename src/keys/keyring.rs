@@ -72,6 +72,17 @@ impl KeyView {
         self.signing.iter().find(|k| k.state(self.lifetimes, now) == KeyState::Active).map(|k| &k.key)
     }
 
+    /// When the active signing key stops signing: the activation of the
+    /// pending key that replaces it, else (with `rotate_every`) when its
+    /// rotation is due — in the past when rotation is overdue. `None`: no
+    /// active key, or manual rotation with no successor published.
+    pub fn signer_ends_at(&self, now: DateTime<Utc>, rotate_every: Option<std::time::Duration>) -> Option<DateTime<Utc>> {
+        let active = self.signing.iter().find(|k| k.state(self.lifetimes, now) == KeyState::Active)?;
+        let successor =
+            self.signing.iter().filter(|k| k.state(self.lifetimes, now) == KeyState::Pending).map(|k| k.meta.activates_at).min();
+        successor.or_else(|| Some(active.meta.activates_at + chrono::Duration::from_std(rotate_every?).ok()?))
+    }
+
     /// The key that MACs new refresh tokens at `now`.
     pub fn active_mac(&self, now: DateTime<Utc>) -> Option<&Arc<MacKey>> {
         self.mac.iter().find(|k| k.state(self.lifetimes, now) == KeyState::Active).map(|k| &k.key)

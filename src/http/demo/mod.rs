@@ -108,8 +108,8 @@ struct Login {
 /// the demo client behind a one-time code bound to the page's challenge.
 async fn login(State(state): State<AppState>, bytes: Bytes) -> Result<Response, Problem> {
     let login: Login = body(&bytes)?;
-    let demo = state
-        .config
+    let config = state.config();
+    let demo = config
         .clients
         .get(DEMO_CLIENT)
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no_demo_client", "the demo client is missing"))?;
@@ -124,9 +124,9 @@ async fn login(State(state): State<AppState>, bytes: Bytes) -> Result<Response, 
         code_challenge_method: Some("S256".into()),
         dpop_jkt: login.dpop_jkt,
     };
-    let max_age = state.config.tokens.refresh_idle_ttl.as_secs();
+    let max_age = config.tokens.refresh_idle_ttl.as_secs();
     let budget = |client: &Client| state.cookie.token_budget(client, max_age);
-    match sessions::start_for(&state.authority, &state.config.clients, demo, request, &budget).await? {
+    match sessions::start_for(&state.authority, &config.clients, demo, request, &budget).await? {
         SessionStarted::Code(code) => Ok((StatusCode::CREATED, Json(code)).into_response()),
         SessionStarted::Tokens(_) => Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected", "the demo asked for a code")),
     }
@@ -148,8 +148,8 @@ async fn replay(State(state): State<AppState>, bytes: Bytes) -> Result<Response,
     let Some(previous) = previous else {
         return Err(Problem::new(StatusCode::CONFLICT, "nothing_to_replay", "refresh once first: there is no previous refresh token yet"));
     };
-    let demo = state
-        .config
+    let config = state.config();
+    let demo = config
         .clients
         .get(DEMO_CLIENT)
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no_demo_client", "the demo client is missing"))?;
@@ -177,8 +177,8 @@ struct Everywhere {
 
 async fn logout_everywhere(State(state): State<AppState>, bytes: Bytes) -> Result<StatusCode, Problem> {
     let everywhere: Everywhere = body(&bytes)?;
-    let demo = state
-        .config
+    let config = state.config();
+    let demo = config
         .clients
         .get(DEMO_CLIENT)
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no_demo_client", "the demo client is missing"))?;

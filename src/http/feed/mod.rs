@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 /// A public feed needs nothing; a private one a confidential client (HTTP
 /// Basic) with the `read_revocations` permission.
 fn authorize(state: &AppState, headers: &HeaderMap, peer: Peer) -> Result<(), Problem> {
-    if state.config.feed.public {
+    if state.config().feed.public {
         return Ok(());
     }
     management_client(state, headers, peer, &[Permission::ReadRevocations]).map(|_| ())
@@ -81,13 +81,13 @@ pub async fn document(
     authorize(&state, &headers, peer)?;
     state.authority.require_fresh_revocations()?;
     let after = cursor(query.as_deref(), &HeaderMap::new())?;
-    let limit = limit(query.as_deref(), &state.config.feed)?;
+    let limit = limit(query.as_deref(), &state.config().feed)?;
     let page = state.authority.signed_revocations_page(after, limit).await?;
     let mut validators = HeaderMap::new();
     validators.insert(header::ETAG, HeaderValue::from_str(&page.etag).expect("ASCII"));
     // A feed behind client authentication must never be stored by a
     // shared cache and handed to someone else (RFC 9111 §3.5).
-    let cache_control = if state.config.feed.public { "public, max-age=1" } else { "private, no-store" };
+    let cache_control = if state.config().feed.public { "public, max-age=1" } else { "private, no-store" };
     validators.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
     validators.insert(header::VARY, HeaderValue::from_static("Authorization"));
     if page.more {

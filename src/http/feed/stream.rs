@@ -191,11 +191,11 @@ pub async fn stream(
     let peer = peer.map(|Extension(ConnectInfo(address))| peer_key(address));
     state
         .feed_streams
-        .enter(peer, &state.config.feed)
+        .enter(peer, &state.config().feed)
         .map_err(|detail| Problem::new(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", detail).with_retry_after(RETRY_AFTER_SECONDS))?;
     let slot = Slot { state: state.clone(), peer };
     if let Some(Extension(stall)) = stall {
-        stall.arm(state.config.feed.slow_consumer_timeout);
+        stall.arm(state.config().feed.slow_consumer_timeout);
     }
     let follow = Follow {
         // Subscribe before reading the backlog so nothing falls in between.

@@ -250,7 +250,7 @@ pub async fn limit_requests(State(state): State<AppState>, request: Request, nex
     {
         return OAuthError::too_many_requests(
             whole_seconds(wait),
-            format!("too many requests from this address; at most {} per second", state.config.throttle.requests_per_second),
+            format!("too many requests from this address; at most {} per second", state.config().throttle.requests_per_second),
         )
         .into_response();
     }

@@ -241,6 +241,24 @@ impl TestServer {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Wait (up to 10 s) until the logs contain `text` `count` times; returns the logs.
+    pub async fn wait_for_log(&self, text: &str, count: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let logs = self.logs();
+            if logs.matches(text).count() >= count {
+                return logs;
+            }
+            assert!(Instant::now() < deadline, "no {count}× {text:?} in the logs:\n{logs}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Send a signal (`HUP`, `TERM`, …) to the server.
+    pub fn signal(&self, name: &str) {
+        send_signal(self.child.id(), name);
+    }
+
     /// Run a `tessera` CLI command in the server's directory.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(binary()).args(args).current_dir(self.dir()).output().expect("run tessera cli")
