@@ -63,6 +63,10 @@ impl Store for TracedStore {
         Box::pin(self.inner.redeem_code(code_id).instrument(span("redeem_code")))
     }
 
+    fn remember_proof(&self, id: &str, issued_at: i64, until: i64) -> StoreFuture<'_, bool> {
+        Box::pin(self.inner.remember_proof(id, issued_at, until).instrument(span("remember_proof")))
+    }
+
     fn ping(&self) -> StoreFuture<'_, ()> {
         // Readiness probes ask often; no span for them.
         self.inner.ping()
