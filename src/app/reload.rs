@@ -12,7 +12,7 @@
 //! Everything else is bound at start — listeners (`listen`,
 //! `management.listen`), `issuer`, `keys_dir`, `[store]`, `[tokens]`,
 //! `keys.reload_interval`, `keys.rotate_every`, the other `[http]` limits,
-//! `[throttle]`, `[log]`: a change there is logged as needing a restart
+//! `[throttle]`, `[log]`, `[dpop]`: a change there is logged as needing a restart
 //! and the value in force is kept.
 //!
 //! A file that does not load (a syntax error, a bad value) changes
@@ -122,6 +122,7 @@ pub fn merge(current: &Config, new: Config) -> Result<(Config, Changes), ConfigE
     restart("http", &current.http, &http);
     restart("throttle", &current.throttle, &new.throttle);
     restart("log.format", &current.log_format, &new.log_format);
+    restart("dpop", &current.dpop, &new.dpop);
     Ok((merged, changes))
 }
 

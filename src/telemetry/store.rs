@@ -55,16 +55,16 @@ impl Store for TracedStore {
         Box::pin(self.inner.purge_expired(now).instrument(span("purge_expired")))
     }
 
-    fn remember_proof(&self, id: &str, issued_at: i64, until: i64) -> StoreFuture<'_, bool> {
-        Box::pin(self.inner.remember_proof(id, issued_at, until).instrument(span("remember_proof")))
-    }
-
     fn put_code(&self, code_id: &str, record: HandoffCode) -> StoreFuture<'_, ()> {
         Box::pin(self.inner.put_code(code_id, record).instrument(span("put_code")))
     }
 
     fn redeem_code(&self, code_id: &str) -> StoreFuture<'_, Option<HandoffCode>> {
         Box::pin(self.inner.redeem_code(code_id).instrument(span("redeem_code")))
+    }
+
+    fn remember_proof(&self, id: &str, issued_at: i64, until: i64) -> StoreFuture<'_, bool> {
+        Box::pin(self.inner.remember_proof(id, issued_at, until).instrument(span("remember_proof")))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
