@@ -126,65 +126,6 @@ settings! {
     }
 }
 
-impl RawStore {
-    fn redis(self) -> Result<RedisConfig, ConfigError> {
-        let (urls, topology, key) = match (self.url, self.cluster_urls, self.sentinel_urls) {
-            (Some(url), None, None) => (vec![url], RedisTopology::Standalone, "store.url"),
-            (None, Some(urls), None) if !urls.is_empty() => (urls, RedisTopology::Cluster, "store.cluster_urls"),
-            (None, None, Some(urls)) if !urls.is_empty() => {
-                let master = self.sentinel_master.ok_or_else(|| {
-                    ConfigError::invalid(
-                        "store.sentinel_master",
-                        "",
-                        "required with store.sentinel_urls: the name the Sentinels monitor, like \"mymaster\"",
-                    )
-                })?;
-                (urls, RedisTopology::Sentinel { master }, "store.sentinel_urls")
-            }
-            _ => {
-                return Err(ConfigError::invalid(
-                    "store.url",
-                    "",
-                    "with store.kind = \"redis\" set exactly one of store.url (one server), store.cluster_urls (a Cluster) or store.sentinel_urls (Sentinel)",
-                ));
-            }
-        };
-        for url in &urls {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(ConfigError::invalid(
-                    key,
-                    crate::store::redis::redact(url),
-                    "expected a redis:// or rediss:// URL, like \"redis://127.0.0.1:6379/0\"",
-                ));
-            }
-        }
-        let key_prefix = self.key_prefix.unwrap_or_else(|| "tessera".into());
-        if key_prefix.is_empty() || key_prefix.len() > 64 || !key_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
-            return Err(ConfigError::invalid("store.key_prefix", &key_prefix, "expected 1 to 64 letters, digits or -_.:"));
-        }
-        let connections = self.connections.unwrap_or(2);
-        if !(1..=64).contains(&connections) {
-            return Err(ConfigError::invalid("store.connections", connections, "expected a number from 1 to 64"));
-        }
-        let ms = Duration::from_millis;
-        Ok(RedisConfig {
-            urls,
-            topology,
-            key_prefix,
-            connections: connections as usize,
-            connect_timeout: duration("store.connect_timeout", self.connect_timeout, "2s", ms(100), Duration::from_secs(60))?,
-            response_timeout: duration("store.response_timeout", self.response_timeout, "1s", ms(50), Duration::from_secs(60))?,
-            mirror_max_staleness: duration(
-                "store.mirror_max_staleness",
-                self.mirror_max_staleness,
-                "5s",
-                ms(500),
-                Duration::from_secs(3600),
-            )?,
-        })
-    }
-}
-
 settings! {
     struct RawTokens in "tokens." {
         algorithm: Option<String>,
@@ -212,34 +153,6 @@ settings! {
         max_streams: Option<i64>,
         max_streams_per_peer: Option<i64>,
         slow_consumer_timeout: Option<String>,
-    }
-}
-
-impl RawFeed {
-    fn validate(self) -> Result<FeedConfig, ConfigError> {
-        let count = |key: &str, value: Option<i64>, default: i64, max: i64| {
-            let value = value.unwrap_or(default);
-            if (1..=max).contains(&value) {
-                Ok(value as usize)
-            } else {
-                Err(ConfigError::invalid(key, value, format!("expected a number from 1 to {max}")))
-            }
-        };
-        let max_streams = count("feed.max_streams", self.max_streams, 1024, 1_000_000)?;
-        let max_streams_per_peer = count("feed.max_streams_per_peer", self.max_streams_per_peer, 8, 1_000_000)?;
-        Ok(FeedConfig {
-            public: self.public.unwrap_or(false),
-            page_size: count("feed.page_size", self.page_size, 1000, FeedConfig::MAX_PAGE_SIZE as i64)?,
-            max_streams,
-            max_streams_per_peer,
-            slow_consumer_timeout: duration(
-                "feed.slow_consumer_timeout",
-                self.slow_consumer_timeout,
-                "30s",
-                SECOND,
-                Duration::from_secs(3600),
-            )?,
-        })
     }
 }
 
@@ -272,61 +185,12 @@ settings! {
     }
 }
 
-impl RawThrottle {
-    fn validate(self) -> Result<ThrottleConfig, ConfigError> {
-        let number = |key: &str, value: Option<i64>, default: i64, range: std::ops::RangeInclusive<i64>| {
-            let value = value.unwrap_or(default);
-            if range.contains(&value) {
-                Ok(value as u32)
-            } else {
-                Err(ConfigError::invalid(key, value, format!("expected a number from {} to {}", range.start(), range.end())))
-            }
-        };
-        let requests_per_second = number("throttle.requests_per_second", self.requests_per_second, 0, 0..=1_000_000)?;
-        Ok(ThrottleConfig {
-            max_failures: number("throttle.max_failures", self.max_failures, 20, 0..=100_000)?,
-            max_failures_per_peer: number("throttle.max_failures_per_peer", self.max_failures_per_peer, 40, 0..=100_000)?,
-            window: duration("throttle.window", self.window, "1m", SECOND, DAY)?,
-            max_tracked: number("throttle.max_tracked", self.max_tracked, 100_000, 100..=10_000_000)? as usize,
-            requests_per_second,
-            burst: number("throttle.burst", self.burst, i64::from(requests_per_second.max(1)), 1..=1_000_000)?,
-        })
-    }
-}
-
 settings! {
     struct RawDpop in "dpop." {
         max_age: Option<String>,
         require_nonce: Option<bool>,
         nonce_period: Option<String>,
     }
-}
-
-impl RawDpop {
-    fn validate(self) -> Result<super::DpopConfig, ConfigError> {
-        Ok(super::DpopConfig {
-            max_age: duration("dpop.max_age", self.max_age, "60s", SECOND, Duration::from_secs(600))?,
-            require_nonce: self.require_nonce.unwrap_or(false),
-            nonce_period: duration("dpop.nonce_period", self.nonce_period, "5m", Duration::from_secs(10), DAY)?,
-        })
-    }
-}
-
-/// `http.trusted_proxies`: IP addresses or CIDR networks (`10.0.0.0/8`,
-/// `2001:db8::/32`); a bare address is a network of one.
-fn trusted_proxies(entries: Option<Vec<String>>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
-    let allowed = "expected IP addresses or CIDR networks, like [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]";
-    entries
-        .unwrap_or_default()
-        .iter()
-        .map(|entry| {
-            let text = entry.trim();
-            text.parse::<ipnet::IpNet>()
-                .map(|net| net.trunc())
-                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| ConfigError::invalid("http.trusted_proxies", entry, allowed))
-        })
-        .collect()
 }
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -456,7 +320,7 @@ impl RawConfig {
                 keep_alive_timeout,
                 max_connections: max_connections as usize,
                 drain_timeout,
-                trusted_proxies: trusted_proxies(self.http.trusted_proxies)?,
+                trusted_proxies: sections::trusted_proxies(self.http.trusted_proxies)?,
             },
             management_listen,
             feed,
@@ -511,55 +375,9 @@ fn validate_issuer(issuer: &str) -> Result<String, ConfigError> {
     Ok(issuer.trim_end_matches('/').to_string())
 }
 
+#[path = "sections.rs"]
+mod sections;
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::load_with_env(None, &env)
-    }
-
-    #[test]
-    fn the_reuse_grace_must_outlast_a_request_and_the_store_wait() {
-        assert_eq!(Config::defaults().tokens.reuse_grace, Duration::from_secs(10));
-        assert_eq!(Config::defaults().http.request_timeout, Duration::from_secs(5), "the defaults satisfy the rule");
-        let error = load(&[("TESSERA_TOKENS_REUSE_GRACE", "5s")]).unwrap_err().to_string();
-        assert!(error.contains("tokens.reuse_grace") && error.contains("http.request_timeout") && error.contains("408/503"), "{error}");
-        assert!(load(&[("TESSERA_TOKENS_REUSE_GRACE", "5s"), ("TESSERA_HTTP_REQUEST_TIMEOUT", "4s")]).is_ok());
-        assert!(load(&[("TESSERA_TOKENS_REUSE_GRACE", "0")]).is_ok(), "0 turns retries off");
-        let redis =
-            [("TESSERA_STORE_KIND", "redis"), ("TESSERA_STORE_URL", "redis://127.0.0.1:6379"), ("TESSERA_HTTP_REQUEST_TIMEOUT", "9s")];
-        let error = load(&[redis.as_slice(), &[("TESSERA_TOKENS_REUSE_GRACE", "10s")]].concat()).unwrap_err().to_string();
-        assert!(error.contains("9s + 1s = 10s"), "{error}");
-        assert!(load(&[redis.as_slice(), &[("TESSERA_TOKENS_REUSE_GRACE", "11s")]].concat()).is_ok());
-    }
-
-    #[test]
-    fn a_mistyped_redis_url_is_echoed_without_its_password() {
-        let error = load(&[("TESSERA_STORE_KIND", "redis"), ("TESSERA_STORE_URL", "redis//:TopSecretPw@127.0.0.1:16391/0")])
-            .unwrap_err()
-            .to_string();
-        assert!(!error.contains("TopSecretPw"), "{error}");
-        assert!(error.contains("store.url") && error.contains("127.0.0.1:16391"), "{error}");
-        assert!(load(&[("TESSERA_STORE_ACCEPT_NEW_STORE", "true")]).unwrap().accept_new_store);
-        assert!(!Config::defaults().accept_new_store);
-    }
-
-    #[test]
-    fn issuer_must_be_an_http_url_without_query() {
-        assert!(validate_issuer("https://auth.example.com/").is_ok());
-        assert!(validate_issuer("auth.example.com").is_err());
-        assert!(validate_issuer("https://a.example/?x=1").is_err());
-    }
-
-    #[test]
-    fn trusted_proxies_are_addresses_or_networks() {
-        let parsed = trusted_proxies(Some(vec!["10.1.2.3/8".into(), "192.0.2.7".into(), "2001:db8::/32".into()])).unwrap();
-        let shown: Vec<String> = parsed.iter().map(ToString::to_string).collect();
-        assert_eq!(shown, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
-        let error = trusted_proxies(Some(vec!["10.0.0.0/33".into()])).unwrap_err().to_string();
-        assert!(error.contains("http.trusted_proxies") && error.contains("10.0.0.0/33"), "{error}");
-        assert!(trusted_proxies(Some(vec!["proxy.internal".into()])).is_err());
-    }
-}
+#[path = "raw_tests.rs"]
+mod tests;
