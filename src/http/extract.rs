@@ -35,16 +35,11 @@ impl FromRequest<AppState> for OAuthForm {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, OAuthError> {
         let form_encoded = has_content_type(request.headers(), "application/x-www-form-urlencoded");
-        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                OAuthError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "invalid_request",
-                    format!("the body exceeds {} bytes", state.config().http.max_body_bytes),
-                )
-            } else {
-                OAuthError::invalid_request("the request body could not be read")
+        let body = read_body(request, state).await.map_err(|unread| match unread {
+            Unread::TooLarge(max) => {
+                OAuthError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", format!("the body exceeds {max} bytes"))
             }
+            Unread::Failed => OAuthError::invalid_request("the request body could not be read"),
         })?;
         if !form_encoded {
             return Err(OAuthError::invalid_request("the body must be form-encoded with Content-Type: application/x-www-form-urlencoded"));
@@ -181,16 +176,9 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Problem> {
         let json = has_content_type(request.headers(), "application/json");
-        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!("the body exceeds {} bytes", state.config().http.max_body_bytes),
-                )
-            } else {
-                Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read")
-            }
+        let body = read_body(request, state).await.map_err(|unread| match unread {
+            Unread::TooLarge(max) => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body exceeds {max} bytes")),
+            Unread::Failed => Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read"),
         })?;
         if !json {
             return Err(Problem::new(
@@ -232,6 +220,24 @@ pub fn has_content_type(headers: &HeaderMap, expected: &str) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
+}
+
+/// Why a body was not read; each extractor answers it in its own format.
+enum Unread {
+    /// Over `http.max_body_bytes` (the limit).
+    TooLarge(usize),
+    Failed,
+}
+
+/// The whole body, within `http.max_body_bytes`.
+async fn read_body(request: Request, state: &AppState) -> Result<Bytes, Unread> {
+    Bytes::from_request(request, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Unread::TooLarge(state.config().http.max_body_bytes)
+        } else {
+            Unread::Failed
+        }
+    })
 }
 
 #[cfg(test)]
