@@ -35,8 +35,8 @@ use crate::revocations::{Covers, Revocation, TokenFacts};
 use crate::store::{ConsumedRefresh, Consumption};
 use crate::tokens::access::Audience;
 use crate::tokens::issue::IssuedSession;
-use crate::tokens::{random_id, time_ordered_id};
 use crate::tokens::refresh::{self, RefreshClaims};
+use crate::tokens::{random_id, time_ordered_id};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
