@@ -87,7 +87,10 @@ fn first_repeat(names: &[String]) -> Option<&str> {
 /// as UTF-8 (invalid sequences replaced), as `form_urlencoded` does.
 fn decode(raw: &[u8]) -> String {
     if !raw.iter().any(|&b| b == b'%' || b == b'+') {
-        return String::from_utf8_lossy(raw).into_owned();
+        return match std::str::from_utf8(raw) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(raw).into_owned(),
+        };
     }
     form_urlencoded::parse(raw).next().map(|(name, _)| name.into_owned()).unwrap_or_default()
 }
