@@ -10,6 +10,9 @@
 //! server CPU time per request (utime + stime from `/proc/<pid>/stat`),
 //! which does not depend on how fast the client is. Throughput and p50/p99
 //! latency are secondary. Rounds are interleaved and the medians printed.
+//! Servers run with `TESSERA_LOG=warn` (security events, no line per
+//! request), except the `INFO log` phase, which shows what the default
+//! request log costs.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -55,6 +58,8 @@ fn main() {
 
     let floor = FloorServer::start();
     let memory = Server::start_on(&config("memory", ""), &[], Some(SERVER_CORE));
+    // The same, logging a line per request (the default, `TESSERA_LOG=info`).
+    let logging = Server::start_on(&config("memory", ""), &[("TESSERA_LOG", "info")], Some(SERVER_CORE));
     let embedded = Server::start_on(&config("embedded", ""), &[], Some(SERVER_CORE));
     let redis = Redis::start();
     let redis_server = redis
@@ -94,6 +99,17 @@ fn main() {
             "client_credentials",
             ["introspection, first"],
             load::drive(addr, memory.pid(), vec![(); CONNECTIONS], phase, client_credentials)
+        );
+        phase!(
+            "client_credentials, INFO log",
+            [],
+            load::drive(
+                address(&logging),
+                logging.pid(),
+                vec![(); CONNECTIONS],
+                phase,
+                Fixed(form_request("/oauth2/token", &basic("backend"), "grant_type=client_credentials"))
+            )
         );
         let sessions = Sessions { auth: basic("backend"), into: Collected::default() };
         let created = sessions.into.clone();
@@ -172,6 +188,7 @@ type CryptoOps = &'static [(&'static str, u32)];
 const ENDPOINTS: &[(&str, &str, CryptoOps)] = &[
     ("JWKS", "GET", &[]),
     ("client_credentials", "POST", &[("sha256", 1), ("sign", 1)]),
+    ("client_credentials, INFO log", "POST", &[("sha256", 1), ("sign", 1)]),
     ("session creation", "POST", &[("sha256", 1), ("sign", 1), ("hmac", 2)]),
     ("refresh, memory", "POST", &[("sign", 1), ("hmac", 2)]),
     ("refresh, embedded", "POST", &[("sign", 1), ("hmac", 2)]),

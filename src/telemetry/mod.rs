@@ -32,6 +32,7 @@
 
 use crate::config::LogFormat;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -57,6 +58,13 @@ impl Drop for Guard {
     }
 }
 
+/// The log lines leave out the spans no line is ever logged in — `sign`
+/// and `store`, which exist for exported traces — so a request does not
+/// pay for formatting their fields into every log line's context.
+fn only_spans_with_log_lines() -> tracing_subscriber::filter::FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
+    tracing_subscriber::filter::filter_fn(|metadata| !(metadata.is_span() && matches!(metadata.name(), "sign" | "store")))
+}
+
 /// Install the process-wide subscriber. Call once, outside any async runtime.
 pub fn init(format: LogFormat) -> Guard {
     #[cfg(feature = "otel")]
@@ -70,7 +78,8 @@ pub fn init(format: LogFormat) -> Guard {
     match format {
         LogFormat::Text => {
             let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            registry.with(tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr)).init();
+            let layer = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
+            registry.with(layer.with_filter(only_spans_with_log_lines())).init();
         }
         LogFormat::Json => {
             let layer = tracing_subscriber::fmt::layer()
@@ -79,7 +88,7 @@ pub fn init(format: LogFormat) -> Guard {
                 .with_current_span(true)
                 .with_span_list(true)
                 .with_writer(std::io::stderr);
-            registry.with(layer).init();
+            registry.with(layer.with_filter(only_spans_with_log_lines())).init();
         }
     }
     Guard {
