@@ -9,15 +9,11 @@ pub fn sha256_hex(text: &str) -> String {
     ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// utime + stime of `pid`, in seconds.
-pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
+#[allow(dead_code)] // not every bench uses every part of it
+pub mod load;
+
+#[allow(unused_imports)] // not every bench reads CPU time
+pub use load::cpu_seconds;
 
 /// Resident memory of `pid`, in MiB.
 #[allow(dead_code)] // not every bench reads it
@@ -40,10 +36,24 @@ pub struct Server {
 
 impl Server {
     /// Start the binary with `config` as its tessera.toml and extra `env`.
+    #[allow(dead_code)] // not every bench uses it
     pub fn start(config: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_on(config, env, None)
+    }
+
+    /// [`Server::start`], confined to one CPU core when `core` is given
+    /// (with `taskset`, so the runtime sizes itself to that one core).
+    pub fn start_on(config: &str, env: &[(&str, &str)], core: Option<usize>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("tessera.toml"), config).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        let mut command = match core {
+            Some(core) => {
+                let mut taskset = Command::new("taskset");
+                taskset.args(["-c", &core.to_string(), env!("CARGO_BIN_EXE_tessera")]);
+                taskset
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_tessera")),
+        };
         command
             .arg("serve")
             .current_dir(dir.path())

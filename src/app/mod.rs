@@ -15,7 +15,7 @@
 //! purge task.
 
 mod epoch;
-mod listener;
+pub mod listener;
 pub mod reload;
 mod tasks;
 mod write_stall;

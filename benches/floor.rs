@@ -1,0 +1,484 @@
+//! Every endpoint against its floor, in one run.
+//!
+//! `cargo bench --bench floor` (BENCH_SECONDS per phase, default 3;
+//! BENCH_ROUNDS, default 3). The floor of an endpoint is what it cannot
+//! avoid: an HTTP round trip on the same server stack (an empty handler
+//! behind tessera's own listener, measured here for GET and for a form
+//! POST) plus the cryptography the request needs, each operation timed with
+//! ring in this run. Each server runs on core 0 (`taskset`), the load
+//! generator on core 1, 64 keep-alive connections; the primary figure is
+//! server CPU time per request (utime + stime from `/proc/<pid>/stat`),
+//! which does not depend on how fast the client is. Throughput and p50/p99
+//! latency are secondary. Rounds are interleaved and the medians printed.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use axum::Router;
+use axum::routing::get;
+use ring::signature::{ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, UnparsedPublicKey};
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::load::{self, Measurement, Workload};
+use support::{Server, sha256_hex};
+
+const CONNECTIONS: usize = 64;
+const SECRET: &str = "bench-secret-0123456789abcdefghijklmnopqrstuvwxyz";
+const SERVER_CORE: usize = 0;
+const CLIENT_CORE: usize = 1;
+/// Bounds on the tokens one phase hands to the next.
+const MAX_COLLECTED: usize = 60_000;
+const REVOCATIONS_PER_CONNECTION: usize = 300;
+
+fn main() {
+    if std::env::var_os("TESSERA_BENCH_FLOOR_SERVER").is_some() {
+        return serve_floor();
+    }
+    // `cargo test --benches` runs bench targets without --bench: skip.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("floor: run with `cargo bench --bench floor`");
+        return;
+    }
+    let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let phase = Duration::from_secs_f64(seconds);
+    load::pin_to_core(CLIENT_CORE);
+
+    let floor = FloorServer::start();
+    let memory = Server::start_on(&config("memory", ""), &[], Some(SERVER_CORE));
+    let embedded = Server::start_on(&config("embedded", ""), &[], Some(SERVER_CORE));
+    let redis = Redis::start();
+    let redis_server = redis
+        .as_ref()
+        .map(|r| Server::start_on(&config("redis", &format!("url = \"redis://127.0.0.1:{}\"\n", r.port)), &[], Some(SERVER_CORE)));
+
+    let mut results: BTreeMap<&'static str, Vec<Measurement>> = BTreeMap::new();
+    let mut crypto: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    for round in 1..=rounds {
+        eprintln!("round {round} of {rounds}");
+        for (name, micros) in crypto_costs() {
+            crypto.entry(name).or_default().push(micros);
+        }
+        let mut record = |name: &'static str, m: Measurement| {
+            eprintln!("  {name}: {:.1} µs/request, {:.0}/s, {} failures", m.cpu_us(), m.rate(), m.failures);
+            results.entry(name).or_default().push(m);
+        };
+        record("floor GET", load::drive(floor.addr, floor.pid(), vec![(); CONNECTIONS], phase, Fixed(get_request("/"))));
+        record("floor POST", load::drive(floor.addr, floor.pid(), vec![(); CONNECTIONS], phase, Fixed(form_request("/", "", FLOOR_FORM))));
+        let addr = address(&memory);
+        record("JWKS", load::drive(addr, memory.pid(), vec![(); CONNECTIONS], phase, Fixed(get_request("/.well-known/jwks.json"))));
+        let access_tokens = Collected::default();
+        let client_credentials = Collecting {
+            request: form_request("/oauth2/token", &basic("backend"), "grant_type=client_credentials"),
+            field: "access_token",
+            into: access_tokens.clone(),
+        };
+        record("client_credentials", load::drive(addr, memory.pid(), vec![(); CONNECTIONS], phase, client_credentials));
+        let sessions = Sessions { auth: basic("backend"), into: Collected::default() };
+        let created = sessions.into.clone();
+        record("session creation", load::drive(addr, memory.pid(), (0..CONNECTIONS).map(|c| (c, 0)).collect(), phase, sessions));
+        record("refresh, memory", refresh_phase(&memory, phase));
+        record("refresh, embedded", refresh_phase(&embedded, phase));
+        if let Some(server) = &redis_server {
+            record("refresh, redis", refresh_phase(server, phase));
+        }
+        let introspect = |token: &str| form_request("/oauth2/introspect", &basic("backend"), &format!("token={token}"));
+        let first: Vec<Vec<Vec<u8>>> =
+            access_tokens.deal(usize::MAX).into_iter().map(|tokens| tokens.iter().map(|t| introspect(t)).collect()).collect();
+        record("introspection, first", load::drive(addr, memory.pid(), first, phase, Sequence));
+        let repeated = access_tokens_for(&memory).iter().map(|t| introspect(t)).collect::<Vec<_>>();
+        record("introspection, repeated", load::drive(addr, memory.pid(), repeated, phase, Repeat));
+        let revocations: Vec<Vec<Vec<u8>>> = created
+            .deal(REVOCATIONS_PER_CONNECTION)
+            .into_iter()
+            .map(|tokens| tokens.iter().map(|t| form_request("/oauth2/revoke", "", &format!("client_id=web&token={t}"))).collect())
+            .collect();
+        record("revocation", load::drive(addr, memory.pid(), revocations, phase, Sequence));
+    }
+
+    let crypto: BTreeMap<&str, f64> = crypto.iter().map(|(name, samples)| (*name, median(samples.clone()))).collect();
+    let cpu = |name: &str| results.get(name).map(|runs| median(runs.iter().map(Measurement::cpu_us).collect()));
+    let http_get = cpu("floor GET").unwrap();
+    let http_post = cpu("floor POST").unwrap();
+    println!("\n{CONNECTIONS} connections, server on one core, {seconds} s per phase, median of {rounds} rounds, 127.0.0.1");
+    println!(
+        "\ncrypto (ring, this run): ES256 sign {:.1} µs, ES256 verify {:.1} µs, HMAC-SHA256 {:.2} µs, SHA-256 {:.2} µs",
+        crypto["sign"], crypto["verify"], crypto["hmac"], crypto["sha256"]
+    );
+    println!("HTTP floor (empty handler, same stack): GET {http_get:.1} µs, form POST {http_post:.1} µs of server CPU per request\n");
+    println!("| endpoint | floor = HTTP + crypto | floor µs | server CPU µs/req | × floor | req/s | p50 ms | p99 ms | failures |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (name, http, ops) in ENDPOINTS {
+        let Some(runs) = results.get(name) else { continue };
+        let base = if *http == "GET" { http_get } else { http_post };
+        let floor: f64 = base + ops.iter().map(|(op, count)| crypto[op] * *count as f64).sum::<f64>();
+        let composition: Vec<String> =
+            ops.iter().map(|(op, count)| if *count == 1 { op.to_string() } else { format!("{count}×{op}") }).collect();
+        let used = cpu(name).unwrap();
+        let middle = |f: &dyn Fn(&Measurement) -> f64| median(runs.iter().map(f).collect());
+        println!(
+            "| {name} | {http}{} | {floor:.1} | {used:.1} | {:.2} | {:.0} | {:.2} | {:.2} | {} |",
+            composition.iter().map(|c| format!(" + {c}")).collect::<String>(),
+            used / floor,
+            middle(&|m| m.rate()),
+            middle(&|m| m.percentile_ms(0.5)),
+            middle(&|m| m.percentile_ms(0.99)),
+            runs.iter().map(|m| m.failures).sum::<u64>(),
+        );
+    }
+    let rate = |name: &str| results.get(name).map(|runs| median(runs.iter().map(Measurement::rate).collect()));
+    if let (Some(durable), Some(memory)) = (rate("refresh, embedded"), rate("refresh, memory")) {
+        println!("\ndurable (embedded, fsync'd) refresh / memory refresh throughput: {:.2}", durable / memory);
+    }
+    if let (Some(redis), Some(memory)) = (rate("refresh, redis"), rate("refresh, memory")) {
+        println!("redis refresh / memory refresh throughput: {:.2}", redis / memory);
+    }
+    drop(redis_server);
+    drop(redis);
+}
+
+/// Each endpoint, the HTTP floor it is measured against, and the crypto
+/// operations (with counts) it cannot avoid.
+const ENDPOINTS: &[(&str, &str, &[(&str, u32)])] = &[
+    ("JWKS", "GET", &[]),
+    ("client_credentials", "POST", &[("sha256", 1), ("sign", 1)]),
+    ("session creation", "POST", &[("sha256", 1), ("sign", 1), ("hmac", 2)]),
+    ("refresh, memory", "POST", &[("sign", 1), ("hmac", 2)]),
+    ("refresh, embedded", "POST", &[("sign", 1), ("hmac", 2)]),
+    ("refresh, redis", "POST", &[("sign", 1), ("hmac", 2)]),
+    ("introspection, first", "POST", &[("sha256", 2), ("verify", 1)]),
+    ("introspection, repeated", "POST", &[("sha256", 2)]),
+    ("revocation", "POST", &[("hmac", 1)]),
+];
+
+/// A form body about as long as a refresh request's.
+const FLOOR_FORM: &str = "grant_type=refresh_token&client_id=web&refresh_token=rt1.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+fn config(store: &str, extra: &str) -> String {
+    format!(
+        "[store]\nkind = \"{store}\"\n{extra}\n[[clients]]\nid = \"backend\"\nsecret_sha256 = \"{}\"\npermissions = [\"sessions\", \"introspect\"]\n\n[[clients]]\nid = \"web\"\npublic = true\nrevocation_quota = 1000000\n",
+        sha256_hex(SECRET)
+    )
+}
+
+fn basic(id: &str) -> String {
+    load::basic_auth(id, SECRET)
+}
+
+fn address(server: &Server) -> SocketAddr {
+    server.base.trim_start_matches("http://").parse().unwrap()
+}
+
+fn get_request(path: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    load::get(&mut out, path, "");
+    out
+}
+
+fn form_request(path: &str, headers: &str, body: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    load::post_form(&mut out, path, headers, body);
+    out
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// The same request again and again; any 200 is a success.
+struct Fixed(Vec<u8>);
+
+impl Workload<()> for Fixed {
+    fn request(&self, _: &mut (), out: &mut Vec<u8>) -> bool {
+        out.extend_from_slice(&self.0);
+        true
+    }
+    fn response(&self, _: &mut (), status: u16, _: &[u8]) -> bool {
+        status == 200
+    }
+}
+
+/// Each connection repeats its own request.
+struct Repeat;
+
+impl Workload<Vec<u8>> for Repeat {
+    fn request(&self, request: &mut Vec<u8>, out: &mut Vec<u8>) -> bool {
+        out.extend_from_slice(request);
+        true
+    }
+    fn response(&self, _: &mut Vec<u8>, status: u16, body: &[u8]) -> bool {
+        status == 200 && !body.starts_with(b"{\"active\":false")
+    }
+}
+
+/// Each connection sends its own requests once each, then stops. A
+/// revocation answers 200 with an empty body, an introspection `active`.
+struct Sequence;
+
+impl Workload<Vec<Vec<u8>>> for Sequence {
+    fn request(&self, requests: &mut Vec<Vec<u8>>, out: &mut Vec<u8>) -> bool {
+        requests.pop().map(|request| out.extend_from_slice(&request)).is_some()
+    }
+    fn response(&self, _: &mut Vec<Vec<u8>>, status: u16, body: &[u8]) -> bool {
+        status == 200 && !body.starts_with(b"{\"active\":false")
+    }
+}
+
+/// Tokens one phase produces for a later one, bounded.
+#[derive(Clone, Default)]
+struct Collected(Arc<Mutex<Vec<String>>>);
+
+impl Collected {
+    fn push(&self, token: &str) {
+        let mut tokens = self.0.lock().unwrap();
+        if tokens.len() < MAX_COLLECTED {
+            tokens.push(token.to_string());
+        }
+    }
+
+    /// Deal the tokens out to the connections, at most `each` apiece.
+    fn deal(&self, each: usize) -> Vec<Vec<String>> {
+        let tokens = std::mem::take(&mut *self.0.lock().unwrap());
+        let mut hands = vec![Vec::new(); CONNECTIONS];
+        for (i, token) in tokens.into_iter().enumerate() {
+            if hands[i % CONNECTIONS].len() < each {
+                hands[i % CONNECTIONS].push(token);
+            }
+        }
+        hands
+    }
+}
+
+/// A fixed request whose answers carry a token worth keeping.
+struct Collecting {
+    request: Vec<u8>,
+    field: &'static str,
+    into: Collected,
+}
+
+impl Workload<()> for Collecting {
+    fn request(&self, _: &mut (), out: &mut Vec<u8>) -> bool {
+        out.extend_from_slice(&self.request);
+        true
+    }
+    fn response(&self, _: &mut (), status: u16, body: &[u8]) -> bool {
+        match (status, load::json_string(body, self.field)) {
+            (200, Some(token)) => {
+                self.into.push(token);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `POST /v1/sessions`, a new subject each time; keeps the refresh tokens.
+struct Sessions {
+    auth: String,
+    into: Collected,
+}
+
+impl Workload<(usize, u64)> for Sessions {
+    fn request(&self, (connection, n): &mut (usize, u64), out: &mut Vec<u8>) -> bool {
+        *n += 1;
+        let body = format!("{{\"sub\":\"user-{connection}-{n}-{}\",\"client_id\":\"web\"}}", std::process::id());
+        load::post(out, "/v1/sessions", "application/json", &self.auth, &body);
+        true
+    }
+    fn response(&self, _: &mut (usize, u64), status: u16, body: &[u8]) -> bool {
+        match (status, load::json_string(body, "refresh_token")) {
+            (200 | 201, Some(token)) => {
+                self.into.push(token);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Each connection rotates its own refresh-token chain.
+struct Refresh;
+
+impl Workload<String> for Refresh {
+    fn request(&self, token: &mut String, out: &mut Vec<u8>) -> bool {
+        load::post_form(out, "/oauth2/token", "", &format!("grant_type=refresh_token&client_id=web&refresh_token={token}"));
+        true
+    }
+    fn response(&self, token: &mut String, status: u16, body: &[u8]) -> bool {
+        match (status, load::json_string(body, "refresh_token")) {
+            (200, Some(next)) => {
+                *token = next.to_string();
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+fn refresh_phase(server: &Server, phase: Duration) -> Measurement {
+    let chains = new_sessions(server);
+    load::drive(address(server), server.pid(), chains, phase, Refresh)
+}
+
+/// One new session per connection, for the refresh chains.
+fn new_sessions(server: &Server) -> Vec<String> {
+    let sessions = Sessions { auth: basic("backend"), into: Collected::default() };
+    let created = sessions.into.clone();
+    let states: Vec<(usize, u64)> = (0..CONNECTIONS).map(|c| (c + 1_000_000, 0)).collect();
+    let setup = Once(sessions);
+    load::drive(address(server), server.pid(), states.into_iter().map(|s| (s, false)).collect(), Duration::from_secs(10), setup);
+    let chains: Vec<String> = created.deal(1).into_iter().flatten().collect();
+    assert_eq!(chains.len(), CONNECTIONS, "one session per connection");
+    chains
+}
+
+/// One access token per connection, each introspected again and again.
+fn access_tokens_for(server: &Server) -> Vec<String> {
+    let collected = Collected::default();
+    let minting = Once(Collecting {
+        request: form_request("/oauth2/token", &basic("backend"), "grant_type=client_credentials"),
+        field: "access_token",
+        into: collected.clone(),
+    });
+    load::drive(address(server), server.pid(), vec![((), false); CONNECTIONS], Duration::from_secs(10), minting);
+    collected.deal(1).into_iter().flatten().collect()
+}
+
+/// A workload run once per connection.
+struct Once<W>(W);
+
+impl<S, W: Workload<S>> Workload<(S, bool)> for Once<W> {
+    fn request(&self, (state, sent): &mut (S, bool), out: &mut Vec<u8>) -> bool {
+        !std::mem::replace(sent, true) && self.0.request(state, out)
+    }
+    fn response(&self, (state, _): &mut (S, bool), status: u16, body: &[u8]) -> bool {
+        self.0.response(state, status, body)
+    }
+}
+
+/// Microseconds per operation of each primitive, with ring, in this process.
+fn crypto_costs() -> Vec<(&'static str, f64)> {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    // A signing input the size of an access token's header and claims.
+    let message = vec![b'e'; 400];
+    let signature = key.sign(&rng, &message).unwrap();
+    let public = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, key.public_key().as_ref().to_vec());
+    let mac_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[7u8; 32]);
+    let refresh_input = vec![b'r'; 350];
+    let secret = SECRET.as_bytes();
+    vec![
+        ("sign", per_op(2_000, || key.sign(&rng, &message).unwrap())),
+        ("verify", per_op(1_000, || public.verify(&message, signature.as_ref()).is_ok())),
+        ("hmac", per_op(50_000, || ring::hmac::sign(&mac_key, &refresh_input))),
+        ("sha256", per_op(50_000, || ring::digest::digest(&ring::digest::SHA256, secret))),
+    ]
+}
+
+fn per_op<R>(iterations: u32, mut op: impl FnMut() -> R) -> f64 {
+    let samples: Vec<f64> = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..iterations {
+                black_box(op());
+            }
+            started.elapsed().as_secs_f64() * 1e6 / iterations as f64
+        })
+        .collect();
+    median(samples)
+}
+
+/// This bench binary again, serving an empty handler behind tessera's own
+/// listener — the HTTP part of every floor.
+struct FloorServer {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl FloorServer {
+    fn start() -> Self {
+        let mut child = Command::new("taskset")
+            .args(["-c", &SERVER_CORE.to_string()])
+            .arg(std::env::current_exe().unwrap())
+            .env("TESSERA_BENCH_FLOOR_SERVER", "1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().strip_prefix("floor listening on ").expect("floor server started").parse().unwrap();
+        Self { child, addr }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for FloorServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_floor() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("floor listening on {}", listener.local_addr().unwrap());
+        // A small JSON answer, the form read whole, as a handler would.
+        let router = Router::new().route(
+            "/",
+            get(|| async { axum::Json(serde_json::json!({"ok": true})) })
+                .post(|body: bytes::Bytes| async move { axum::Json(serde_json::json!({"fields": form_urlencoded::parse(&body).count()})) }),
+        );
+        let limits = tessera::app::listener::Limits {
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(5),
+            max_connections: 4096,
+            drain_timeout: Duration::from_secs(1),
+        };
+        tessera::app::listener::serve(listener, router, limits, std::future::pending()).await;
+    });
+}
+
+/// A redis-server for the run, keeping nothing on disk.
+struct Redis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn();
+        match child {
+            Ok(child) => {
+                std::thread::sleep(Duration::from_millis(300));
+                Some(Self { child, port })
+            }
+            Err(_) => {
+                println!("redis-server not installed: the Redis phase is skipped");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
