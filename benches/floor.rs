@@ -47,6 +47,10 @@ fn main() {
     let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let phase = Duration::from_secs_f64(seconds);
+    // BENCH_ONLY=refresh runs the phases whose name contains it (and those
+    // that make tokens for them), for profiling one endpoint at a time.
+    let only = std::env::var("BENCH_ONLY").ok();
+    let wanted = |name: &str| only.as_deref().is_none_or(|only| name.contains(only));
     load::pin_to_core(CLIENT_CORE);
 
     let floor = FloorServer::start();
@@ -68,37 +72,55 @@ fn main() {
             eprintln!("  {name}: {:.1} µs/request, {:.0}/s, {} failures", m.cpu_us(), m.rate(), m.failures);
             results.entry(name).or_default().push(m);
         };
+        // A phase runs when wanted, or when a wanted one needs its tokens.
+        macro_rules! phase {
+            ($name:expr, $needed_by:expr, $measure:expr) => {
+                if wanted($name) || $needed_by.iter().any(|n: &&str| wanted(n)) {
+                    record($name, $measure);
+                }
+            };
+        }
         record("floor GET", load::drive(floor.addr, floor.pid(), vec![(); CONNECTIONS], phase, Fixed(get_request("/"))));
         record("floor POST", load::drive(floor.addr, floor.pid(), vec![(); CONNECTIONS], phase, Fixed(form_request("/", "", FLOOR_FORM))));
         let addr = address(&memory);
-        record("JWKS", load::drive(addr, memory.pid(), vec![(); CONNECTIONS], phase, Fixed(get_request("/.well-known/jwks.json"))));
+        phase!("JWKS", [], load::drive(addr, memory.pid(), vec![(); CONNECTIONS], phase, Fixed(get_request("/.well-known/jwks.json"))));
         let access_tokens = Collected::default();
         let client_credentials = Collecting {
             request: form_request("/oauth2/token", &basic("backend"), "grant_type=client_credentials"),
             field: "access_token",
             into: access_tokens.clone(),
         };
-        record("client_credentials", load::drive(addr, memory.pid(), vec![(); CONNECTIONS], phase, client_credentials));
+        phase!(
+            "client_credentials",
+            ["introspection, first"],
+            load::drive(addr, memory.pid(), vec![(); CONNECTIONS], phase, client_credentials)
+        );
         let sessions = Sessions { auth: basic("backend"), into: Collected::default() };
         let created = sessions.into.clone();
-        record("session creation", load::drive(addr, memory.pid(), (0..CONNECTIONS).map(|c| (c, 0)).collect(), phase, sessions));
-        record("refresh, memory", refresh_phase(&memory, phase));
-        record("refresh, embedded", refresh_phase(&embedded, phase));
+        phase!(
+            "session creation",
+            ["revocation"],
+            load::drive(addr, memory.pid(), (0..CONNECTIONS).map(|c| (c, 0)).collect(), phase, sessions)
+        );
+        phase!("refresh, memory", [], refresh_phase(&memory, phase));
+        phase!("refresh, embedded", [], refresh_phase(&embedded, phase));
         if let Some(server) = &redis_server {
-            record("refresh, redis", refresh_phase(server, phase));
+            phase!("refresh, redis", [], refresh_phase(server, phase));
         }
         let introspect = |token: &str| form_request("/oauth2/introspect", &basic("backend"), &format!("token={token}"));
         let first: Vec<Vec<Vec<u8>>> =
             access_tokens.deal(usize::MAX).into_iter().map(|tokens| tokens.iter().map(|t| introspect(t)).collect()).collect();
-        record("introspection, first", load::drive(addr, memory.pid(), first, phase, Sequence));
-        let repeated = access_tokens_for(&memory).iter().map(|t| introspect(t)).collect::<Vec<_>>();
-        record("introspection, repeated", load::drive(addr, memory.pid(), repeated, phase, Repeat));
+        phase!("introspection, first", [], load::drive(addr, memory.pid(), first, phase, Sequence));
+        phase!("introspection, repeated", [], {
+            let repeated = access_tokens_for(&memory).iter().map(|t| introspect(t)).collect::<Vec<_>>();
+            load::drive(addr, memory.pid(), repeated, phase, Repeat)
+        });
         let revocations: Vec<Vec<Vec<u8>>> = created
             .deal(REVOCATIONS_PER_CONNECTION)
             .into_iter()
             .map(|tokens| tokens.iter().map(|t| form_request("/oauth2/revoke", "", &format!("client_id=web&token={t}"))).collect())
             .collect();
-        record("revocation", load::drive(addr, memory.pid(), revocations, phase, Sequence));
+        phase!("revocation", [], load::drive(addr, memory.pid(), revocations, phase, Sequence));
     }
 
     let crypto: BTreeMap<&str, f64> = crypto.iter().map(|(name, samples)| (*name, median(samples.clone()))).collect();
@@ -142,9 +164,12 @@ fn main() {
     drop(redis);
 }
 
+/// Crypto operations, each with how many times a request needs it.
+type CryptoOps = &'static [(&'static str, u32)];
+
 /// Each endpoint, the HTTP floor it is measured against, and the crypto
 /// operations (with counts) it cannot avoid.
-const ENDPOINTS: &[(&str, &str, &[(&str, u32)])] = &[
+const ENDPOINTS: &[(&str, &str, CryptoOps)] = &[
     ("JWKS", "GET", &[]),
     ("client_credentials", "POST", &[("sha256", 1), ("sign", 1)]),
     ("session creation", "POST", &[("sha256", 1), ("sign", 1), ("hmac", 2)]),

@@ -132,6 +132,9 @@ pub struct Metrics {
     refresh: [AtomicU64; 4],
     revocations: [AtomicU64; 4],
     client_auth_failures: [AtomicU64; 5],
+    /// Introspections of access tokens answered from the verified-token
+    /// cache, and those that had to verify the signature.
+    introspection_cache: [AtomicU64; 2],
     commit_seconds: Histogram,
     batch_size: Histogram,
     routes: Vec<RouteMetrics>,
@@ -155,6 +158,7 @@ impl Metrics {
             refresh: Default::default(),
             revocations: Default::default(),
             client_auth_failures: Default::default(),
+            introspection_cache: Default::default(),
             commit_seconds: Histogram::new(&[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0]),
             batch_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0]),
         }
@@ -183,6 +187,11 @@ impl Metrics {
 
     pub fn client_auth_failure(&self, reason: AuthFailure) {
         self.client_auth_failures[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    /// An access-token introspection, answered from the cache (`hit`) or not.
+    pub fn introspection_cache(&self, hit: bool) {
+        self.introspection_cache[usize::from(!hit)].fetch_add(1, Relaxed);
     }
 
     pub fn store_commit(&self, took: Duration, batch: usize) {
@@ -221,6 +230,13 @@ impl Metrics {
         );
         for (label, counter) in AUTH_FAILURE_LABELS.iter().zip(&self.client_auth_failures) {
             let _ = writeln!(out, "tessera_client_auth_failures_total{{reason=\"{label}\"}} {}", counter.load(Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tessera_introspection_cache_total Access-token introspections, by whether the verified-token cache answered.\n# TYPE tessera_introspection_cache_total counter"
+        );
+        for (label, counter) in ["hit", "miss"].iter().zip(&self.introspection_cache) {
+            let _ = writeln!(out, "tessera_introspection_cache_total{{result=\"{label}\"}} {}", counter.load(Relaxed));
         }
         self.commit_seconds.render(&mut out, "tessera_store_commit_seconds", "Time to commit one store transaction (fsync included).");
         self.batch_size.render(&mut out, "tessera_store_batch_size", "Writes folded into one store commit.");

@@ -1,22 +1,21 @@
 //! A closed-loop HTTP/1.1 load generator for the benches: each connection
 //! sends a request, reads the whole response, lets the workload look at it,
-//! and sends the next — over raw keep-alive sockets, so the client costs a
-//! few syscalls per request and leaves the server's core as the bottleneck.
+//! and sends the next — over raw keep-alive sockets from one spinning
+//! thread, so the client costs a few syscalls per request and leaves the
+//! server's core as the bottleneck.
 //!
 //! The bench process pins itself to one core ([`pin_to_core`]) and the
 //! server to another (`taskset`), and [`drive`] reads the server's CPU time
 //! from `/proc/<pid>/stat` before and after, so the primary figure — server
 //! CPU per request — does not depend on how fast the client is.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// What one connection sends and how it judges each answer. `S` is the
 /// connection's own state (a refresh-token chain, say).
-pub trait Workload<S>: Send + Sync + 'static {
+pub trait Workload<S> {
     /// Append one complete HTTP/1.1 request to `out`; false when this
     /// connection has nothing left to send (it then stops).
     fn request(&self, state: &mut S, out: &mut Vec<u8>) -> bool;
@@ -99,88 +98,133 @@ pub fn json_string<'a>(body: &'a [u8], name: &str) -> Option<&'a str> {
 }
 
 /// Run one connection per element of `states` against `addr` for
-/// `duration` (and at most a million requests per connection), on a
-/// single-threaded runtime in the calling thread.
-pub fn drive<S: Send + 'static, W: Workload<S>>(
-    addr: SocketAddr,
-    server_pid: u32,
-    states: Vec<S>,
-    duration: Duration,
-    workload: W,
-) -> Measurement {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async move {
-        let workload = Arc::new(workload);
-        let cpu_before = cpu_seconds(server_pid);
-        let started = Instant::now();
-        let deadline = started + duration;
-        let mut tasks = tokio::task::JoinSet::new();
-        for state in states {
-            tasks.spawn(connection(addr, state, deadline, workload.clone()));
-        }
-        let mut total = Measurement::default();
-        while let Some(result) = tasks.join_next().await {
-            let (ok, failed, latencies) = result.unwrap();
-            total.requests += ok;
-            total.failures += failed;
-            total.latencies.extend(latencies);
-        }
-        total.elapsed = started.elapsed();
-        total.server_cpu = cpu_seconds(server_pid) - cpu_before;
-        total.latencies.sort();
-        total
-    })
-}
-
-async fn connection<S, W: Workload<S>>(addr: SocketAddr, mut state: S, deadline: Instant, workload: Arc<W>) -> (u64, u64, Vec<Duration>) {
-    let (mut ok, mut failed, mut latencies) = (0u64, 0u64, Vec::with_capacity(64 * 1024));
-    let mut request = Vec::with_capacity(4096);
-    let mut buffer = Vec::with_capacity(16 * 1024);
-    let mut socket: Option<TcpStream> = None;
-    while Instant::now() < deadline && ok + failed < 1_000_000 {
-        if socket.is_none() {
-            match TcpStream::connect(addr).await {
-                Ok(s) => {
-                    s.set_nodelay(true).unwrap();
-                    socket = Some(s);
-                    buffer.clear();
-                }
-                Err(_) => {
-                    failed += 1;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            }
-        }
-        let stream = socket.as_mut().unwrap();
-        request.clear();
-        if !workload.request(&mut state, &mut request) {
-            break;
-        }
-        let sent = Instant::now();
-        let answer = async {
-            stream.write_all(&request).await.ok()?;
-            read_response(stream, &mut buffer).await
-        };
-        match answer.await {
-            Some(response) => {
-                if workload.response(&mut state, response.status, &response.body) {
-                    ok += 1;
-                    latencies.push(sent.elapsed());
-                } else {
-                    failed += 1;
-                }
-                if response.close {
-                    socket = None;
-                }
-            }
-            None => {
-                failed += 1;
-                socket = None;
+/// `duration` (and at most a million requests per connection), from the
+/// calling thread.
+///
+/// The thread never sleeps: it spins over non-blocking sockets. A client
+/// that waits in `epoll` must be woken by every response, and on loopback
+/// the server's `write` pays for that wakeup (an inter-processor interrupt,
+/// costly in a VM) — more per request the slower the endpoint, which would
+/// load the figure of a slow endpoint with a cost its floor does not pay.
+pub fn drive<S, W: Workload<S>>(addr: SocketAddr, server_pid: u32, states: Vec<S>, duration: Duration, workload: W) -> Measurement {
+    let mut connections: Vec<Connection<S>> = states.into_iter().map(Connection::new).collect();
+    let mut total = Measurement::default();
+    let cpu_before = cpu_seconds(server_pid);
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut open = connections.len();
+    while open > 0 {
+        open = 0;
+        let now = Instant::now();
+        for connection in &mut connections {
+            if !connection.finished {
+                connection.step(addr, now >= deadline, &workload, &mut total);
+                open += usize::from(!connection.finished);
             }
         }
     }
-    (ok, failed, latencies)
+    total.elapsed = started.elapsed();
+    total.server_cpu = cpu_seconds(server_pid) - cpu_before;
+    total.latencies.sort();
+    total
+}
+
+struct Connection<S> {
+    state: S,
+    socket: Option<TcpStream>,
+    request: Vec<u8>,
+    /// How much of `request` is written; `None` when none is in flight.
+    written: Option<usize>,
+    sent: Instant,
+    buffer: Vec<u8>,
+    count: u64,
+    finished: bool,
+}
+
+impl<S> Connection<S> {
+    fn new(state: S) -> Self {
+        Connection {
+            state,
+            socket: None,
+            request: Vec::with_capacity(4096),
+            written: None,
+            sent: Instant::now(),
+            buffer: Vec::with_capacity(16 * 1024),
+            count: 0,
+            finished: false,
+        }
+    }
+
+    /// Make what progress can be made without waiting.
+    fn step<W: Workload<S>>(&mut self, addr: SocketAddr, past_deadline: bool, workload: &W, total: &mut Measurement) {
+        if self.written.is_none() {
+            if past_deadline || self.count >= 1_000_000 {
+                self.finished = true;
+                return;
+            }
+            self.request.clear();
+            if !workload.request(&mut self.state, &mut self.request) {
+                self.finished = true;
+                return;
+            }
+            self.written = Some(0);
+            self.sent = Instant::now();
+            self.count += 1;
+        }
+        if self.socket.is_none() {
+            match TcpStream::connect(addr) {
+                Ok(socket) => {
+                    socket.set_nodelay(true).unwrap();
+                    socket.set_nonblocking(true).unwrap();
+                    self.socket = Some(socket);
+                    self.buffer.clear();
+                }
+                Err(_) => return self.failed(total),
+            }
+        }
+        let socket = self.socket.as_mut().unwrap();
+        let written = self.written.unwrap();
+        if written < self.request.len() {
+            match socket.write(&self.request[written..]) {
+                Ok(n) => self.written = Some(written + n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => self.failed(total),
+            }
+            return;
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        match socket.read(&mut chunk) {
+            Ok(0) => self.failed(total),
+            Ok(n) => {
+                self.buffer.extend_from_slice(&chunk[..n]);
+                match parse_response(&mut self.buffer) {
+                    Parsed::Incomplete => {}
+                    Parsed::Invalid => self.failed(total),
+                    Parsed::Complete(response) => {
+                        self.written = None;
+                        if workload.response(&mut self.state, response.status, &response.body) {
+                            total.requests += 1;
+                            total.latencies.push(self.sent.elapsed());
+                        } else {
+                            total.failures += 1;
+                        }
+                        if response.close {
+                            self.socket = None;
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => self.failed(total),
+        }
+    }
+
+    /// The request in flight failed; the connection is dropped.
+    fn failed(&mut self, total: &mut Measurement) {
+        total.failures += 1;
+        self.written = None;
+        self.socket = None;
+    }
 }
 
 struct Response {
@@ -189,62 +233,49 @@ struct Response {
     close: bool,
 }
 
-/// Read one response; `buffer` keeps bytes past its end (there are none
-/// with one request in flight, but a server may send them).
-async fn read_response(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Response> {
-    let head_end = loop {
-        if let Some(end) = find(buffer, b"\r\n\r\n") {
-            break end + 4;
-        }
-        fill(stream, buffer).await?;
-    };
-    let head = std::str::from_utf8(&buffer[..head_end]).ok()?.to_ascii_lowercase();
-    let status: u16 = head.get(9..12)?.parse().ok()?;
+enum Parsed {
+    Incomplete,
+    Invalid,
+    Complete(Response),
+}
+
+/// One whole response off the front of `buffer`, if it has arrived.
+fn parse_response(buffer: &mut Vec<u8>) -> Parsed {
+    let Some(head_end) = find(buffer, b"\r\n\r\n").map(|end| end + 4) else { return Parsed::Incomplete };
+    let Ok(head) = std::str::from_utf8(&buffer[..head_end]).map(str::to_ascii_lowercase) else { return Parsed::Invalid };
+    let Some(status) = head.get(9..12).and_then(|s| s.parse().ok()) else { return Parsed::Invalid };
     let header = |name: &str| head.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()));
     let close = header("connection:").is_some_and(|v| v == "close");
-    let body = if let Some(length) = header("content-length:") {
-        let length: usize = length.parse().ok()?;
-        while buffer.len() < head_end + length {
-            fill(stream, buffer).await?;
+    if let Some(length) = header("content-length:") {
+        let Ok(length) = length.parse::<usize>() else { return Parsed::Invalid };
+        if buffer.len() < head_end + length {
+            return Parsed::Incomplete;
         }
         let body = buffer[head_end..head_end + length].to_vec();
         buffer.drain(..head_end + length);
-        body
-    } else if header("transfer-encoding:").is_some_and(|v| v.contains("chunked")) {
-        buffer.drain(..head_end);
+        return Parsed::Complete(Response { status, body, close });
+    }
+    if header("transfer-encoding:").is_some_and(|v| v.contains("chunked")) {
         let mut body = Vec::new();
+        let mut at = head_end;
         loop {
-            let line_end = loop {
-                if let Some(end) = find(buffer, b"\r\n") {
-                    break end;
-                }
-                fill(stream, buffer).await?;
-            };
-            let size = usize::from_str_radix(std::str::from_utf8(&buffer[..line_end]).ok()?.split(';').next()?.trim(), 16).ok()?;
-            while buffer.len() < line_end + 2 + size + 2 {
-                fill(stream, buffer).await?;
+            let Some(line_end) = find(&buffer[at..], b"\r\n").map(|end| at + end) else { return Parsed::Incomplete };
+            let size =
+                std::str::from_utf8(&buffer[at..line_end]).ok().and_then(|l| usize::from_str_radix(l.split(';').next()?.trim(), 16).ok());
+            let Some(size) = size else { return Parsed::Invalid };
+            if buffer.len() < line_end + 2 + size + 2 {
+                return Parsed::Incomplete;
             }
             body.extend_from_slice(&buffer[line_end + 2..line_end + 2 + size]);
-            buffer.drain(..line_end + 2 + size + 2);
+            at = line_end + 2 + size + 2;
             if size == 0 {
-                break body;
+                buffer.drain(..at);
+                return Parsed::Complete(Response { status, body, close });
             }
         }
-    } else {
-        buffer.drain(..head_end);
-        Vec::new()
-    };
-    Some(Response { status, body, close })
-}
-
-async fn fill(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<()> {
-    let mut chunk = [0u8; 16 * 1024];
-    let n = stream.read(&mut chunk).await.ok()?;
-    if n == 0 {
-        return None;
     }
-    buffer.extend_from_slice(&chunk[..n]);
-    Some(())
+    buffer.drain(..head_end);
+    Parsed::Complete(Response { status, body: Vec::new(), close })
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -43,16 +43,19 @@ impl Server {
 
     /// [`Server::start`], confined to one CPU core when `core` is given
     /// (with `taskset`, so the runtime sizes itself to that one core).
+    /// `TESSERA_BENCH_BINARY` names another build to measure (an earlier
+    /// release, for a before-and-after in one run).
     pub fn start_on(config: &str, env: &[(&str, &str)], core: Option<usize>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("tessera.toml"), config).unwrap();
+        let binary = std::env::var("TESSERA_BENCH_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tessera").to_string());
         let mut command = match core {
             Some(core) => {
                 let mut taskset = Command::new("taskset");
-                taskset.args(["-c", &core.to_string(), env!("CARGO_BIN_EXE_tessera")]);
+                taskset.args(["-c", &core.to_string(), &binary]);
                 taskset
             }
-            None => Command::new(env!("CARGO_BIN_EXE_tessera")),
+            None => Command::new(&binary),
         };
         command
             .arg("serve")

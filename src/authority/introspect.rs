@@ -1,13 +1,20 @@
 //! RFC 7662 introspection: is this token active, and what does it say?
 //! Honours every kind of revocation entry and the configured leeway; a
 //! consumed refresh token is no longer active. A DPoP-bound token shows
-//! its key as `cnf.jkt` (RFC 9449 §6.2).
+//! its key as `cnf.jkt` (RFC 9449 §6.2). Access tokens verified once are
+//! answered from [`super::verified`] after that, with revocation, time and
+//! key trust still checked on every call.
 
+use super::verified::{Verified, VerifiedTokens};
 use super::{Authority, Refusal};
+use crate::keys::{KeyState, KeyView};
 use crate::revocations::TokenFacts;
 use crate::tokens::access::{self, Audience, Confirmation};
 use crate::tokens::refresh;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::sync::Arc;
+use tessera_jose::TimeClaims;
 
 /// The introspection response; only `active` when the token is not.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -89,26 +96,50 @@ impl Authority {
                 cnf: claims.jkt.map(|jkt| Confirmation { jkt }),
             });
         }
-        let Ok((claims, kid)) = access::check(token, &view, &self.issuer, leeway, now) else { return Ok(Introspection::inactive()) };
-        let facts = TokenFacts { jti: Some(&claims.jti), sid: claims.sid.as_deref(), sub: &claims.sub, iat: claims.iat, kid: Some(&kid) };
+        let Some(verified) = self.verified_access_token(token, &view, leeway, now) else { return Ok(Introspection::inactive()) };
+        let Verified { claims, kid } = verified.as_ref();
+        let facts = TokenFacts { jti: Some(&claims.jti), sid: claims.sid.as_deref(), sub: &claims.sub, iat: claims.iat, kid: Some(kid) };
         if self.revocations.check(facts).is_some() {
             return Ok(Introspection::inactive());
         }
-        let token_type = crate::tokens::issue::token_type(&claims);
         Ok(Introspection {
             active: true,
-            scope: claims.scope,
-            client_id: Some(claims.client_id),
-            sub: Some(claims.sub),
+            scope: claims.scope.clone(),
+            client_id: Some(claims.client_id.clone()),
+            sub: Some(claims.sub.clone()),
             exp: Some(claims.exp),
             iat: Some(claims.iat),
-            iss: Some(claims.iss),
-            aud: Some(claims.aud),
-            jti: Some(claims.jti),
-            sid: claims.sid,
-            token_type: Some(token_type),
+            iss: Some(claims.iss.clone()),
+            aud: Some(claims.aud.clone()),
+            jti: Some(claims.jti.clone()),
+            sid: claims.sid.clone(),
+            token_type: Some(crate::tokens::issue::token_type(claims)),
             auth_time: claims.auth_time,
-            cnf: claims.cnf,
+            cnf: claims.cnf.clone(),
         })
+    }
+
+    /// An access token's claims if it verifies now — from the cache of
+    /// verified tokens when it is there, its key still trusted and its time
+    /// claims still good, else by verifying it (and caching it if it
+    /// passes). Revocation is the caller's check, every time.
+    fn verified_access_token(&self, token: &str, view: &KeyView, leeway: i64, now: DateTime<Utc>) -> Option<Arc<Verified>> {
+        let digest = VerifiedTokens::digest(token);
+        if let Some(hit) = self.verified.get(&digest) {
+            let trusted = view.signing_key(&hit.kid, now).is_some_and(|(_, state)| matches!(state, KeyState::Active | KeyState::Retired));
+            let timely =
+                TimeClaims { exp: hit.claims.exp, nbf: hit.claims.nbf, iat: Some(hit.claims.iat) }.check(now.timestamp(), leeway).is_ok();
+            if trusted && timely {
+                self.metrics.introspection_cache(true);
+                return Some(hit);
+            }
+            self.verified.remove(&digest);
+            return None;
+        }
+        self.metrics.introspection_cache(false);
+        let (claims, kid) = access::check(token, view, &self.issuer, leeway, now).ok()?;
+        let verified = Arc::new(Verified { claims, kid });
+        self.verified.insert(digest, verified.clone(), now.timestamp().saturating_sub(leeway));
+        Some(verified)
     }
 }

@@ -18,6 +18,7 @@
 pub mod introspect;
 pub mod quota;
 pub mod revoke;
+pub mod verified;
 
 use crate::clients::Client;
 use crate::clock::SharedClock;
@@ -104,6 +105,8 @@ pub struct Authority {
     quota: Arc<quota::RevocationQuota>,
     /// The feed's signed pages, each signed once per change of the list.
     feed_pages: Arc<SignedPages>,
+    /// Access tokens already verified, for repeated introspection.
+    verified: Arc<verified::VerifiedTokens>,
 }
 
 impl Authority {
@@ -133,6 +136,7 @@ impl Authority {
             stamps: Arc::default(),
             quota: Arc::default(),
             feed_pages: Arc::default(),
+            verified: Arc::default(),
         }
     }
 

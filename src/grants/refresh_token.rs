@@ -35,8 +35,8 @@ use crate::revocations::{Covers, Revocation, TokenFacts};
 use crate::store::{ConsumedRefresh, Consumption};
 use crate::tokens::access::Audience;
 use crate::tokens::issue::IssuedSession;
-use crate::tokens::random_id;
 use crate::tokens::refresh::{self, RefreshClaims};
+use crate::tokens::{random_id, time_ordered_id};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -114,7 +114,7 @@ pub async fn grant(
     }
 
     let record = ConsumedRefresh {
-        child_jti: random_id(),
+        child_jti: time_ordered_id(now.timestamp_millis()),
         access_jti: random_id(),
         issued_at: now_s,
         consumed_at_ms: now.timestamp_millis(),

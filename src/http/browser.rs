@@ -20,7 +20,6 @@ use super::extract::OAuthClient;
 use crate::clients::Client;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// The request header a cookie-carried request must have.
@@ -134,52 +133,66 @@ fn listed(state: &AppState, origin: &str) -> bool {
     state.config().clients.iter().any(|c| c.allowed_origins.iter().any(|o| o == origin))
 }
 
-/// CORS for the OAuth endpoints (credentials only for listed origins) and
-/// for the public discovery documents (any origin, no credentials).
-pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let path = request.uri().path().to_string();
-    let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let public = path.starts_with("/.well-known/") || path.starts_with("/v1/revocations");
-    let Some(origin) = origin else { return next.run(request).await };
-    if public {
-        let mut response = next.run(request).await;
-        response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-        return response;
-    }
-    if !path.starts_with("/oauth2/") {
-        return next.run(request).await;
-    }
-    let allowed = listed(&state, &origin);
-    if request.method() == Method::OPTIONS {
-        if !allowed {
-            return OAuthError::new(StatusCode::FORBIDDEN, "access_denied", "this origin is not allowed to call tessera from a browser")
-                .into_response();
-        }
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
-        // `dpop`: RFC 9449 proofs from single-page apps.
-        headers
-            .insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type, authorization, x-tessera-request, dpop"));
-        headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
-        add_cors(headers, &origin);
-        return response;
-    }
-    let mut response = next.run(request).await;
-    if allowed {
-        add_cors(response.headers_mut(), &origin);
-    }
-    response
+/// What CORS adds to a response, decided from the request before it is
+/// served: credentials only for listed origins on the OAuth endpoints, any
+/// origin (no credentials) on the public discovery documents and the feed.
+pub enum Cors {
+    None,
+    AnyOrigin,
+    Credentialed(HeaderValue),
 }
 
-fn add_cors(headers: &mut HeaderMap, origin: &str) {
-    if let Ok(value) = HeaderValue::from_str(origin) {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-        headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
-        // A page must read the server's DPoP nonce (RFC 9449 §8).
-        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("dpop-nonce"));
-        headers.append(header::VARY, HeaderValue::from_static("Origin"));
+impl Cors {
+    /// The decision for `request`, or the whole answer when it is a
+    /// preflight (`OPTIONS` with an `Origin`) to an OAuth endpoint.
+    pub fn decide(state: &AppState, request: &Request) -> Result<Cors, Box<Response>> {
+        let Some(origin) = request.headers().get(header::ORIGIN) else { return Ok(Cors::None) };
+        let path = request.uri().path();
+        if path.starts_with("/.well-known/") || path.starts_with("/v1/revocations") {
+            return Ok(Cors::AnyOrigin);
+        }
+        if !path.starts_with("/oauth2/") {
+            return Ok(Cors::None);
+        }
+        let allowed = origin.to_str().is_ok_and(|origin| listed(state, origin));
+        if request.method() == Method::OPTIONS {
+            if !allowed {
+                let refused =
+                    OAuthError::new(StatusCode::FORBIDDEN, "access_denied", "this origin is not allowed to call tessera from a browser");
+                return Err(Box::new(refused.into_response()));
+            }
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
+            // `dpop`: RFC 9449 proofs from single-page apps.
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("content-type, authorization, x-tessera-request, dpop"),
+            );
+            headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+            add_cors(headers, origin.clone());
+            return Err(Box::new(response));
+        }
+        Ok(if allowed { Cors::Credentialed(origin.clone()) } else { Cors::None })
     }
+
+    pub fn apply(self, headers: &mut HeaderMap) {
+        match self {
+            Cors::None => {}
+            Cors::AnyOrigin => {
+                headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+            }
+            Cors::Credentialed(origin) => add_cors(headers, origin),
+        }
+    }
+}
+
+fn add_cors(headers: &mut HeaderMap, origin: HeaderValue) {
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+    // A page must read the server's DPoP nonce (RFC 9449 §8).
+    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("dpop-nonce"));
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
 }
 
 /// `POST /oauth2/logout`: the browser's logout. Ends the session of the

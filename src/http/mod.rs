@@ -5,12 +5,14 @@
 //! unknown paths, wrong methods, oversized bodies and timeouts. Request
 //! logs carry the method, path, status and request id, never a body, query
 //! or other header, so tokens and secrets cannot reach them
-//! ([`request_id`]).
+//! ([`request_id`]). What every request passes through — id, span, CORS,
+//! size and rate refusals, deadline, metrics — is [`edge`].
 
 pub mod browser;
 pub mod demo;
 pub mod discovery;
 pub mod dpop;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod feed;
@@ -27,9 +29,8 @@ use crate::authority::Authority;
 use crate::config::Config;
 use crate::keys::Keyring;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 use error::Problem;
@@ -188,59 +189,13 @@ fn build(state: AppState, routes: Vec<&'static Route>) -> Router {
     for route in &routes {
         router = router.route(route.path, (route.endpoint)());
     }
-    router
-        .route_layer(middleware::from_fn_with_state(state.clone(), throttle::limit_requests))
-        .route_layer(middleware::from_fn_with_state(state.clone(), observe))
+    let allowed = routes.clone();
+    let router = router
         .fallback(not_found)
-        .method_not_allowed_fallback(move |request: Request| method_not_allowed(routes.clone(), request))
+        .method_not_allowed_fallback(move |request: Request| method_not_allowed(allowed.clone(), request))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(state.clone(), refuse_oversized))
-        .layer(middleware::from_fn_with_state(state.clone(), deadline))
-        .layer(middleware::from_fn_with_state(state.clone(), browser::cors))
-        .layer(middleware::from_fn(request_id::trace))
-        .with_state(state)
-}
-
-/// Count and time every routed request by its route template.
-async fn observe(State(state): State<AppState>, path: axum::extract::MatchedPath, request: Request, next: Next) -> Response {
-    let started = std::time::Instant::now();
-    let method = request.method().clone();
-    let response = next.run(request).await;
-    state.authority.observe_http(method.as_str(), path.as_str(), response.status().as_u16(), started.elapsed());
-    response
-}
-
-/// Bound every request's total time (body read included) and answer a
-/// timeout in problem+json rather than dropping the connection.
-async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let is_oauth = request.uri().path().starts_with("/oauth2/");
-    match tokio::time::timeout(state.config().http.request_timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) if is_oauth => {
-            error::OAuthError::new(StatusCode::REQUEST_TIMEOUT, "invalid_request", "the request took too long").into_response()
-        }
-        Err(_) => Problem::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took too long").into_response(),
-    }
-}
-
-/// Answer 413 from the headers when `Content-Length` is over the limit,
-/// without reading a byte of the body. (Bodies without a length are cut off
-/// by `DefaultBodyLimit` as they are read.)
-async fn refuse_oversized(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let max = state.config().http.max_body_bytes;
-    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_none_or(|length| length <= max as u64) {
-        return next.run(request).await;
-    }
-    let detail = format!("the body exceeds {max} bytes");
-    let mut response = if request.uri().path().starts_with("/oauth2/") {
-        error::OAuthError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", detail).into_response()
-    } else {
-        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", detail).into_response()
-    };
-    // The unread body makes the connection unusable for another request.
-    response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
-    response
+        .with_state(state.clone());
+    Router::new().fallback_service(edge::Edge::new(state, router, routes))
 }
 
 async fn not_found(request: Request) -> Problem {

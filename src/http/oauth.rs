@@ -9,50 +9,87 @@ use crate::tokens::issue::IssuedSession;
 use axum::Json;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// A parsed `application/x-www-form-urlencoded` body in which every
 /// parameter appears at most once (RFC 6749 §3.2) — counting copies sent
 /// empty, so `client_id=&client_id=svc` is refused, not read as `svc` —
-/// except those in [`REPEATABLE`].
+/// except those in [`REPEATABLE`]. Parameters sent empty are dropped
+/// (§3.2: treated as omitted).
+///
+/// A form has a handful of parameters, so they are kept in order in one
+/// vector and found by a scan; values without `%` or `+` (tokens, ids,
+/// grant types) are copied as they are, without a decoding pass.
 #[derive(Debug, Default)]
-pub struct Form(HashMap<String, String>, Vec<(String, String)>);
+pub struct Form(Vec<(String, String)>);
 
 /// Parameters a request may repeat: RFC 8707 `resource` (one per resource).
 pub const REPEATABLE: &[&str] = &["resource"];
 
+/// Beyond this many parameters, repeats are found with a hash set rather
+/// than by comparing each name with those before it.
+const SCAN_LIMIT: usize = 16;
+
 impl Form {
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
-        let mut map = HashMap::new();
-        let mut seen = HashSet::new();
-        let mut repeatable = Vec::new();
-        for (name, value) in form_urlencoded::parse(body) {
-            let repeats = REPEATABLE.contains(&name.as_ref());
-            if !repeats && !seen.insert(name.clone()) {
-                return Err(OAuthError::invalid_request(format!("parameter {:?} is repeated", name.chars().take(64).collect::<String>())));
+        let mut pairs = Vec::new();
+        let mut names = Vec::new();
+        for pair in body.split(|&b| b == b'&').filter(|pair| !pair.is_empty()) {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &pair[pair.len()..]),
+            };
+            let name = decode(name);
+            let value = decode(value);
+            if !REPEATABLE.contains(&name.as_str()) {
+                names.push(name.clone());
             }
             // RFC 6749 §3.2: parameters sent without a value are treated
             // as omitted.
-            if value.is_empty() {
-                continue;
-            }
-            if repeats {
-                repeatable.push((name.into_owned(), value.into_owned()));
-            } else {
-                map.insert(name.into_owned(), value.into_owned());
+            if !value.is_empty() {
+                pairs.push((name, value));
             }
         }
-        Ok(Self(map, repeatable))
+        if let Some(repeated) = first_repeat(&names) {
+            return Err(OAuthError::invalid_request(format!("parameter {:?} is repeated", repeated.chars().take(64).collect::<String>())));
+        }
+        Ok(Self(pairs))
     }
 
+    /// The value of a parameter that may appear once (a [`REPEATABLE`] one
+    /// is read with [`Form::all`]).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        if REPEATABLE.contains(&name) {
+            return None;
+        }
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// Every value of a [`REPEATABLE`] parameter, in order.
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.1.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+        if !REPEATABLE.contains(&name) {
+            return Vec::new();
+        }
+        self.0.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
     }
+}
+
+/// The first name that occurs twice, if any.
+fn first_repeat(names: &[String]) -> Option<&str> {
+    if names.len() <= SCAN_LIMIT {
+        return names.iter().enumerate().find(|(i, name)| names[..*i].contains(name)).map(|(_, name)| name.as_str());
+    }
+    let mut seen = HashSet::with_capacity(names.len());
+    names.iter().find(|name| !seen.insert(name.as_str())).map(String::as_str)
+}
+
+/// One name or value: `+` is a space, `%XX` a byte, and the bytes are read
+/// as UTF-8 (invalid sequences replaced), as `form_urlencoded` does.
+fn decode(raw: &[u8]) -> String {
+    if !raw.iter().any(|&b| b == b'%' || b == b'+') {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    form_urlencoded::parse(raw).next().map(|(name, _)| name.into_owned()).unwrap_or_default()
 }
 
 /// A session's tokens as the client receives them: for a client with
@@ -102,11 +139,37 @@ mod tests {
     }
 
     #[test]
+    fn names_and_values_are_decoded_like_form_urlencoded() {
+        let form = Form::parse(b"a%20b=c+d&scope=x%2By&plain=rt1.abc-_.Z&bad=%FF&&=lone&flag").unwrap();
+        assert_eq!(form.get("a b"), Some("c d"));
+        assert_eq!(form.get("scope"), Some("x+y"));
+        assert_eq!(form.get("plain"), Some("rt1.abc-_.Z"));
+        assert_eq!(form.get("bad"), Some("\u{fffd}"));
+        assert_eq!(form.get("flag"), None, "a name without a value is omitted");
+        assert_eq!(form.get(""), Some("lone"));
+        for body in ["a%3D=1&a==2", "x=1&x%3D=2&x=3"] {
+            let reference: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+            let names: Vec<&str> = reference.iter().map(|(n, _)| n.as_str()).collect();
+            let repeated = (0..names.len()).any(|i| names[..i].contains(&names[i]));
+            assert_eq!(Form::parse(body.as_bytes()).is_err(), repeated, "{body}");
+        }
+    }
+
+    #[test]
+    fn a_repeat_among_many_parameters_is_still_found() {
+        let mut body: Vec<String> = (0..200).map(|i| format!("p{i}=v")).collect();
+        assert!(Form::parse(body.join("&").as_bytes()).is_ok());
+        body.push("p150=again".into());
+        assert!(Form::parse(body.join("&").as_bytes()).is_err());
+    }
+
+    #[test]
     fn resource_may_repeat_and_keeps_its_order() {
         let form = Form::parse(b"grant_type=client_credentials&resource=https%3A%2F%2Fa&resource=b&resource=").unwrap();
         assert_eq!(form.all("resource"), ["https://a", "b"]);
         assert_eq!(form.get("resource"), None);
         assert!(form.all("grant_type").is_empty(), "only repeatable parameters are listed");
+        assert!(form.all("scope").is_empty());
         assert!(Form::parse(b"scope=a&scope=b").is_err(), "other parameters still may not repeat");
     }
 }

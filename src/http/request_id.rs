@@ -2,7 +2,7 @@
 //! finishes.
 //!
 //! The id is the caller's `X-Request-Id` when it is usable (1 to 128
-//! visible ASCII characters), else 128 random bits in base64url. It is
+//! visible ASCII characters), else a fresh 128-bit id in base64url. It is
 //! returned as `X-Request-Id` on every response — errors, 404s and
 //! timeouts included — and is a field of the request span, so every line
 //! logged while serving the request carries it (`span.request_id` in JSON
@@ -12,23 +12,20 @@
 //! request (query, headers, body) is logged, so tokens and secrets cannot
 //! reach the logs.
 //!
-//! With the `otel` feature the span joins the caller's W3C trace
+//! The span is opened, and the line logged, by [`super::edge`]. With the
+//! `otel` feature the span joins the caller's W3C trace
 //! (`traceparent`) and is exported (see [`crate::telemetry`]).
 
-use axum::extract::Request;
-use axum::http::HeaderValue;
-use axum::middleware::Next;
-use axum::response::Response;
-use std::time::Instant;
-use tracing::Instrument;
+use axum::http::{HeaderMap, HeaderValue};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// The caller's id when usable, else a fresh one.
-fn request_id(request: &Request) -> HeaderValue {
-    request
-        .headers()
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+    headers
         .get(REQUEST_ID)
         .filter(|value| usable(value.as_bytes()))
         .cloned()
@@ -40,10 +37,21 @@ fn usable(id: &[u8]) -> bool {
     !id.is_empty() && id.len() <= 128 && id.iter().all(|b| (0x21..=0x7e).contains(b))
 }
 
+/// 128 bits: 64 drawn at random once per process, then a counter. Unique,
+/// which is all an id needs (it is no secret, and callers may pick their
+/// own), without a system call per request.
 fn generate() -> String {
     use base64::Engine;
+    static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).expect("system randomness");
+        bytes
+    });
     let mut bytes = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).expect("system randomness");
+    bytes[..8].copy_from_slice(prefix);
+    bytes[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
@@ -51,32 +59,18 @@ fn is_probe(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
-/// Open the request span, serve inside it, log the outcome, return the id.
-pub async fn trace(mut request: Request, next: Next) -> Response {
-    let id = request_id(&request);
-    request.headers_mut().insert(REQUEST_ID, id.clone());
-    let path = request.uri().path().to_string();
-    let request_id = id.to_str().unwrap_or_default();
-    #[cfg(feature = "otel")]
-    let span = tracing::info_span!("http", method = %request.method(), path = %path, request_id, otel.kind = "server");
-    #[cfg(not(feature = "otel"))]
-    let span = tracing::info_span!("http", method = %request.method(), path = %path, request_id);
-    crate::telemetry::join_remote_trace(&span, request.headers());
-    let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
-    let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+/// The one line logged when a request finishes, inside its span.
+pub fn log_finished(span: &tracing::Span, path: &str, status: u16, latency: std::time::Duration) {
+    let latency_ms = latency.as_secs_f64() * 1000.0;
     span.in_scope(|| {
         if status >= 500 {
             tracing::error!(status, latency_ms, "finished processing request");
-        } else if is_probe(&path) {
+        } else if is_probe(path) {
             tracing::debug!(status, latency_ms, "finished processing request");
         } else {
             tracing::info!(status, latency_ms, "finished processing request");
         }
     });
-    response.headers_mut().insert(REQUEST_ID, id);
-    response
 }
 
 #[cfg(test)]

@@ -248,10 +248,11 @@ pub(crate) fn first_pair(
 }
 
 fn first_refresh_claims(authority: &Authority, session: &NewSession, client: &Client) -> RefreshClaims {
-    let iat = authority.clock.now().timestamp();
+    let now = authority.clock.now();
+    let iat = now.timestamp();
     RefreshClaims {
         iss: authority.issuer.to_string(),
-        jti: random_id(),
+        jti: crate::tokens::time_ordered_id(now.timestamp_millis()),
         sid: session.sid.clone(),
         sub: session.sub.clone(),
         client_id: client.id.clone(),

@@ -121,7 +121,7 @@ impl SessionIdKey {
     /// A new sid for a session that ends at `session_end` (Unix seconds).
     pub fn mint(&self, session_end: i64) -> String {
         let mut bytes = [0u8; RANDOM_BYTES + 8 + TAG_BYTES];
-        SystemRandom::new().fill(&mut bytes[..RANDOM_BYTES]).expect("system randomness");
+        crate::tokens::fill_random(&mut bytes[..RANDOM_BYTES]);
         bytes[RANDOM_BYTES..RANDOM_BYTES + 8].copy_from_slice(&(session_end.max(0) as u64).to_be_bytes());
         let tag = self.tag(&bytes[..RANDOM_BYTES + 8]);
         bytes[RANDOM_BYTES + 8..].copy_from_slice(&tag);

@@ -51,8 +51,10 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "gen",
 ];
 
-/// The claims of an access token, in RFC 9068 terms.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The claims of an access token, in RFC 9068 terms. Read with a
+/// deserializer of its own (below): serde's `flatten` would buffer every
+/// claim before sorting the custom ones out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AccessClaims {
     pub iss: String,
     pub sub: String,
@@ -77,6 +79,74 @@ pub struct AccessClaims {
     /// The caller's custom claims (never a reserved name).
     #[serde(flatten)]
     pub custom: serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'de> Deserialize<'de> for AccessClaims {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ClaimsVisitor)
+    }
+}
+
+struct ClaimsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ClaimsVisitor {
+    type Value = AccessClaims;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object of access-token claims")
+    }
+
+    /// Each claim at most once (RFC 7519 §4: a JWT with a duplicate claim
+    /// name is refused, not read as one of its copies).
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<AccessClaims, A::Error> {
+        use serde::de::Error;
+        fn once<T, E: Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
+            match slot.replace(value) {
+                Some(_) => Err(E::duplicate_field(name)),
+                None => Ok(()),
+            }
+        }
+        let (mut iss, mut sub, mut aud, mut exp, mut nbf, mut iat, mut jti) = (None, None, None, None, None, None, None);
+        let (mut client_id, mut scope, mut sid, mut auth_time, mut cnf) = (None, None, None, None, None);
+        let mut custom = serde_json::Map::new();
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match name.as_ref() {
+                "iss" => once(&mut iss, map.next_value::<String>()?, "iss")?,
+                "sub" => once(&mut sub, map.next_value::<String>()?, "sub")?,
+                "aud" => once(&mut aud, map.next_value::<Audience>()?, "aud")?,
+                "exp" => once(&mut exp, map.next_value::<i64>()?, "exp")?,
+                "nbf" => once(&mut nbf, map.next_value::<Option<i64>>()?, "nbf")?,
+                "iat" => once(&mut iat, map.next_value::<i64>()?, "iat")?,
+                "jti" => once(&mut jti, map.next_value::<String>()?, "jti")?,
+                "client_id" => once(&mut client_id, map.next_value::<String>()?, "client_id")?,
+                "scope" => once(&mut scope, map.next_value::<Option<String>>()?, "scope")?,
+                "sid" => once(&mut sid, map.next_value::<Option<String>>()?, "sid")?,
+                "auth_time" => once(&mut auth_time, map.next_value::<Option<i64>>()?, "auth_time")?,
+                "cnf" => once(&mut cnf, map.next_value::<Option<Confirmation>>()?, "cnf")?,
+                _ => {
+                    let value = map.next_value::<serde_json::Value>()?;
+                    if custom.insert(name.clone().into_owned(), value).is_some() {
+                        return Err(A::Error::custom(format!("duplicate claim {:?}", name.chars().take(64).collect::<String>())));
+                    }
+                }
+            }
+        }
+        Ok(AccessClaims {
+            iss: iss.ok_or_else(|| A::Error::missing_field("iss"))?,
+            sub: sub.ok_or_else(|| A::Error::missing_field("sub"))?,
+            aud: aud.ok_or_else(|| A::Error::missing_field("aud"))?,
+            exp: exp.ok_or_else(|| A::Error::missing_field("exp"))?,
+            nbf: nbf.flatten(),
+            iat: iat.ok_or_else(|| A::Error::missing_field("iat"))?,
+            jti: jti.ok_or_else(|| A::Error::missing_field("jti"))?,
+            client_id: client_id.ok_or_else(|| A::Error::missing_field("client_id"))?,
+            scope: scope.flatten(),
+            sid: sid.flatten(),
+            auth_time: auth_time.flatten(),
+            cnf: cnf.flatten(),
+            custom,
+        })
+    }
 }
 
 /// The confirmation claim (RFC 7800 §3.1) of a DPoP-bound token: the
@@ -230,6 +300,23 @@ mod tests {
         directory.generate_signing(SigningAlgorithm::ES256, clock.now(), clock.now()).unwrap();
         let lifetimes = TokenLifetimes { access: Duration::from_secs(600), refresh: Duration::from_secs(600) };
         (Keyring::open(directory, lifetimes, clock.clone()).unwrap(), clock, dir)
+    }
+
+    #[test]
+    fn claims_read_back_as_written_and_duplicates_are_refused() {
+        let written = claims(1_700_000_000);
+        let json = serde_json::to_string(&written).unwrap();
+        assert_eq!(serde_json::from_str::<AccessClaims>(&json).unwrap(), written);
+        let with = |extra: &str| format!("{}{extra}}}", &json[..json.len() - 1]);
+        for duplicate in [r#","sub":"mallory""#, r#","tenant":"other""#, r#","exp":1"#] {
+            assert!(serde_json::from_str::<AccessClaims>(&with(duplicate)).is_err(), "{duplicate}");
+        }
+        let nulls = with(r#","nbf":null,"extra":[1,{"a":null}]"#);
+        let read: AccessClaims = serde_json::from_str(&nulls).unwrap();
+        assert_eq!(read.nbf, None);
+        assert_eq!(read.custom["extra"], serde_json::json!([1, {"a": null}]));
+        let missing = json.replace(r#""client_id":"#, r#""not_client_id":"#);
+        assert!(serde_json::from_str::<AccessClaims>(&missing).unwrap_err().to_string().contains("client_id"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! binary over HTTP, its router in-process, and `openapi.yaml`.
 
 mod helpers;
+mod introspection_cache;
 mod listener;
 
 mod api;

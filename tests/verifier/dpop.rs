@@ -69,6 +69,10 @@ async fn a_bound_token_verifies_only_with_a_fresh_proof_by_its_key() {
     assert!(verifier.verify(&unbound).await.is_ok());
     let for_unbound = proof(&key, "GET", &uri, &unbound, None);
     assert_eq!(verifier.verify_dpop(&unbound, &for_unbound, "GET", &uri).await.unwrap_err(), VerifyError::NotBound);
+    // Each token's signature was checked once; every call after that took
+    // its claims from the verified-token cache, and still judged its proof.
+    let stats = verifier.verified_cache_stats();
+    assert_eq!((stats.hits, stats.misses), (6, 2));
 }
 
 async fn whoami(VerifiedToken(claims): VerifiedToken) -> String {

@@ -17,6 +17,7 @@
 //! hands one over with [`VerifierBuilder::http_client`]; per-request
 //! timeouts and body limits apply either way.
 
+use super::cache::VerifiedTokens;
 use super::dpop::{DpopPolicy, ReplayCache};
 use super::feed::RevocationFeed;
 use super::fetch::{self, FetchError, REQUEST_TIMEOUT};
@@ -83,6 +84,7 @@ pub struct VerifierBuilder {
     feed_credentials: Option<(String, String)>,
     feed_page_size: Option<usize>,
     http: Option<reqwest::Client>,
+    verified_cache: usize,
     dpop: DpopSettings,
 }
 
@@ -108,6 +110,7 @@ impl Default for VerifierBuilder {
             feed_credentials: None,
             feed_page_size: None,
             http: None,
+            verified_cache: 10_000,
             dpop: DpopSettings {
                 algorithms: Algorithm::ALL.to_vec(),
                 max_age: Duration::from_secs(60),
@@ -199,6 +202,19 @@ impl VerifierBuilder {
     /// [`reqwest`](crate::reqwest), so the versions match.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
+        self
+    }
+
+    /// The most verified tokens remembered at once (default 10,000; 0 turns
+    /// the cache off). A token seen again while held skips the signature
+    /// check and the decoding of its claims; its issuer, audience, time
+    /// and revocation are checked on every call, and it is verified afresh
+    /// whenever the JWKS has changed. Only tokens that passed every check
+    /// are entered, keyed by their SHA-256; each is held until its `exp`
+    /// plus the leeway, and a full cache makes room by dropping the expired
+    /// entries, then those closest to expiry.
+    pub fn verified_cache(mut self, capacity: usize) -> Self {
+        self.verified_cache = capacity;
         self
     }
 
@@ -294,7 +310,8 @@ impl VerifierBuilder {
             nonces: self.dpop.nonces,
             replay: ReplayCache::new(self.dpop.replay_capacity),
         };
-        Ok(Verifier { inner: Arc::new(Inner { policy, dpop, jwks, revocations, _stop: stop }) })
+        let verified = VerifiedTokens::new(self.verified_cache);
+        Ok(Verifier { inner: Arc::new(Inner { policy, dpop, jwks, revocations, verified, _stop: stop }) })
     }
 }
 

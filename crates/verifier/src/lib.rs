@@ -18,6 +18,7 @@
 //! | `builder` | configuration, discovery, the first load |
 //! | `jwks` | the key cache: Cache-Control, ETag, refresh, unknown-kid cooldown |
 //! | `token` | the checks on an access token, in order, and [`VerifyError`] |
+//! | `cache` | the verified-token cache: a token seen before skips its signature check, never the others |
 //! | `claims` | [`Claims`] and the issuer, audience and time checks |
 //! | `revocations` | the in-memory copy of the revocation list |
 //! | `feed` + `sse` | following the revocation feed (SSE, polling as fallback) |
@@ -32,10 +33,13 @@
 //! accepts are the same tokens.
 //!
 //! Verification of a token signed by a known key never waits: keys and
-//! revocations are in memory, behind locks held only to read them. Network
-//! work happens in two background tasks (JWKS refresh, feed), which end
-//! when the last clone of the [`Verifier`] is dropped, and on the cold path
-//! of [`Verifier::verify`] when a token names a kid not seen yet.
+//! revocations are in memory, behind locks held only to read them. A token
+//! seen before costs a SHA-256 and a lookup instead of a signature check
+//! ([`VerifierBuilder::verified_cache`]); its claims, time and revocation
+//! are checked again on every call. Network work happens in two background
+//! tasks (JWKS refresh, feed), which end when the last clone of the
+//! [`Verifier`] is dropped, and on the cold path of [`Verifier::verify`]
+//! when a token names a kid not seen yet.
 //!
 //! Requests go through a [`reqwest::Client`] of its own, or through the
 //! caller's ([`VerifierBuilder::http_client`]): a proxy, extra root
@@ -45,6 +49,7 @@
 #![deny(missing_docs)]
 
 mod builder;
+mod cache;
 mod challenge;
 mod claims;
 mod dpop;
@@ -57,6 +62,7 @@ mod sse;
 mod token;
 
 pub use builder::{BuildError, VerifierBuilder};
+pub use cache::VerifiedCacheStats;
 pub use claims::{Claims, Confirmation};
 pub use fetch::FetchError;
 pub use layer::{MissingLayer, RequireBearer, RequireBearerService, VerifiedToken};
@@ -65,12 +71,14 @@ pub use revocations::RevocationKind;
 pub use tessera_jose::Algorithm;
 pub use token::VerifyError;
 
+use cache::VerifiedTokens;
 use jwks::JwksCache;
 use revocations::RevocationMirror;
 use std::sync::Arc;
 use token::Policy;
 
-/// Verifies access tokens; cheap to clone (all clones share one cache).
+/// Verifies access tokens; cheap to clone (all clones share one set of
+/// caches).
 #[derive(Clone)]
 pub struct Verifier {
     inner: Arc<Inner>,
@@ -81,6 +89,8 @@ struct Inner {
     dpop: dpop::DpopPolicy,
     jwks: Arc<JwksCache>,
     revocations: Option<Arc<RevocationMirror>>,
+    /// `None` when turned off.
+    verified: Option<VerifiedTokens>,
     /// Dropping it ends the background tasks.
     _stop: tokio::sync::watch::Sender<()>,
 }
@@ -110,7 +120,9 @@ impl Verifier {
     /// token is not bound to a DPoP key (such a token needs
     /// [`verify_dpop`](Self::verify_dpop)). Awaits only if the token names a
     /// kid the cache lacks: then the JWKS is refetched, at most once per
-    /// cooldown.
+    /// cooldown. A token verified before is answered from the verified-token
+    /// cache ([`VerifierBuilder::verified_cache`]): everything but the
+    /// signature and the decoding is checked again.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         unbound(self.verify_signed(token).await?)
     }
@@ -128,7 +140,8 @@ impl Verifier {
     /// with its own key under an allowed algorithm, name this method and
     /// URI, be fresh, hash this token (`ath`), be signed by the key the
     /// token is bound to, carry a current nonce when nonces are required,
-    /// and never have been seen before.
+    /// and never have been seen before. The verified-token cache answers
+    /// only for the token; the proof is checked every time.
     pub async fn verify_dpop(&self, token: &str, proof: &str, method: &str, uri: &str) -> Result<Claims, VerifyError> {
         let claims = self.verify_signed(token).await?;
         self.inner.dpop.check(&claims, token, proof, method, uri, unix_now())?;
@@ -162,7 +175,17 @@ impl Verifier {
 
     fn check_cached(&self, token: &str) -> Result<Claims, VerifyError> {
         let inner = &self.inner;
-        token::check_access_token(token, &inner.jwks.keys(), &inner.policy, inner.revocations.as_deref(), unix_now())
+        let (keys, revocations, now) = (inner.jwks.keys(), inner.revocations.as_deref(), unix_now());
+        match &inner.verified {
+            Some(verified) => verified.check(token, &keys, &inner.policy, revocations, now),
+            None => token::check_access_token(token, &keys, &inner.policy, revocations, now),
+        }
+    }
+
+    /// How the verified-token cache has been used: hits, misses, entries
+    /// held and capacity (all 0 when it is off).
+    pub fn verified_cache_stats(&self) -> VerifiedCacheStats {
+        self.inner.verified.as_ref().map(VerifiedTokens::stats).unwrap_or_default()
     }
 
     /// The audiences this verifier accepts (never empty).

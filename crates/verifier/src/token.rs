@@ -9,6 +9,12 @@
 //! the signature verifies. `jku`, `x5u` and `jwk` headers are never read —
 //! keys come only from the issuer's JWKS.
 //!
+//! The checks fall in two: those that need the signature
+//! ([`verify_signed_claims`]), which the verified-token cache spares a token
+//! seen before, and those whose answer can change over a token's life
+//! ([`check_claims`]: issuer, audience, time, revocation), made on every
+//! call.
+//!
 //! Everything here is a pure function of the token, a [`KeySet`], a
 //! [`Policy`] and the time, so the checks are tested without a network.
 
@@ -161,6 +167,39 @@ pub(crate) fn verify_signature(jws: &CompactJws<'_>, keys: &KeySet, allowed: &[A
     Ok(jws.verify(key, allowed)?)
 }
 
+/// An access token whose signature verified: its claims, decoded but not
+/// yet checked, and the kid of the key that verified it.
+pub(crate) struct SignedClaims {
+    pub claims: Claims,
+    pub kid: String,
+}
+
+/// The checks that need the signature, in order: shape, `typ`, the key,
+/// `alg`, the signature, and the payload decoded as claims. These are what
+/// the verified-token cache spares a token seen before.
+pub(crate) fn verify_signed_claims(token: &str, keys: &KeySet, policy: &Policy) -> Result<SignedClaims, VerifyError> {
+    let jws = CompactJws::parse(token)?;
+    jws.require_type(typ::AT_JWT_TYPES)?;
+    let payload = verify_signature(&jws, keys, &policy.algorithms)?;
+    let claims: Claims = serde_json::from_slice(&payload).map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
+    Ok(SignedClaims { claims, kid: jws.kid().to_string() })
+}
+
+/// The checks made on every call, cached token or not: issuer, audience,
+/// time (against `now`), then revocation when the feed is followed.
+pub(crate) fn check_claims(
+    signed: &SignedClaims,
+    policy: &Policy,
+    revocations: Option<&RevocationMirror>,
+    now: i64,
+) -> Result<(), VerifyError> {
+    signed.claims.check(policy, now)?;
+    match revocations {
+        Some(mirror) => mirror.check(&signed.claims, &signed.kid),
+        None => Ok(()),
+    }
+}
+
 /// Every check on an access token, in order; `revocations` when the feed
 /// is followed.
 pub(crate) fn check_access_token(
@@ -170,15 +209,9 @@ pub(crate) fn check_access_token(
     revocations: Option<&RevocationMirror>,
     now: i64,
 ) -> Result<Claims, VerifyError> {
-    let jws = CompactJws::parse(token)?;
-    jws.require_type(typ::AT_JWT_TYPES)?;
-    let payload = verify_signature(&jws, keys, &policy.algorithms)?;
-    let claims: Claims = serde_json::from_slice(&payload).map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
-    claims.check(policy, now)?;
-    if let Some(mirror) = revocations {
-        mirror.check(&claims, jws.kid())?;
-    }
-    Ok(claims)
+    let signed = verify_signed_claims(token, keys, policy)?;
+    check_claims(&signed, policy, revocations, now)?;
+    Ok(signed.claims)
 }
 
 #[cfg(test)]

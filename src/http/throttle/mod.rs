@@ -25,7 +25,7 @@
 //! counted per /64. A request with no `ConnectInfo` (the router called
 //! in-process) has no peer: only its client id is counted.
 //!
-//! Optionally, [`limit_requests`] caps each peer's request rate on
+//! Optionally, [`over_rate`] caps each peer's request rate on
 //! `/oauth2/*` (`throttle.requests_per_second`, module `rate`). Every map here
 //! holds at most `throttle.max_tracked` keys (module `generations`).
 
@@ -39,10 +39,9 @@ use super::error::OAuthError;
 use crate::clients::{Client, ClientAuthError, ClientRegistry, Credentials};
 use crate::config::ThrottleConfig;
 use crate::metrics::{AuthFailure, Metrics};
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use failures::{FailureLimit, Pending};
 use peer::{TrustedProxies, throttle_key};
@@ -242,19 +241,22 @@ fn whole_seconds(wait: Duration) -> u64 {
 
 /// Middleware: refuse a peer over `throttle.requests_per_second` on the
 /// OAuth endpoints with 429 and `Retry-After`, before its body is read.
-pub async fn limit_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some(rate) = &state.throttle.rate
-        && request.uri().path().starts_with("/oauth2/")
-        && let Peer(Some(peer)) = state.throttle.peer(request.headers(), request.extensions())
-        && let Err(wait) = rate.check(throttle_key(peer))
-    {
-        return OAuthError::too_many_requests(
+/// The optional per-peer request rate limit on the OAuth endpoints: the
+/// answer to give instead of serving the request, when the peer is over it.
+pub fn over_rate(state: &AppState, request: &Request) -> Option<Response> {
+    let rate = state.throttle.rate.as_ref()?;
+    if !request.uri().path().starts_with("/oauth2/") {
+        return None;
+    }
+    let Peer(Some(peer)) = state.throttle.peer(request.headers(), request.extensions()) else { return None };
+    let wait = rate.check(throttle_key(peer)).err()?;
+    Some(
+        OAuthError::too_many_requests(
             whole_seconds(wait),
             format!("too many requests from this address; at most {} per second", state.config().throttle.requests_per_second),
         )
-        .into_response();
-    }
-    next.run(request).await
+        .into_response(),
+    )
 }
 
 #[cfg(test)]
