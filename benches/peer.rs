@@ -1,8 +1,10 @@
 //! tessera side by side with node-oidc-provider 9 (benches/peer/server.mjs,
 //! configured as benches/peer/tessera.toml is), on the same workloads: JWKS
-//! GET, client_credentials (ES256), introspection of a valid token, and
-//! refresh rotation (tessera with its memory and its embedded store; the
-//! peer with its in-memory adapter).
+//! GET, client_credentials (ES256), introspection of a valid token (the
+//! same token again and again, and fresh tokens each seen once: tessera
+//! answers a token it has verified before from a cache), and refresh
+//! rotation (tessera with its memory and its embedded store; the peer with
+//! its in-memory adapter).
 //!
 //! `benches/peer/run` (checks node and npm, then this), or `cargo bench
 //! --bench peer` (runs `npm ci` in benches/peer when node_modules is
@@ -23,6 +25,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::load::{self, Measurement, Workload};
 use support::{Server, sha256_hex};
@@ -37,6 +40,10 @@ const CLIENT_ID: &str = "bench";
 const SECRET: &str = "bench-secret-0123456789abcdefghijklmnopqrstuvwxyz";
 const TESSERA_CONFIG: &str = include_str!("peer/tessera.toml");
 const SCOPE_FORM: &str = "scope=api%3Aread";
+/// Fresh tokens each connection introspects once per run.
+const TOKENS_PER_CONNECTION: usize = 250;
+/// Time allowed for issuing them, outside the measured window.
+const ISSUE_LIMIT: Duration = Duration::from_secs(120);
 
 /// What differs between the two servers: names, paths, and how each gets
 /// the tokens a run starts from.
@@ -45,7 +52,7 @@ struct Side {
     jwks: &'static str,
     token: &'static str,
     introspect: &'static str,
-    /// Added to the client_credentials request of the token to introspect.
+    /// Added to the client_credentials request of the tokens to introspect.
     introspected_token_params: &'static str,
     refresh_tokens: fn(&Setup, &Target) -> Vec<String>,
 }
@@ -198,6 +205,53 @@ impl Workload<()> for Introspect {
     }
 }
 
+/// Each connection introspects its own fresh tokens once each, then stops.
+struct IntrospectEach {
+    path: &'static str,
+    auth: String,
+}
+
+impl Workload<Vec<String>> for IntrospectEach {
+    fn request(&self, tokens: &mut Vec<String>, out: &mut Vec<u8>) -> bool {
+        let Some(token) = tokens.pop() else { return false };
+        let form = form_urlencoded::Serializer::new(String::new()).append_pair("token", &token).finish();
+        load::post_form(out, self.path, &self.auth, &form);
+        true
+    }
+    fn response(&self, _: &mut Vec<String>, status: u16, body: &[u8]) -> bool {
+        status == 200 && body.windows(13).any(|w| w == b"\"active\":true")
+    }
+}
+
+/// Set-up, not measured: each connection asks for its share of
+/// client_credentials tokens, collected into `into`.
+struct Issue {
+    path: &'static str,
+    auth: String,
+    form: String,
+    into: Arc<Mutex<Vec<String>>>,
+}
+
+impl Workload<usize> for Issue {
+    fn request(&self, remaining: &mut usize, out: &mut Vec<u8>) -> bool {
+        if *remaining == 0 {
+            return false;
+        }
+        *remaining -= 1;
+        load::post_form(out, self.path, &self.auth, &self.form);
+        true
+    }
+    fn response(&self, _: &mut usize, status: u16, body: &[u8]) -> bool {
+        match load::json_string(body, "access_token") {
+            Some(token) if status == 200 => {
+                self.into.lock().unwrap().push(token.to_string());
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Each connection rotates its own chain: the state is its current token.
 /// A failed rotation loses the chain (its token is spent or refused), so
 /// the first failure of a run is shown: every later one on that connection
@@ -262,15 +316,25 @@ impl Setup {
     /// A valid access token to introspect: tessera's JWT, the peer's opaque token.
     fn introspection_form(&self, target: &Target) -> String {
         let url = format!("{}{}", target.base(), target.side.token);
-        let body = format!("grant_type=client_credentials&{SCOPE_FORM}{}", target.side.introspected_token_params);
         let request = self
             .client
             .post(url)
             .basic_auth(CLIENT_ID, Some(SECRET))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(body);
+            .body(introspected_token_request(target));
         let token = self.json(request)["access_token"].as_str().expect("access_token").to_string();
         form_urlencoded::Serializer::new(String::new()).append_pair("token", &token).finish()
+    }
+
+    /// [`TOKENS_PER_CONNECTION`] new tokens to introspect for each
+    /// connection, issued over the load generator's connections.
+    fn fresh_access_tokens(target: &Target, auth: &str) -> Vec<Vec<String>> {
+        let into = Arc::new(Mutex::new(Vec::new()));
+        let issue = Issue { path: target.side.token, auth: auth.to_string(), form: introspected_token_request(target), into: into.clone() };
+        let issued = load::drive(target.addr, target.pid, vec![TOKENS_PER_CONNECTION; CONNECTIONS], ISSUE_LIMIT, issue);
+        assert_eq!(issued.failures, 0, "issuing the tokens to introspect failed");
+        let tokens = std::mem::take(&mut *into.lock().unwrap());
+        tokens.chunks(TOKENS_PER_CONNECTION).map(<[String]>::to_vec).collect()
     }
 
     /// One new session per connection, created through `POST /v1/sessions`.
@@ -294,6 +358,10 @@ impl Setup {
         assert_eq!(tokens.len(), CONNECTIONS);
         tokens
     }
+}
+
+fn introspected_token_request(target: &Target) -> String {
+    format!("grant_type=client_credentials&{SCOPE_FORM}{}", target.side.introspected_token_params)
 }
 
 /// The medians of a workload's rounds on both sides.
@@ -342,6 +410,11 @@ impl Bench {
                 Introspect { path: target.side.introspect, auth: self.auth.clone(), form: self.setup.introspection_form(target) };
             load::drive(target.addr, target.pid, vec![(); CONNECTIONS], run, workload)
         });
+        // Ends early when the tokens run out; CPU per request stays exact.
+        side_by_side(&mut rows[3], pair, |target| {
+            let tokens = Setup::fresh_access_tokens(target, &self.auth);
+            load::drive(target.addr, target.pid, tokens, run, IntrospectEach { path: target.side.introspect, auth: self.auth.clone() })
+        });
         // Fresh chains for every run, so no run inherits another's history.
         let refresh = |target: &Target| {
             let tokens = (target.side.refresh_tokens)(&self.setup, target);
@@ -353,21 +426,28 @@ impl Bench {
                 Refresh { path: target.side.token, auth: self.auth.clone(), failure_shown: AtomicBool::new(false) },
             )
         };
-        side_by_side(&mut rows[3], pair, refresh);
+        side_by_side(&mut rows[4], pair, refresh);
         // The peer has no durable store: its in-memory run of this round
         // stands against tessera's embedded one.
-        let embedded = report(rows[4].workload, "tessera", refresh(&self.tessera_embedded));
-        rows[4].tessera.push(embedded);
-        let peer = rows[3].peer.last().unwrap().clone();
-        rows[4].peer.push(peer);
+        let embedded = report(rows[5].workload, "tessera", refresh(&self.tessera_embedded));
+        rows[5].tessera.push(embedded);
+        let peer = rows[4].peer.last().unwrap().clone();
+        rows[5].peer.push(peer);
     }
 }
 
 fn empty_rows() -> Vec<Row> {
-    ["JWKS GET", "client_credentials (ES256)", "introspection", "refresh rotation (memory)", "refresh rotation (tessera embedded)"]
-        .into_iter()
-        .map(|workload| Row { workload, tessera: Vec::new(), peer: Vec::new() })
-        .collect()
+    [
+        "JWKS GET",
+        "client_credentials (ES256)",
+        "introspection, same token again",
+        "introspection, each token once",
+        "refresh rotation (memory)",
+        "refresh rotation (tessera embedded)",
+    ]
+    .into_iter()
+    .map(|workload| Row { workload, tessera: Vec::new(), peer: Vec::new() })
+    .collect()
 }
 
 fn main() {
@@ -424,7 +504,7 @@ fn main() {
         );
     }
     println!(
-        "The peer's refresh runs on its in-memory adapter in both refresh rows; its introspection answers an opaque token (it refuses to introspect JWTs)."
+        "tessera introspects its ES256 JWTs (a token seen before: from its verified-token cache); the peer, opaque tokens (it refuses to introspect JWTs). The peer's refresh runs on its in-memory adapter in both refresh rows."
     );
     let failures: Vec<String> = rows
         .iter()
