@@ -21,7 +21,7 @@
 //!
 //! Every request carries the peer's address as axum's `ConnectInfo`, and
 //! the connection's [`WriteStallLimit`] for handlers of long responses to
-//! arm ([`super::write_stall`]).
+//! arm.
 
 use super::write_stall::{StallGuarded, WriteStallLimit};
 use axum::Router;
