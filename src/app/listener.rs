@@ -24,11 +24,13 @@
 //! arm.
 
 use super::write_stall::{StallGuarded, WriteStallLimit};
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::extract::Request;
+use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -40,7 +42,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 /// The bounds of one listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,9 +142,13 @@ impl Registry {
     }
 }
 
-/// Serve `router` on `listener` within `limits` until `shutdown` resolves,
-/// then drain.
-pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdown: impl Future<Output = ()> + Send) {
+/// Serve `router` (an axum `Router`, or the edge service around one) on
+/// `listener` within `limits` until `shutdown` resolves, then drain.
+pub async fn serve<S>(listener: TcpListener, router: S, limits: Limits, shutdown: impl Future<Output = ()> + Send)
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+{
     let registry = Arc::new(Registry::default());
     let (draining_tx, draining) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -185,14 +191,17 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
     }
 }
 
-async fn serve_connection(
+async fn serve_connection<S>(
     stream: TcpStream,
     peer: SocketAddr,
-    router: Router,
+    router: S,
     limits: Limits,
     tracked: Arc<Tracked>,
     mut draining: watch::Receiver<bool>,
-) {
+) where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+{
     let _ = stream.set_nodelay(true);
     let counter = tracked.clone();
     let stall = WriteStallLimit::default();

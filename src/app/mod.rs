@@ -64,8 +64,8 @@ impl Default for Options {
 /// A built service: its router, its state and the tasks it owns.
 pub struct App {
     state: AppState,
-    router: axum::Router,
-    management: axum::Router,
+    public: crate::http::edge::Edge,
+    management: crate::http::edge::Edge,
     tasks: Tasks,
     /// Keys generated at start (none when the directory had them).
     pub created_keys: Vec<KeyMeta>,
@@ -114,14 +114,14 @@ impl App {
             }
         }
         let state = AppState::new(config, keyring, authority, options.dev);
-        let router = http::router(state.clone());
-        let management = http::management_router(state.clone());
-        Ok(App { state, router, management, tasks, created_keys })
+        let public = http::service(state.clone());
+        let management = http::management_service(state.clone());
+        Ok(App { state, public, management, tasks, created_keys })
     }
 
     /// The router, for in-process tests (`tower::ServiceExt::oneshot`).
     pub fn router(&self) -> axum::Router {
-        self.router.clone()
+        axum::Router::new().fallback_service(self.public.clone())
     }
 
     pub fn state(&self) -> &AppState {
@@ -130,14 +130,14 @@ impl App {
 
     /// The management router (`/metrics`, `/readyz`, `/healthz`).
     pub fn management_router(&self) -> axum::Router {
-        self.management.clone()
+        axum::Router::new().fallback_service(self.management.clone())
     }
 
     /// Serve the public and the management listener until `shutdown`
     /// resolves, let requests in flight finish within the drain deadline
     /// (long-lived streams are told to end), then stop every task.
-    pub async fn serve(self, public: TcpListener, management: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let App { state, router, management: management_router, tasks, .. } = self;
+    pub async fn serve(self, public_listener: TcpListener, management: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let App { state, public, management: management_service, tasks, .. } = self;
         let config = state.config();
         let http = &config.http;
         let mut limits = Limits {
@@ -172,8 +172,8 @@ impl App {
         };
         tokio::join!(
             signal,
-            listener::serve(public, router, limits, stopped(stop.clone())),
-            listener::serve(management, management_router, operator_limits, stopped(stop)),
+            listener::serve(public_listener, public, limits, stopped(stop.clone())),
+            listener::serve(management, management_service, operator_limits, stopped(stop)),
         );
         tasks.shutdown().await;
     }

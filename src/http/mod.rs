@@ -172,18 +172,28 @@ fn public_routes(state: &AppState) -> Vec<&'static Route> {
     ROUTES.iter().chain(demo).collect()
 }
 
-/// The public router: tokens, sessions, discovery, the feed, liveness.
-pub fn router(state: AppState) -> Router {
+/// The public service: tokens, sessions, discovery, the feed, liveness.
+pub fn service(state: AppState) -> edge::Edge {
     let routes = public_routes(&state);
     build(state, routes)
 }
 
-/// The management router: liveness, readiness, metrics.
-pub fn management_router(state: AppState) -> Router {
+/// The management service: liveness, readiness, metrics.
+pub fn management_service(state: AppState) -> edge::Edge {
     build(state, MANAGEMENT_ROUTES.iter().collect())
 }
 
-fn build(state: AppState, routes: Vec<&'static Route>) -> Router {
+/// [`service`] as an axum `Router` (for in-process tests and embedding).
+pub fn router(state: AppState) -> Router {
+    Router::new().fallback_service(service(state))
+}
+
+/// [`management_service`] as an axum `Router`.
+pub fn management_router(state: AppState) -> Router {
+    Router::new().fallback_service(management_service(state))
+}
+
+fn build(state: AppState, routes: Vec<&'static Route>) -> edge::Edge {
     let max_body = state.config().http.max_body_bytes;
     let mut router = Router::new();
     for route in &routes {
@@ -195,7 +205,7 @@ fn build(state: AppState, routes: Vec<&'static Route>) -> Router {
         .method_not_allowed_fallback(move |request: Request| method_not_allowed(allowed.clone(), request))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state.clone());
-    Router::new().fallback_service(edge::Edge::new(state, router, routes))
+    edge::Edge::new(state, router, routes)
 }
 
 async fn not_found(request: Request) -> Problem {
