@@ -165,55 +165,105 @@ pub(super) fn run(mut writer: Writer, queue: &mpsc::Receiver<(Op, Reply)>) {
     }
 }
 
+/// The tables of one write transaction, each opened the first time an op
+/// of the batch needs it: opening a table and flushing its root at commit
+/// cost more than a consumption's own insert, and a batch of refreshes
+/// touches one table.
+struct Tables<'t> {
+    txn: &'t redb::WriteTransaction,
+    revocations: Option<redb::Table<'t, u64, &'static [u8]>>,
+    consumed: Option<redb::Table<'t, &'static str, &'static [u8]>>,
+    sessions: Option<redb::Table<'t, &'static str, &'static [u8]>>,
+    meta: Option<redb::Table<'t, &'static str, u64>>,
+    codes: Option<redb::Table<'t, &'static str, &'static [u8]>>,
+}
+
+/// The table in `slot`, opened from `txn` if it is not yet.
+fn opened<'s, 't, K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &'t redb::WriteTransaction,
+    slot: &'s mut Option<redb::Table<'t, K, V>>,
+    definition: TableDefinition<K, V>,
+) -> Result<&'s mut redb::Table<'t, K, V>, StoreError> {
+    if slot.is_none() {
+        *slot = Some(txn.open_table(definition).map_err(store_error)?);
+    }
+    Ok(slot.as_mut().expect("opened above"))
+}
+
+impl<'t> Tables<'t> {
+    fn new(txn: &'t redb::WriteTransaction) -> Self {
+        Self { txn, revocations: None, consumed: None, sessions: None, meta: None, codes: None }
+    }
+    fn revocations(&mut self) -> Result<&mut redb::Table<'t, u64, &'static [u8]>, StoreError> {
+        opened(self.txn, &mut self.revocations, REVOCATIONS)
+    }
+    fn consumed(&mut self) -> Result<&mut redb::Table<'t, &'static str, &'static [u8]>, StoreError> {
+        opened(self.txn, &mut self.consumed, CONSUMED)
+    }
+    fn sessions(&mut self) -> Result<&mut redb::Table<'t, &'static str, &'static [u8]>, StoreError> {
+        opened(self.txn, &mut self.sessions, SESSIONS)
+    }
+    fn meta(&mut self) -> Result<&mut redb::Table<'t, &'static str, u64>, StoreError> {
+        opened(self.txn, &mut self.meta, META)
+    }
+    fn codes(&mut self) -> Result<&mut redb::Table<'t, &'static str, &'static [u8]>, StoreError> {
+        opened(self.txn, &mut self.codes, CODES)
+    }
+}
+
 /// Apply a batch in one transaction and commit it; all or nothing. Each
 /// consumption recorded here is stamped with the writer's clock just
 /// before the commit, so a retry's grace window starts when the token was
-/// really consumed, however long the request waited for the writer.
+/// really consumed, however long the request waited for the writer; it is
+/// written then, once, and a later op of the same batch finds it in
+/// `consumed_here`.
 pub(super) fn apply(db: &Database, ops: Vec<Op>, clock: &SharedClock) -> Result<Vec<Outcome>, StoreError> {
     let txn = db.begin_write().map_err(store_error)?;
     let mut outcomes = Vec::with_capacity(ops.len());
     let mut consumed_here: Vec<(String, ConsumedRefresh)> = Vec::new();
+    let mut consumed_index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     {
-        let mut revocations = txn.open_table(REVOCATIONS).map_err(store_error)?;
-        let mut consumed = txn.open_table(CONSUMED).map_err(store_error)?;
-        let mut sessions = txn.open_table(SESSIONS).map_err(store_error)?;
-        let mut meta = txn.open_table(META).map_err(store_error)?;
-        let mut codes = txn.open_table(CODES).map_err(store_error)?;
+        let mut tables = Tables::new(&txn);
         for op in ops {
             let outcome = match op {
                 Op::Consume { jti, record } => {
-                    let earlier: Option<ConsumedRefresh> = match consumed.get(jti.as_str()).map_err(store_error)? {
-                        Some(found) => Some(serde_json::from_slice(found.value()).map_err(store_error)?),
-                        None => None,
+                    let earlier: Option<ConsumedRefresh> = match consumed_index.get(&jti) {
+                        Some(&at) => Some(consumed_here[at].1.clone()),
+                        None => match tables.consumed()?.get(jti.as_str()).map_err(store_error)? {
+                            Some(found) => Some(serde_json::from_slice(found.value()).map_err(store_error)?),
+                            None => None,
+                        },
                     };
                     match earlier {
                         Some(earlier) => Outcome::Consumption(Consumption::Already(earlier)),
                         None => {
-                            let bytes = serde_json::to_vec(&record).map_err(store_error)?;
-                            consumed.insert(jti.as_str(), bytes.as_slice()).map_err(store_error)?;
+                            consumed_index.insert(jti.clone(), consumed_here.len());
                             consumed_here.push((jti, record));
                             Outcome::Consumption(Consumption::First)
                         }
                     }
                 }
                 Op::Revoke { revocations: items } => {
-                    let mut next = meta
+                    let mut next = tables
+                        .meta()?
                         .get("next_seq")
                         .map_err(store_error)?
                         .map(|v| v.value())
                         .ok_or_else(|| StoreError("the sequence counter is missing".into()))?;
                     let mut entries = Vec::with_capacity(items.len());
+                    let revocations = tables.revocations()?;
                     for Revocation { covers, until } in items {
                         let entry = RevocationEntry { seq: next, covers, expires_at: until };
                         revocations.insert(next, serde_json::to_vec(&entry).map_err(store_error)?.as_slice()).map_err(store_error)?;
                         entries.push(entry);
                         next += 1;
                     }
-                    meta.insert("next_seq", next).map_err(store_error)?;
+                    tables.meta()?.insert("next_seq", next).map_err(store_error)?;
                     Outcome::Revoked(entries)
                 }
                 Op::TrackSession { record, limit } => {
                     let prefix = format!("{}\u{0}", record.sub);
+                    let sessions = tables.sessions()?;
                     let mut list: Vec<SessionRecord> = Vec::new();
                     for item in sessions.range(prefix.as_str()..).map_err(store_error)? {
                         let (key, value) = item.map_err(store_error)?;
@@ -238,17 +288,19 @@ pub(super) fn apply(db: &Database, ops: Vec<Op>, clock: &SharedClock) -> Result<
                         removed += usize::from(expired);
                         !expired
                     };
-                    revocations.retain(|_, v| keep(v)).map_err(store_error)?;
-                    consumed.retain(|_, v| keep(v)).map_err(store_error)?;
-                    sessions.retain(|_, v| keep(v)).map_err(store_error)?;
-                    codes.retain(|_, v| keep(v)).map_err(store_error)?;
+                    tables.revocations()?.retain(|_, v| keep(v)).map_err(store_error)?;
+                    tables.consumed()?.retain(|_, v| keep(v)).map_err(store_error)?;
+                    tables.sessions()?.retain(|_, v| keep(v)).map_err(store_error)?;
+                    tables.codes()?.retain(|_, v| keep(v)).map_err(store_error)?;
                     Outcome::Purged(removed)
                 }
                 Op::PutCode { code_id, record } => {
-                    codes.insert(code_id.as_str(), serde_json::to_vec(&record).map_err(store_error)?.as_slice()).map_err(store_error)?;
+                    let bytes = serde_json::to_vec(&record).map_err(store_error)?;
+                    tables.codes()?.insert(code_id.as_str(), bytes.as_slice()).map_err(store_error)?;
                     Outcome::Stored
                 }
                 Op::RedeemCode { code_id } => {
+                    let codes = tables.codes()?;
                     let before: Option<HandoffCode> = match codes.get(code_id.as_str()).map_err(store_error)? {
                         Some(found) => Some(serde_json::from_slice(found.value()).map_err(store_error)?),
                         None => None,
@@ -264,9 +316,10 @@ pub(super) fn apply(db: &Database, ops: Vec<Op>, clock: &SharedClock) -> Result<
         }
         if !consumed_here.is_empty() {
             let stamp = clock.now().timestamp_millis();
-            for (jti, record) in &consumed_here {
-                let record = ConsumedRefresh { consumed_at_ms: stamp, ..record.clone() };
-                consumed.insert(jti.as_str(), serde_json::to_vec(&record).map_err(store_error)?.as_slice()).map_err(store_error)?;
+            let consumed = tables.consumed()?;
+            for (jti, record) in &mut consumed_here {
+                record.consumed_at_ms = stamp;
+                consumed.insert(jti.as_str(), serde_json::to_vec(&*record).map_err(store_error)?.as_slice()).map_err(store_error)?;
             }
             // A later op of this batch that saw one of these consumptions
             // sees the stamp too.
