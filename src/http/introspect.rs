@@ -6,7 +6,6 @@ use super::error::OAuthError;
 use super::extract::ConfidentialClient;
 use super::oauth::no_store;
 use crate::clients::Permission;
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -23,5 +22,5 @@ pub async fn introspect(
         ));
     }
     let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    Ok(no_store(Json(state.authority.introspect(token).await?)))
+    Ok(no_store(super::oauth::json(&state.authority.introspect(token).await?, 512)))
 }

@@ -6,7 +6,6 @@ use super::AppState;
 use super::error::OAuthError;
 use crate::clients::Client;
 use crate::tokens::issue::IssuedSession;
-use axum::Json;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashSet;
@@ -104,11 +103,26 @@ pub fn deliver(state: &AppState, client: &Client, mut issued: IssuedSession) -> 
     } else {
         None
     };
-    let mut response = no_store(Json(issued));
+    let size = issued.access_token.len() + issued.refresh_token.as_ref().map_or(0, String::len) + 256;
+    let mut response = no_store(json(&issued, size));
     if let Some(cookie) = cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
+}
+
+/// `value` as an `application/json` body, serialized once into a buffer of
+/// `size` bytes (a token response is mostly its tokens, whose lengths are
+/// known), so the body is not copied as it grows.
+pub fn json(value: &impl serde::Serialize, size: usize) -> Response {
+    let mut body = Vec::with_capacity(size);
+    match serde_json::to_writer(&mut body, value) {
+        Ok(()) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "a response could not be serialized");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 /// RFC 6749 §5.1: token responses must not be cached.

@@ -10,7 +10,6 @@ use super::extract::{OAuthForm, oauth_credentials};
 use super::oauth::{deliver, no_store};
 use super::throttle::{Accepting, Peer};
 use crate::grants::{self, DispatchError, Issued, TokenRequest};
-use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -51,7 +50,10 @@ pub async fn token(
     };
     let span = tracing::info_span!("grant", grant_type = %grant_type, client = %client.id);
     match grants::dispatch(&state.authority, &client, request).instrument(span).await {
-        Ok(Issued::AccessToken(issued)) => Ok(super::dpop::with_nonce(&state, no_store(Json(issued)))),
+        Ok(Issued::AccessToken(issued)) => {
+            let size = issued.access_token.len() + 128;
+            Ok(super::dpop::with_nonce(&state, no_store(super::oauth::json(&issued, size))))
+        }
         Ok(Issued::Session(issued)) => {
             if let (Some(observer), Some(presented), "refresh_token") = (&state.refresh_observer, refresh_token, grant_type) {
                 observer.presented(&issued.session_id, presented);

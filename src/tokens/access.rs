@@ -159,7 +159,8 @@ pub struct Confirmation {
 /// Sign claims into a compact JWS with the key's access-token header.
 pub fn mint(key: &SigningKey, claims: &AccessClaims) -> String {
     let _span = tracing::info_span!("sign", kid = %key.kid).entered();
-    let payload = serde_json::to_vec(claims).expect("claims serialize");
+    let mut payload = Vec::with_capacity(512);
+    serde_json::to_writer(&mut payload, claims).expect("claims serialize");
     compact_jws(key, key.access_token_header(), &payload)
 }
 
