@@ -28,7 +28,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::load::{self, Measurement, Workload};
-use support::{Server, sha256_hex};
+use support::{Redis, Server, sha256_hex};
 
 const CONNECTIONS: usize = 64;
 const SECRET: &str = "bench-secret-0123456789abcdefghijklmnopqrstuvwxyz";
@@ -490,37 +490,4 @@ fn serve_floor() {
         };
         tessera::app::listener::serve(listener, router, limits, std::future::pending()).await;
     });
-}
-
-/// A redis-server for the run, keeping nothing on disk.
-struct Redis {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn();
-        match child {
-            Ok(child) => {
-                std::thread::sleep(Duration::from_millis(300));
-                Some(Self { child, port })
-            }
-            Err(_) => {
-                println!("redis-server not installed: the Redis phase is skipped");
-                None
-            }
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

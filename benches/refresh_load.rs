@@ -11,9 +11,9 @@
 mod support;
 
 use serde_json::Value;
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
-use support::{Server, cpu_seconds, sha256_hex};
+use support::{Redis, Server, cpu_seconds, sha256_hex};
 
 const CONCURRENCY: usize = 64;
 const SECRET: &str = "bench-secret-0123456789abcdefghijklmnopqrstuvwxyz";
@@ -104,19 +104,8 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut phases: Vec<Phase> = ["memory", "embedded"].into_iter().map(|store| runtime.block_on(phase(store, seconds, None))).collect();
     // Redis, persisting nothing, as a shared store's best case.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let redis = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn();
-    match redis {
-        Ok(mut redis) => {
-            std::thread::sleep(Duration::from_millis(300));
-            phases.push(runtime.block_on(phase("redis", seconds, Some(port))));
-            let _ = redis.kill();
-            let _ = redis.wait();
-        }
-        Err(_) => println!("redis-server not installed: Redis phase skipped"),
+    if let Some(redis) = Redis::start() {
+        phases.push(runtime.block_on(phase("redis", seconds, Some(redis.port))));
     }
     println!("\nrefresh grant, {CONCURRENCY} concurrent connections, {seconds} s per store, 127.0.0.1");
     println!("| store | requests/s | p50 | p99 | server CPU per request | failures |");

@@ -94,3 +94,39 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// A redis-server for the run on a free port, keeping nothing on disk;
+/// `None` (said on stdout) when redis-server is not installed.
+#[allow(dead_code)] // not every bench uses it
+pub struct Redis {
+    child: Child,
+    pub port: u16,
+}
+
+#[allow(dead_code)]
+impl Redis {
+    pub fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn();
+        match child {
+            Ok(child) => {
+                std::thread::sleep(Duration::from_millis(300));
+                Some(Self { child, port })
+            }
+            Err(_) => {
+                println!("redis-server not installed: the Redis phase is skipped");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
