@@ -21,7 +21,7 @@ pub(super) enum ClientsCommand {
     /// Create a client: prints its secret once and the config to add.
     Add {
         /// The client id (`client_id`), 1 to 128 printable characters.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         id: String,
         /// A public client (SPA, mobile app): no secret.
         #[arg(long)]
@@ -51,14 +51,14 @@ pub(super) enum ClientsCommand {
     /// Remove a client from the config file.
     Remove {
         /// The client id.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         id: String,
     },
     /// Give a confidential client a new secret; the old one stays valid for
     /// the grace period.
     RotateSecret {
         /// The client id.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         id: String,
         /// How long the old secret keeps working, like "24h" or "0s".
         #[arg(long, default_value = "24h")]

@@ -28,10 +28,18 @@ pub(super) enum KeysCommand {
     /// Show every key's timeline.
     List,
     /// Withdraw a pending key before it signs.
-    Retire { kid: String },
+    Retire {
+        /// The key's id; a thumbprint may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
     /// Emergency: withdraw a key now (unpublished, untrusted, announced in the
     /// revocation feed); an active key gets a successor that signs at once.
-    Revoke { kid: String },
+    Revoke {
+        /// The key's id; a thumbprint may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
     /// Delete expired keys.
     Prune,
 }

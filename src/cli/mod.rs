@@ -112,3 +112,47 @@ fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(std::iter::once("tessera").chain(args.iter().copied()))
+            .unwrap_or_else(|error| panic!("{args:?}: {error}"))
+            .command
+    }
+
+    /// Key ids are RFC 7638 thumbprints and client ids are free text: one in
+    /// 64 thumbprints begins with `-`, and the command must still take it.
+    #[test]
+    fn identifiers_that_begin_with_a_hyphen_are_values_not_flags() {
+        let Command::Keys(keys::KeysCommand::Revoke { kid }) = parse(&["keys", "revoke", "-8Dq1x"]) else { panic!() };
+        assert_eq!(kid, "-8Dq1x");
+        let Command::Keys(keys::KeysCommand::Retire { kid }) = parse(&["keys", "retire", "--x"]) else { panic!() };
+        assert_eq!(kid, "--x");
+        let Command::Clients(clients::ClientsCommand::Remove { id }) = parse(&["clients", "remove", "--id", "-svc"]) else { panic!() };
+        assert_eq!(id, "-svc");
+        let Command::Clients(clients::ClientsCommand::RotateSecret { id, json, .. }) =
+            parse(&["clients", "rotate-secret", "--id", "-svc", "--json"])
+        else {
+            panic!()
+        };
+        assert_eq!((id.as_str(), json), ("-svc", true));
+        let Command::Token(token::TokenCommand::Inspect { token, json }) = parse(&["token", "inspect", "-abc.def", "--json"]) else {
+            panic!()
+        };
+        assert_eq!((token.as_deref(), json), (Some("-abc.def"), true));
+    }
+
+    /// Taking hyphenated values must not swallow the command's own flags.
+    #[test]
+    fn flags_are_still_flags() {
+        let Command::Token(token::TokenCommand::Inspect { token, json }) = parse(&["token", "inspect", "--json"]) else { panic!() };
+        assert_eq!((token, json), (None, true));
+        let Command::Token(token::TokenCommand::Inspect { token, json }) = parse(&["token", "inspect", "--json", "-"]) else { panic!() };
+        assert_eq!((token.as_deref(), json), (Some("-"), true));
+        let help = Cli::try_parse_from(["tessera", "keys", "revoke", "--help"]).unwrap_err();
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+    }
+}

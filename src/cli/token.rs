@@ -24,6 +24,7 @@ pub(super) enum TokenCommand {
     /// TOKEN, or with `-`, the token is read from standard input (keeps it
     /// out of shell history and the process list).
     Inspect {
+        #[arg(allow_hyphen_values = true)]
         token: Option<String>,
         /// Print one JSON object (`valid`, `claims`, …) instead of prose.
         #[arg(long)]
