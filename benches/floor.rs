@@ -12,7 +12,9 @@
 //! latency are secondary. Rounds are interleaved and the medians printed.
 //! Servers run with `TESSERA_LOG=warn` (security events, no line per
 //! request), except the `INFO log` phase, which shows what the default
-//! request log costs.
+//! request log costs. `TESSERA_BENCH_BASELINE=<binary>` measures another
+//! build alongside this one, phase by phase in the same rounds, and prints
+//! their ratio: the way to quote a before-and-after on a noisy machine.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -56,27 +58,120 @@ fn main() {
     let wanted = |name: &str| only.as_deref().is_none_or(|only| name.contains(only));
     load::pin_to_core(CLIENT_CORE);
 
-    let floor = FloorServer::start();
-    let memory = Server::start_on(&config("memory", ""), &[], Some(SERVER_CORE));
-    // The same, logging a line per request (the default, `TESSERA_LOG=info`).
-    let logging = Server::start_on(&config("memory", ""), &[("TESSERA_LOG", "info")], Some(SERVER_CORE));
-    let embedded = Server::start_on(&config("embedded", ""), &[], Some(SERVER_CORE));
-    let redis = Redis::start();
-    let redis_server = redis
-        .as_ref()
-        .map(|r| Server::start_on(&config("redis", &format!("url = \"redis://127.0.0.1:{}\"\n", r.port)), &[], Some(SERVER_CORE)));
+    // TESSERA_BENCH_BASELINE=<binary>: measure that build too, phase by
+    // phase in the same rounds, for a before-and-after on one noisy machine.
+    let mut builds = Vec::new();
+    if let Ok(baseline) = std::env::var("TESSERA_BENCH_BASELINE") {
+        builds.push(("baseline", baseline));
+    }
+    builds.push(("this build", support::binary()));
 
-    let mut results: BTreeMap<&'static str, Vec<Measurement>> = BTreeMap::new();
+    let floor = FloorServer::start();
+    let redis = Redis::start();
+    let suites: Vec<Suite> = builds.iter().map(|(_, binary)| Suite::start(binary, redis.as_ref())).collect();
+
+    let mut results: BTreeMap<(usize, &'static str), Vec<Measurement>> = BTreeMap::new();
     let mut crypto: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
     for round in 1..=rounds {
         eprintln!("round {round} of {rounds}");
         for (name, micros) in crypto_costs() {
             crypto.entry(name).or_default().push(micros);
         }
-        let mut record = |name: &'static str, m: Measurement| {
-            eprintln!("  {name}: {:.1} µs/request, {:.0}/s, {} failures", m.cpu_us(), m.rate(), m.failures);
-            results.entry(name).or_default().push(m);
+        let mut record = |build: usize, name: &'static str, m: Measurement| {
+            eprintln!("  {}{name}: {:.1} µs/request, {:.0}/s, {} failures", builds[build].0, m.cpu_us(), m.rate(), m.failures);
+            results.entry((build, name)).or_default().push(m);
         };
+        record(0, "floor GET", load::drive(floor.addr, floor.pid(), vec![(); CONNECTIONS], phase, Fixed(get_request("/"))));
+        record(
+            0,
+            "floor POST",
+            load::drive(floor.addr, floor.pid(), vec![(); CONNECTIONS], phase, Fixed(form_request("/", "", FLOOR_FORM))),
+        );
+        for (build, suite) in suites.iter().enumerate() {
+            suite.measure(phase, &wanted, &mut |name, m| record(build, name, m));
+        }
+    }
+
+    let crypto: BTreeMap<&str, f64> = crypto.iter().map(|(name, samples)| (*name, median(samples.clone()))).collect();
+    let cpu = |build: usize, name: &str| results.get(&(build, name)).map(|runs| median(runs.iter().map(Measurement::cpu_us).collect()));
+    let rate = |build: usize, name: &str| results.get(&(build, name)).map(|runs| median(runs.iter().map(Measurement::rate).collect()));
+    let http_get = cpu(0, "floor GET").unwrap();
+    let http_post = cpu(0, "floor POST").unwrap();
+    println!("\n{CONNECTIONS} connections, server on one core, {seconds} s per phase, median of {rounds} rounds, 127.0.0.1");
+    println!(
+        "\ncrypto (ring, this run): ES256 sign {:.1} µs, ES256 verify {:.1} µs, HMAC-SHA256 {:.2} µs, SHA-256 {:.2} µs",
+        crypto["sign"], crypto["verify"], crypto["hmac"], crypto["sha256"]
+    );
+    println!("HTTP floor (empty handler, same stack): GET {http_get:.1} µs, form POST {http_post:.1} µs of server CPU per request");
+    for (build, (label, binary)) in builds.iter().enumerate() {
+        if builds.len() > 1 {
+            println!("\n{label}: {binary}");
+        }
+        println!("\n| endpoint | floor = HTTP + crypto | floor µs | server CPU µs/req | × floor | req/s | p50 ms | p99 ms | failures |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for (name, http, ops) in ENDPOINTS {
+            let Some(runs) = results.get(&(build, *name)) else { continue };
+            let base = if *http == "GET" { http_get } else { http_post };
+            let floor: f64 = base + ops.iter().map(|(op, count)| crypto[op] * *count as f64).sum::<f64>();
+            let composition: Vec<String> =
+                ops.iter().map(|(op, count)| if *count == 1 { op.to_string() } else { format!("{count}×{op}") }).collect();
+            let used = cpu(build, name).unwrap();
+            let middle = |f: &dyn Fn(&Measurement) -> f64| median(runs.iter().map(f).collect());
+            println!(
+                "| {name} | {http}{} | {floor:.1} | {used:.1} | {:.2} | {:.0} | {:.2} | {:.2} | {} |",
+                composition.iter().map(|c| format!(" + {c}")).collect::<String>(),
+                used / floor,
+                middle(&|m| m.rate()),
+                middle(&|m| m.percentile_ms(0.5)),
+                middle(&|m| m.percentile_ms(0.99)),
+                runs.iter().map(|m| m.failures).sum::<u64>(),
+            );
+        }
+        if let (Some(durable), Some(memory)) = (rate(build, "refresh, embedded"), rate(build, "refresh, memory")) {
+            println!("\ndurable (embedded, fsync'd) refresh / memory refresh throughput: {:.2}", durable / memory);
+        }
+        if let (Some(redis), Some(memory)) = (rate(build, "refresh, redis"), rate(build, "refresh, memory")) {
+            println!("redis refresh / memory refresh throughput: {:.2}", redis / memory);
+        }
+    }
+    if builds.len() > 1 {
+        println!("\nthis build against the baseline, server CPU per request (medians of the same rounds)\n");
+        println!("| endpoint | baseline µs | this build µs | this / baseline |");
+        println!("|---|---|---|---|");
+        for (name, _, _) in ENDPOINTS {
+            if let (Some(before), Some(after)) = (cpu(0, name), cpu(1, name)) {
+                println!("| {name} | {before:.1} | {after:.1} | {:.2} |", after / before);
+            }
+        }
+    }
+    drop(suites);
+    drop(redis);
+}
+
+/// The servers of one build: the memory store (also without the request
+/// log's silence), the embedded store and, when redis-server is there,
+/// the Redis store.
+struct Suite {
+    memory: Server,
+    logging: Server,
+    embedded: Server,
+    redis: Option<Server>,
+}
+
+impl Suite {
+    fn start(binary: &str, redis: Option<&Redis>) -> Self {
+        let start = |config: &str, env: &[(&str, &str)]| Server::start_binary(binary, config, env, Some(SERVER_CORE));
+        Self {
+            memory: start(&config("memory", ""), &[]),
+            // The same, logging a line per request (the default, `TESSERA_LOG=info`).
+            logging: start(&config("memory", ""), &[("TESSERA_LOG", "info")]),
+            embedded: start(&config("embedded", ""), &[]),
+            redis: redis.map(|r| start(&config("redis", &format!("url = \"redis://127.0.0.1:{}\"\n", r.port)), &[])),
+        }
+    }
+
+    /// One round of every wanted phase against this build.
+    fn measure(&self, phase: Duration, wanted: &dyn Fn(&str) -> bool, record: &mut dyn FnMut(&'static str, Measurement)) {
         // A phase runs when wanted, or when a wanted one needs its tokens.
         macro_rules! phase {
             ($name:expr, $needed_by:expr, $measure:expr) => {
@@ -85,9 +180,8 @@ fn main() {
                 }
             };
         }
-        record("floor GET", load::drive(floor.addr, floor.pid(), vec![(); CONNECTIONS], phase, Fixed(get_request("/"))));
-        record("floor POST", load::drive(floor.addr, floor.pid(), vec![(); CONNECTIONS], phase, Fixed(form_request("/", "", FLOOR_FORM))));
-        let addr = address(&memory);
+        let memory = &self.memory;
+        let addr = address(memory);
         phase!("JWKS", [], load::drive(addr, memory.pid(), vec![(); CONNECTIONS], phase, Fixed(get_request("/.well-known/jwks.json"))));
         let access_tokens = Collected::default();
         let client_credentials = Collecting {
@@ -104,8 +198,8 @@ fn main() {
             "client_credentials, INFO log",
             [],
             load::drive(
-                address(&logging),
-                logging.pid(),
+                address(&self.logging),
+                self.logging.pid(),
                 vec![(); CONNECTIONS],
                 phase,
                 Fixed(form_request("/oauth2/token", &basic("backend"), "grant_type=client_credentials"))
@@ -118,9 +212,9 @@ fn main() {
             ["revocation"],
             load::drive(addr, memory.pid(), (0..CONNECTIONS).map(|c| (c, 0)).collect(), phase, sessions)
         );
-        phase!("refresh, memory", [], refresh_phase(&memory, phase));
-        phase!("refresh, embedded", [], refresh_phase(&embedded, phase));
-        if let Some(server) = &redis_server {
+        phase!("refresh, memory", [], refresh_phase(memory, phase));
+        phase!("refresh, embedded", [], refresh_phase(&self.embedded, phase));
+        if let Some(server) = &self.redis {
             phase!("refresh, redis", [], refresh_phase(server, phase));
         }
         let introspect = |token: &str| form_request("/oauth2/introspect", &basic("backend"), &format!("token={token}"));
@@ -128,7 +222,7 @@ fn main() {
             access_tokens.deal(usize::MAX).into_iter().map(|tokens| tokens.iter().map(|t| introspect(t)).collect()).collect();
         phase!("introspection, first", [], load::drive(addr, memory.pid(), first, phase, Sequence));
         phase!("introspection, repeated", [], {
-            let repeated = access_tokens_for(&memory).iter().map(|t| introspect(t)).collect::<Vec<_>>();
+            let repeated = access_tokens_for(memory).iter().map(|t| introspect(t)).collect::<Vec<_>>();
             load::drive(addr, memory.pid(), repeated, phase, Repeat)
         });
         let revocations: Vec<Vec<Vec<u8>>> = created
@@ -138,46 +232,6 @@ fn main() {
             .collect();
         phase!("revocation", [], load::drive(addr, memory.pid(), revocations, phase, Sequence));
     }
-
-    let crypto: BTreeMap<&str, f64> = crypto.iter().map(|(name, samples)| (*name, median(samples.clone()))).collect();
-    let cpu = |name: &str| results.get(name).map(|runs| median(runs.iter().map(Measurement::cpu_us).collect()));
-    let http_get = cpu("floor GET").unwrap();
-    let http_post = cpu("floor POST").unwrap();
-    println!("\n{CONNECTIONS} connections, server on one core, {seconds} s per phase, median of {rounds} rounds, 127.0.0.1");
-    println!(
-        "\ncrypto (ring, this run): ES256 sign {:.1} µs, ES256 verify {:.1} µs, HMAC-SHA256 {:.2} µs, SHA-256 {:.2} µs",
-        crypto["sign"], crypto["verify"], crypto["hmac"], crypto["sha256"]
-    );
-    println!("HTTP floor (empty handler, same stack): GET {http_get:.1} µs, form POST {http_post:.1} µs of server CPU per request\n");
-    println!("| endpoint | floor = HTTP + crypto | floor µs | server CPU µs/req | × floor | req/s | p50 ms | p99 ms | failures |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for (name, http, ops) in ENDPOINTS {
-        let Some(runs) = results.get(name) else { continue };
-        let base = if *http == "GET" { http_get } else { http_post };
-        let floor: f64 = base + ops.iter().map(|(op, count)| crypto[op] * *count as f64).sum::<f64>();
-        let composition: Vec<String> =
-            ops.iter().map(|(op, count)| if *count == 1 { op.to_string() } else { format!("{count}×{op}") }).collect();
-        let used = cpu(name).unwrap();
-        let middle = |f: &dyn Fn(&Measurement) -> f64| median(runs.iter().map(f).collect());
-        println!(
-            "| {name} | {http}{} | {floor:.1} | {used:.1} | {:.2} | {:.0} | {:.2} | {:.2} | {} |",
-            composition.iter().map(|c| format!(" + {c}")).collect::<String>(),
-            used / floor,
-            middle(&|m| m.rate()),
-            middle(&|m| m.percentile_ms(0.5)),
-            middle(&|m| m.percentile_ms(0.99)),
-            runs.iter().map(|m| m.failures).sum::<u64>(),
-        );
-    }
-    let rate = |name: &str| results.get(name).map(|runs| median(runs.iter().map(Measurement::rate).collect()));
-    if let (Some(durable), Some(memory)) = (rate("refresh, embedded"), rate("refresh, memory")) {
-        println!("\ndurable (embedded, fsync'd) refresh / memory refresh throughput: {:.2}", durable / memory);
-    }
-    if let (Some(redis), Some(memory)) = (rate("refresh, redis"), rate("refresh, memory")) {
-        println!("redis refresh / memory refresh throughput: {:.2}", redis / memory);
-    }
-    drop(redis_server);
-    drop(redis);
 }
 
 /// Crypto operations, each with how many times a request needs it.

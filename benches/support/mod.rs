@@ -27,6 +27,12 @@ pub fn rss_mib(pid: u32) -> f64 {
     kib / 1024.0
 }
 
+/// The `tessera` binary to measure: this build, or the one
+/// `TESSERA_BENCH_BINARY` names.
+pub fn binary() -> String {
+    std::env::var("TESSERA_BENCH_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tessera").to_string())
+}
+
 /// A running `tessera serve`, killed when dropped.
 pub struct Server {
     pub child: Child,
@@ -46,16 +52,20 @@ impl Server {
     /// `TESSERA_BENCH_BINARY` names another build to measure (an earlier
     /// release, for a before-and-after in one run).
     pub fn start_on(config: &str, env: &[(&str, &str)], core: Option<usize>) -> Self {
+        Self::start_binary(&binary(), config, env, core)
+    }
+
+    /// [`Server::start_on`] with the given `tessera` binary.
+    pub fn start_binary(binary: &str, config: &str, env: &[(&str, &str)], core: Option<usize>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("tessera.toml"), config).unwrap();
-        let binary = std::env::var("TESSERA_BENCH_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tessera").to_string());
         let mut command = match core {
             Some(core) => {
                 let mut taskset = Command::new("taskset");
-                taskset.args(["-c", &core.to_string(), &binary]);
+                taskset.args(["-c", &core.to_string(), binary]);
                 taskset
             }
-            None => Command::new(&binary),
+            None => Command::new(binary),
         };
         command
             .arg("serve")
