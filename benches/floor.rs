@@ -78,7 +78,8 @@ fn main() {
             crypto.entry(name).or_default().push(micros);
         }
         let mut record = |build: usize, name: &'static str, m: Measurement| {
-            eprintln!("  {}{name}: {:.1} µs/request, {:.0}/s, {} failures", builds[build].0, m.cpu_us(), m.rate(), m.failures);
+            let label = if builds.len() > 1 { format!("{}, ", builds[build].0) } else { String::new() };
+            eprintln!("  {label}{name}: {:.1} µs/request, {:.0}/s, {} failures", m.cpu_us(), m.rate(), m.failures);
             results.entry((build, name)).or_default().push(m);
         };
         record(0, "floor GET", load::drive(floor.addr, floor.pid(), vec![(); CONNECTIONS], phase, Fixed(get_request("/"))));
@@ -213,7 +214,21 @@ impl Suite {
             load::drive(addr, memory.pid(), (0..CONNECTIONS).map(|c| (c, 0)).collect(), phase, sessions)
         );
         phase!("refresh, memory", [], refresh_phase(memory, phase));
-        phase!("refresh, embedded", [], refresh_phase(&self.embedded, phase));
+        if wanted("refresh, embedded") {
+            let before = store_batches(&self.embedded);
+            let writer_before = writer_cpu_seconds(self.embedded.pid());
+            record("refresh, embedded", refresh_phase(&self.embedded, phase));
+            let (commits, writes, seconds) = store_batches(&self.embedded);
+            let writer = writer_cpu_seconds(self.embedded.pid()) - writer_before;
+            let (commits, writes) = (commits - before.0, writes - before.1);
+            eprintln!(
+                "    embedded store: {commits:.0} commits, {:.1} writes each, {:.2} ms each; writer thread {:.0} µs CPU a commit, {:.1} µs a write",
+                writes / commits,
+                (seconds - before.2) * 1e3 / commits,
+                writer * 1e6 / commits,
+                writer * 1e6 / writes,
+            );
+        }
         if let Some(server) = &self.redis {
             phase!("refresh, redis", [], refresh_phase(server, phase));
         }
@@ -420,6 +435,35 @@ impl Workload<String> for Refresh {
 fn refresh_phase(server: &Server, phase: Duration) -> Measurement {
     let chains = new_sessions(server);
     load::drive(address(server), server.pid(), chains, phase, Refresh)
+}
+
+/// The store's commits so far, the writes they held and the seconds they
+/// took, from the server's /metrics.
+fn store_batches(server: &Server) -> (f64, f64, f64) {
+    let addr: SocketAddr = server.management.trim_start_matches("http://").parse().unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(&mut stream, b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut text).unwrap();
+    let value = |name: &str| {
+        text.lines().find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    (value("tessera_store_batch_size_count"), value("tessera_store_batch_size_sum"), value("tessera_store_commit_seconds_sum"))
+}
+
+/// CPU seconds the embedded store's writer thread has used.
+fn writer_cpu_seconds(pid: u32) -> f64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(Result::ok)
+        .filter(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|name| name.trim() == "tessera-store-w"))
+        .map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+            let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            ticks / 100.0
+        })
+        .sum()
 }
 
 /// One new session per connection, for the refresh chains.

@@ -37,6 +37,9 @@ pub fn binary() -> String {
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// `http://host:port` of the management listener (/metrics).
+    #[allow(dead_code)] // not every bench reads it
+    pub management: String,
     _dir: tempfile::TempDir,
 }
 
@@ -87,10 +90,14 @@ impl Server {
                 if let Some(addr) = line.strip_prefix("tessera listening on ") {
                     let _ = tx.send(addr.to_string());
                 }
+                if let Some(rest) = line.strip_prefix("management on ") {
+                    let _ = tx.send(rest.split(' ').next().unwrap_or_default().to_string());
+                }
             }
         });
         let base = rx.recv_timeout(Duration::from_secs(20)).expect("tessera started");
-        Self { child, base, _dir: dir }
+        let management = rx.recv_timeout(Duration::from_secs(20)).expect("tessera's management listener started");
+        Self { child, base, management, _dir: dir }
     }
 
     pub fn pid(&self) -> u32 {
