@@ -445,9 +445,7 @@ fn store_batches(server: &Server) -> (f64, f64, f64) {
     std::io::Write::write_all(&mut stream, b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").unwrap();
     let mut text = String::new();
     std::io::Read::read_to_string(&mut stream, &mut text).unwrap();
-    let value = |name: &str| {
-        text.lines().find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0)
-    };
+    let value = |name: &str| text.lines().find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0);
     (value("tessera_store_batch_size_count"), value("tessera_store_batch_size_sum"), value("tessera_store_commit_seconds_sum"))
 }
 
@@ -460,7 +458,8 @@ fn writer_cpu_seconds(pid: u32) -> f64 {
         .map(|task| {
             let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
             let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-            let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            let ticks: f64 =
+                fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
             ticks / 100.0
         })
         .sum()

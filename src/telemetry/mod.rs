@@ -1,4 +1,6 @@
 //! Logging set-up: text or JSON lines on stderr, filtered by `TESSERA_LOG`.
+//! Text lines off a terminal are written by [`line`], a cheaper writer of
+//! the same layout.
 //!
 //! JSON lines (`log.format = "json"`) are one object per line with stable
 //! names, for log pipelines:
@@ -29,6 +31,8 @@
 //! the caller's trace. The spans follow the `TESSERA_LOG` filter: keep it
 //! at `info` or lower. The standard `OTEL_BSP_*` variables tune the
 //! batching; the batch in hand is sent when tessera stops.
+
+mod line;
 
 use crate::config::LogFormat;
 use tracing_subscriber::EnvFilter;
@@ -76,9 +80,12 @@ pub fn init(format: LogFormat) -> Guard {
     let otel: Option<tracing_subscriber::layer::Identity> = None;
     let registry = tracing_subscriber::registry().with(filter()).with(otel);
     match format {
+        LogFormat::Text if std::io::IsTerminal::is_terminal(&std::io::stderr()) => {
+            let layer = tracing_subscriber::fmt::layer().with_ansi(true).with_writer(std::io::stderr);
+            registry.with(layer.with_filter(only_spans_with_log_lines())).init();
+        }
         LogFormat::Text => {
-            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let layer = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
+            let layer = tracing_subscriber::fmt::layer().with_ansi(false).event_format(line::PlainLine).with_writer(std::io::stderr);
             registry.with(layer.with_filter(only_spans_with_log_lines())).init();
         }
         LogFormat::Json => {
