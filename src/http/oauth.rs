@@ -18,7 +18,8 @@ use std::collections::HashSet;
 ///
 /// A form has a handful of parameters, so they are kept in order in one
 /// vector and found by a scan; values without `%` or `+` (tokens, ids,
-/// grant types) are copied as they are, without a decoding pass.
+/// grant types) are copied as they are, without a decoding pass, and the
+/// separators are found with `memchr`: a form is mostly one long token.
 #[derive(Debug, Default)]
 pub struct Form(Vec<(String, String)>);
 
@@ -32,26 +33,26 @@ const SCAN_LIMIT: usize = 16;
 impl Form {
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let mut pairs = Vec::new();
-        let mut names = Vec::new();
-        for pair in body.split(|&b| b == b'&').filter(|pair| !pair.is_empty()) {
-            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+        let mut rest = body;
+        while !rest.is_empty() {
+            let end = memchr::memchr(b'&', rest).unwrap_or(rest.len());
+            let pair = &rest[..end];
+            rest = rest.get(end + 1..).unwrap_or_default();
+            if pair.is_empty() {
+                continue;
+            }
+            let (name, value) = match memchr::memchr(b'=', pair) {
                 Some(at) => (&pair[..at], &pair[at + 1..]),
                 None => (pair, &pair[pair.len()..]),
             };
-            let name = decode(name);
-            let value = decode(value);
-            if !REPEATABLE.contains(&name.as_str()) {
-                names.push(name.clone());
-            }
-            // RFC 6749 §3.2: parameters sent without a value are treated
-            // as omitted.
-            if !value.is_empty() {
-                pairs.push((name, value));
-            }
+            pairs.push((decode(name), decode(value)));
         }
-        if let Some(repeated) = first_repeat(&names) {
+        // Repeats count copies sent empty too; only then are those dropped.
+        if let Some(repeated) = first_repeat(&pairs) {
             return Err(OAuthError::invalid_request(format!("parameter {:?} is repeated", repeated.chars().take(64).collect::<String>())));
         }
+        // RFC 6749 §3.2: parameters sent without a value are treated as omitted.
+        pairs.retain(|(_, value)| !value.is_empty());
         Ok(Self(pairs))
     }
 
@@ -73,25 +74,58 @@ impl Form {
     }
 }
 
-/// The first name that occurs twice, if any.
-fn first_repeat(names: &[String]) -> Option<&str> {
-    if names.len() <= SCAN_LIMIT {
-        return names.iter().enumerate().find(|(i, name)| names[..*i].contains(name)).map(|(_, name)| name.as_str());
+/// The first name that occurs twice, other than a [`REPEATABLE`] one.
+fn first_repeat(pairs: &[(String, String)]) -> Option<&str> {
+    let names = pairs.iter().map(|(name, _)| name.as_str()).filter(|name| !REPEATABLE.contains(name));
+    if pairs.len() <= SCAN_LIMIT {
+        let mut before: Vec<&str> = Vec::with_capacity(pairs.len());
+        for name in names {
+            if before.contains(&name) {
+                return Some(name);
+            }
+            before.push(name);
+        }
+        return None;
     }
-    let mut seen = HashSet::with_capacity(names.len());
-    names.iter().find(|name| !seen.insert(name.as_str())).map(String::as_str)
+    let mut seen = HashSet::with_capacity(pairs.len());
+    names.into_iter().find(|name| !seen.insert(*name))
 }
 
-/// One name or value: `+` is a space, `%XX` a byte, and the bytes are read
-/// as UTF-8 (invalid sequences replaced), as `form_urlencoded` does.
+/// One name or value: `+` is a space, `%XX` a byte (a `%` not followed by
+/// two hex digits stays as it is), and the bytes are read as UTF-8
+/// (invalid sequences replaced), as `form_urlencoded` does.
 fn decode(raw: &[u8]) -> String {
-    if !raw.iter().any(|&b| b == b'%' || b == b'+') {
+    if memchr::memchr2(b'%', b'+', raw).is_none() {
         return match std::str::from_utf8(raw) {
             Ok(text) => text.to_owned(),
             Err(_) => String::from_utf8_lossy(raw).into_owned(),
         };
     }
-    form_urlencoded::parse(raw).next().map(|(name, _)| name.into_owned()).unwrap_or_default()
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let byte = match raw[i] {
+            b'+' => b' ',
+            b'%' => match (raw.get(i + 1).and_then(hex), raw.get(i + 2).and_then(hex)) {
+                (Some(high), Some(low)) => {
+                    i += 2;
+                    high << 4 | low
+                }
+                _ => b'%',
+            },
+            other => other,
+        };
+        bytes.push(byte);
+        i += 1;
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    }
+}
+
+fn hex(digit: &u8) -> Option<u8> {
+    (*digit as char).to_digit(16).map(|value| value as u8)
 }
 
 /// A session's tokens as the client receives them: for a client with
@@ -164,6 +198,10 @@ mod tests {
         assert_eq!(form.get("bad"), Some("\u{fffd}"));
         assert_eq!(form.get("flag"), None, "a name without a value is omitted");
         assert_eq!(form.get(""), Some("lone"));
+        // A value with a raw `=` and an escape keeps what follows the `=`.
+        let form = Form::parse(b"redirect_uri=https://app/cb?a=b%20c&state=x=y+z").unwrap();
+        assert_eq!(form.get("redirect_uri"), Some("https://app/cb?a=b c"));
+        assert_eq!(form.get("state"), Some("x=y z"));
         for body in ["a%3D=1&a==2", "x=1&x%3D=2&x=3"] {
             let reference: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
             let names: Vec<&str> = reference.iter().map(|(n, _)| n.as_str()).collect();
@@ -178,6 +216,28 @@ mod tests {
         assert!(Form::parse(body.join("&").as_bytes()).is_ok());
         body.push("p150=again".into());
         assert!(Form::parse(body.join("&").as_bytes()).is_err());
+    }
+
+    proptest::proptest! {
+        /// Any body reads as `form_urlencoded` reads it: refused exactly
+        /// when a non-repeatable name occurs twice, else the same values.
+        #[test]
+        fn any_body_reads_as_form_urlencoded_reads_it(body in "([ab=&+]|%[2Fg]{0,2}|%C3|%A9|\\PC){0,24}") {
+            let reference: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+            let names: Vec<&str> = reference.iter().map(|(n, _)| n.as_str()).collect();
+            let repeated = (0..names.len()).any(|i| !REPEATABLE.contains(&names[i]) && names[..i].contains(&names[i]));
+            match Form::parse(body.as_bytes()) {
+                Err(_) => proptest::prop_assert!(repeated, "{body:?} refused without a repeat"),
+                Ok(form) => {
+                    proptest::prop_assert!(!repeated, "{body:?} accepted with a repeat");
+                    for (name, value) in &reference {
+                        let expected = (!value.is_empty()).then_some(value.as_str());
+                        proptest::prop_assert_eq!(form.get(name), expected, "{:?} in {:?}", name, body);
+                    }
+                    proptest::prop_assert_eq!(form.0.len(), reference.iter().filter(|(_, v)| !v.is_empty()).count());
+                }
+            }
+        }
     }
 
     #[test]
