@@ -27,13 +27,18 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
+/// The mirror's maps: their keys are ids tessera generated (or an
+/// administrator chose) and every lookup hashes one, so a fast hasher,
+/// seeded per process, rather than SipHash.
+type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 struct Mirror {
-    tokens: HashMap<String, i64>,
-    sessions: HashMap<String, i64>,
+    tokens: Map<i64>,
+    sessions: Map<i64>,
     /// subject → (revoked at or before this instant, entry expiry)
-    subjects: HashMap<String, (i64, i64)>,
-    keys: HashMap<String, i64>,
+    subjects: Map<(i64, i64)>,
+    keys: Map<i64>,
     /// The global not-before: (every token issued at or before this instant
     /// is dead, entry expiry).
     all_before: Option<(i64, i64)>,
