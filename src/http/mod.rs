@@ -24,6 +24,7 @@ pub mod revoke;
 pub mod sessions;
 pub mod throttle;
 pub mod token;
+pub mod token_response;
 
 use crate::authority::Authority;
 use crate::config::Config;

@@ -137,8 +137,7 @@ pub fn deliver(state: &AppState, client: &Client, mut issued: IssuedSession) -> 
     } else {
         None
     };
-    let size = issued.access_token.len() + issued.refresh_token.as_ref().map_or(0, String::len) + 256;
-    let mut response = no_store(json(&issued, size));
+    let mut response = no_store(json_bytes(super::token_response::session(&issued)));
     if let Some(cookie) = cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
@@ -157,6 +156,11 @@ pub fn json(value: &impl serde::Serialize, size: usize) -> Response {
             axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// JSON already written, as an `application/json` body.
+pub fn json_bytes(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
 /// RFC 6749 §5.1: token responses must not be cached.

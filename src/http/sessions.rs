@@ -22,8 +22,7 @@ pub async fn create(
     let mut response = match sessions::create(&state.authority, &caller, &state.config().clients, request, &budget).await? {
         SessionStarted::Tokens(issued) => {
             tracing::info!(client = %caller.id, sid = %issued.session_id, "session created");
-            let size = issued.access_token.len() + issued.refresh_token.as_ref().map_or(0, String::len) + 256;
-            (StatusCode::CREATED, super::oauth::json(&issued, size)).into_response()
+            (StatusCode::CREATED, super::oauth::json_bytes(super::token_response::session(&issued))).into_response()
         }
         SessionStarted::Code(code) => {
             tracing::info!(client = %caller.id, sid = %code.session_id, "session created behind a one-time code");

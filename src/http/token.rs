@@ -51,8 +51,8 @@ pub async fn token(
     let span = tracing::info_span!("grant", grant_type = %grant_type, client = %client.id);
     match grants::dispatch(&state.authority, &client, request).instrument(span).await {
         Ok(Issued::AccessToken(issued)) => {
-            let size = issued.access_token.len() + 128;
-            Ok(super::dpop::with_nonce(&state, no_store(super::oauth::json(&issued, size))))
+            let body = super::oauth::json_bytes(super::token_response::access_token(&issued));
+            Ok(super::dpop::with_nonce(&state, no_store(body)))
         }
         Ok(Issued::Session(issued)) => {
             if let (Some(observer), Some(presented), "refresh_token") = (&state.refresh_observer, refresh_token, grant_type) {
