@@ -20,7 +20,6 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -111,17 +110,8 @@ impl Peer {
             .stderr(Stdio::null())
             .spawn()
             .expect("taskset and node");
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Keep draining stdout: a closed pipe would fail the server's next print.
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if let Some(base) = line.strip_prefix("peer listening on http://") {
-                    let _ = tx.send(base.to_string());
-                }
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the peer started").parse().expect("the peer's address");
+        let [base] = support::announced(&mut child, ["peer listening on http://"], Duration::from_secs(30));
+        let addr = base.parse().expect("the peer's address");
         Self { child, addr }
     }
 

@@ -33,6 +33,25 @@ pub fn binary() -> String {
     std::env::var("TESSERA_BENCH_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tessera").to_string())
 }
 
+/// What a server `child` prints after each of `prefixes` (up to the next
+/// space), in that order, waiting at most `timeout` for each; its stdout
+/// keeps being drained afterwards, as a closed pipe would fail its next
+/// print.
+pub fn announced<const N: usize>(child: &mut Child, prefixes: [&'static str; N], timeout: Duration) -> [String; N] {
+    let stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut next = 0;
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Some(rest) = prefixes.get(next).and_then(|prefix| line.strip_prefix(prefix)) {
+                let _ = tx.send(rest.split(' ').next().unwrap_or_default().to_string());
+                next += 1;
+            }
+        }
+    });
+    prefixes.map(|prefix| rx.recv_timeout(timeout).unwrap_or_else(|_| panic!("the server never printed {prefix:?}")))
+}
+
 /// A running `tessera serve`, killed when dropped.
 pub struct Server {
     pub child: Child,
@@ -82,21 +101,7 @@ impl Server {
             command.env(key, value);
         }
         let mut child = command.spawn().unwrap();
-        // Keep draining stdout: a closed pipe would fail the server's next print.
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("tessera listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-                if let Some(rest) = line.strip_prefix("management on ") {
-                    let _ = tx.send(rest.split(' ').next().unwrap_or_default().to_string());
-                }
-            }
-        });
-        let base = rx.recv_timeout(Duration::from_secs(20)).expect("tessera started");
-        let management = rx.recv_timeout(Duration::from_secs(20)).expect("tessera's management listener started");
+        let [base, management] = announced(&mut child, ["tessera listening on ", "management on "], Duration::from_secs(20));
         Self { child, base, management, _dir: dir }
     }
 

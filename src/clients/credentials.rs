@@ -97,27 +97,13 @@ fn parse_basic(header: &str) -> Result<(String, String), ClientAuthError> {
 
 /// Undo RFC 6749 Appendix B's `application/x-www-form-urlencoded`
 /// encoding of one value: `+` is a space, `%XX` is the byte XX, every
-/// other character stands for itself; the bytes must be UTF-8.
+/// other character stands for itself; a malformed escape is refused and
+/// the bytes must be UTF-8.
 fn form_decode(text: &str) -> Result<String, ClientAuthError> {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'+' => decoded.push(b' '),
-            b'%' => {
-                let hex = bytes.get(index + 1..index + 3).filter(|hex| hex.iter().all(u8::is_ascii_hexdigit));
-                let hex = hex.ok_or(ClientAuthError::MalformedBasic)?;
-                let high = (hex[0] as char).to_digit(16).expect("hex digit");
-                let low = (hex[1] as char).to_digit(16).expect("hex digit");
-                decoded.push((high * 16 + low) as u8);
-                index += 2;
-            }
-            byte => decoded.push(byte),
-        }
-        index += 1;
+    match crate::urlencoded::unescape(text.as_bytes()) {
+        (bytes, true) => String::from_utf8(bytes).map_err(|_| ClientAuthError::MalformedBasic),
+        (_, false) => Err(ClientAuthError::MalformedBasic),
     }
-    String::from_utf8(decoded).map_err(|_| ClientAuthError::MalformedBasic)
 }
 
 #[cfg(test)]

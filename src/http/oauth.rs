@@ -101,31 +101,10 @@ fn decode(raw: &[u8]) -> String {
             Err(_) => String::from_utf8_lossy(raw).into_owned(),
         };
     }
-    let mut bytes = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        let byte = match raw[i] {
-            b'+' => b' ',
-            b'%' => match (raw.get(i + 1).and_then(hex), raw.get(i + 2).and_then(hex)) {
-                (Some(high), Some(low)) => {
-                    i += 2;
-                    high << 4 | low
-                }
-                _ => b'%',
-            },
-            other => other,
-        };
-        bytes.push(byte);
-        i += 1;
-    }
-    match String::from_utf8(bytes) {
+    match String::from_utf8(crate::urlencoded::unescape(raw).0) {
         Ok(text) => text,
         Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
     }
-}
-
-fn hex(digit: &u8) -> Option<u8> {
-    (*digit as char).to_digit(16).map(|value| value as u8)
 }
 
 /// A session's tokens as the client receives them: for a client with
@@ -150,7 +129,7 @@ pub fn deliver(state: &AppState, client: &Client, mut issued: IssuedSession) -> 
 pub fn json(value: &impl serde::Serialize, size: usize) -> Response {
     let mut body = Vec::with_capacity(size);
     match serde_json::to_writer(&mut body, value) {
-        Ok(()) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response(),
+        Ok(()) => json_bytes(body),
         Err(error) => {
             tracing::error!(%error, "a response could not be serialized");
             axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()

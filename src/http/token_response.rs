@@ -75,18 +75,7 @@ impl Object {
 
     fn number(&mut self, name: &'static str, value: u64) {
         self.name(name);
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut rest = value;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
-        self.0.extend_from_slice(&digits[at..]);
+        serde_json::to_writer(&mut self.0, &value).expect("a number serializes into a Vec");
     }
 
     fn finish(mut self) -> Vec<u8> {
