@@ -1,5 +1,6 @@
 //! Fault tests: the store never fails open. Against the real binary: a
-//! deleted or truncated store file, a Redis that lost its data under two
+//! deleted or truncated store file, a crash (SIGKILL) with and without the
+//! commit log, a Redis that lost its data under two
 //! running replicas, a full disk, a stalled Redis; in-process with a manual
 //! clock: a wall clock stepped forward and back. Each is bounded in time and
 //! requests, on 127.0.0.1 only.
@@ -234,4 +235,43 @@ async fn a_key_directory_others_can_write_stops_the_start_with_the_fix() {
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700)).unwrap();
     let server = TestServer::start_in(dir, &config(), &[]).await;
     assert_eq!(server.create_session(json!({"sub": "a", "client_id": "web"})).await.status(), 201);
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_a_crash_and_a_lost_commit_log_is_refused() {
+    let server = TestServer::start_with(&config(), &[]).await;
+    let store = server.dir().join("data/tessera.redb");
+    let log = std::path::PathBuf::from(format!("{}-wal", store.display()));
+    let aside = server.dir().join("wal-aside");
+    let before = Before::make(&server).await;
+
+    // SIGKILL: the writes since the start live in the commit log only.
+    let dir = server.stop_keep_dir();
+    let server = TestServer::start_in(dir, &config(), &[]).await;
+    let (status, body) = server.refresh("web", &before.logged_out).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "the logout survived the crash: {body}");
+    let (status, body) = server.refresh("web", &before.consumed).await;
+    assert!(
+        status == 400 || body["refresh_token"].as_str() == Some(before.child.as_str()),
+        "a consumed token never yields a second child after a crash: {status} {body}"
+    );
+
+    // Crash again and lose the log: refused, with the way out.
+    let dir = server.stop_keep_dir();
+    std::fs::rename(&log, &aside).unwrap();
+    let stderr = refused_start(dir.path(), &[], &[]);
+    assert!(
+        stderr.contains("commit log") && stderr.contains(&log.display().to_string()) && stderr.contains("--accept-new-store"),
+        "{stderr}"
+    );
+
+    // Restored, it starts; after a clean stop (SIGTERM) the log is not needed.
+    std::fs::rename(&aside, &log).unwrap();
+    let server = TestServer::start_in(dir, &config(), &[]).await;
+    let dir = server.terminate_keep_dir();
+    std::fs::remove_file(&log).unwrap();
+    let server = TestServer::start_in(dir, &config(), &[]).await;
+    let (status, body) = server.refresh("web", &before.logged_out).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    new_sessions_work(&server).await;
 }

@@ -10,22 +10,29 @@
 //!   `store_created`), written when the file is created — or, for a file an
 //!   older tessera wrote, the first time this one opens it.
 //! - After a failed commit redb must be closed and opened again;
-//!   [`reopen`] does that and proves with a tiny write that writes work.
+//!   [`reopen`] does that and proves with a write that writes work.
+//! - Every open replays the commit log ([`super::log`]) into the file and
+//!   checkpoints. A store that was not closed cleanly and whose log is
+//!   missing is refused: the writes acknowledged since its last
+//!   checkpoint would be lost without anyone knowing.
 
+use super::log::{self, CommitLog};
 use super::store_error;
-use super::writer::{CODES, CONSUMED, META, REVOCATIONS, SESSIONS};
+use super::writer::{CODES, CONSUMED, META, REVOCATIONS, SESSIONS, Tables};
 use crate::store::StoreError;
 use crate::store::epoch::{Epoch, Origin, Reading};
-use redb::{Database, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-/// Open (or create) the store file; the database and its epoch.
-pub(super) fn open(path: &Path, now: i64) -> Result<(Database, Reading), StoreError> {
+/// Open (or create) the store file; the database, its commit log and its
+/// epoch.
+pub(super) fn open(path: &Path, now: i64) -> Result<(Database, CommitLog, Reading), StoreError> {
     let created_file = prepare(path)?;
     let opened = Database::create(path).map_err(|e| StoreError(format!("opening {}: {e}", path.display()))).and_then(|db| {
         let reading = initialise(&db, now)?;
-        Ok((db, reading))
+        let log = recover(&db, path)?;
+        Ok((db, log, reading))
     });
     if opened.is_err() && created_file {
         // A failed first start must not leave an empty file that the next
@@ -46,19 +53,85 @@ pub(super) fn discard_empty(path: &Path) -> Result<bool, StoreError> {
     }
 }
 
-/// Open the existing file again after a failed commit, and prove that a
-/// write commits. `Database::open`, not `create`: a file that vanished
-/// meanwhile must not be replaced by a new, empty store behind the
-/// operator's back.
-pub(super) fn reopen(path: &Path, now: i64) -> Result<Database, StoreError> {
+/// Open the existing file again after a failed commit, replay its log and
+/// checkpoint, which proves that a write commits. `Database::open`, not
+/// `create`: a file that vanished meanwhile must not be replaced by a new,
+/// empty store behind the operator's back.
+pub(super) fn reopen(path: &Path, now: i64) -> Result<(Database, CommitLog), StoreError> {
     let db = Database::open(path).map_err(|e| StoreError(format!("re-opening {}: {e}", path.display())))?;
     let txn = db.begin_write().map_err(store_error)?;
-    {
-        let mut meta = txn.open_table(META).map_err(store_error)?;
-        meta.insert("writable_at", u64::try_from(now).unwrap_or(0)).map_err(store_error)?;
-    }
+    txn.open_table(META).map_err(store_error)?.insert("writable_at", u64::try_from(now).unwrap_or(0)).map_err(store_error)?;
     txn.commit().map_err(store_error)?;
-    Ok(db)
+    let log = recover(&db, path)?;
+    Ok((db, log))
+}
+
+/// What `meta` says about the commit log: its generation and whether the
+/// last writer stopped cleanly.
+fn log_state(db: &Database) -> Result<(Option<u64>, Option<u64>, u64), StoreError> {
+    let txn = db.begin_read().map_err(store_error)?;
+    let meta = txn.open_table(META).map_err(store_error)?;
+    let get = |key: &str| meta.get(key).map(|v| v.map(|v| v.value())).map_err(store_error);
+    Ok((get("log_generation")?, get("log_closed")?, get("store_id")?.unwrap_or(1)))
+}
+
+/// Record in `txn` that `generation` is the log's current one, and whether
+/// this is a clean stop.
+pub(super) fn mark_log(txn: &redb::WriteTransaction, generation: u64, closing: bool) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META).map_err(store_error)?;
+    meta.insert("log_generation", generation).map_err(store_error)?;
+    meta.insert("log_closed", u64::from(closing)).map_err(store_error)?;
+    Ok(())
+}
+
+/// The frames of the commit log in force, for `tessera token inspect`
+/// (which reads the store without writing it).
+pub(super) fn pending_frames(db: &impl ReadableDatabase, path: &Path) -> Result<Vec<Vec<u8>>, StoreError> {
+    let txn = db.begin_read().map_err(store_error)?;
+    let meta = txn.open_table(META).map_err(store_error)?;
+    let Some(generation) = meta.get("log_generation").map_err(store_error)?.map(|v| v.value()) else { return Ok(Vec::new()) };
+    Ok(log::read(&log::path_for(path), generation)?.unwrap_or_default())
+}
+
+/// Apply the frames the commit log holds for the current generation, and
+/// checkpoint into the next one; the log, ready for appends.
+fn recover(db: &Database, path: &Path) -> Result<CommitLog, StoreError> {
+    let log_path = log::path_for(path);
+    let (generation, closed, store_id) = log_state(db)?;
+    let frames = match generation {
+        Some(generation) => log::read(&log_path, generation)?,
+        None => None,
+    };
+    if generation.is_some() && closed == Some(0) && frames.is_none() {
+        return Err(StoreError(format!(
+            "the commit log {} is missing, and the store {} was not closed cleanly: the writes acknowledged since its last \
+             checkpoint (revocations, consumed refresh tokens) would be lost. Restore the log next to the store; if it is \
+             lost, treat the store as lost: move {} away and start once with `tessera serve --accept-new-store`, which \
+             refuses every token issued before the new store",
+            log_path.display(),
+            path.display(),
+            path.display()
+        )));
+    }
+    let next = generation.map_or(store_id, |g| g.wrapping_add(1));
+    // The log must exist, full size, before a commit names its generation.
+    let log = CommitLog::open(&log_path, next)?;
+    let txn = db.begin_write().map_err(store_error)?;
+    let frames = frames.unwrap_or_default();
+    {
+        let mut tables = Tables::new(&txn, None);
+        for payload in &frames {
+            for effect in log::effects(payload) {
+                tables.replay(effect?)?;
+            }
+        }
+    }
+    mark_log(&txn, next, false)?;
+    txn.commit().map_err(store_error)?;
+    if !frames.is_empty() {
+        tracing::info!(store = %path.display(), frames = frames.len(), "replayed the commit log of a store that was not closed cleanly");
+    }
+    Ok(log)
 }
 
 /// Check an existing file, or make the directory and an empty 0600 file;
@@ -162,13 +235,13 @@ mod tests {
     fn a_new_store_is_private_and_gets_an_epoch_it_keeps() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data/sub/tessera.redb");
-        let (db, first) = open(&path, 1_000).unwrap();
+        let (db, _, first) = open(&path, 1_000).unwrap();
         assert_eq!(first.origin, Origin::Created);
         assert_eq!(first.epoch.created, 1_000);
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
         drop(db);
-        let (_db, again) = open(&path, 2_000).unwrap();
+        let (_db, _, again) = open(&path, 2_000).unwrap();
         assert_eq!(again, Reading { epoch: first.epoch, origin: Origin::Existing });
     }
 
@@ -181,7 +254,7 @@ mod tests {
         assert!(error.contains("empty") && error.contains("--accept-new-store") && error.contains(&path.display().to_string()), "{error}");
         assert!(path.exists(), "nothing was re-initialised");
         assert!(discard_empty(&path).unwrap());
-        assert_eq!(open(&path, 1_000).unwrap().1.origin, Origin::Created);
+        assert_eq!(open(&path, 1_000).unwrap().2.origin, Origin::Created);
         assert!(!discard_empty(&path).unwrap(), "a real store is never discarded");
     }
 
@@ -195,7 +268,7 @@ mod tests {
             txn.open_table(META).unwrap().insert("next_seq", 42).unwrap();
             txn.commit().unwrap();
         }
-        assert_eq!(open(&path, 1_000).unwrap().1.origin, Origin::Adopted);
+        assert_eq!(open(&path, 1_000).unwrap().2.origin, Origin::Adopted);
     }
 
     #[test]
@@ -204,6 +277,7 @@ mod tests {
         let path = dir.path().join("tessera.redb");
         drop(open(&path, 1_000).unwrap());
         assert!(reopen(&path, 1_001).is_ok());
+        assert_eq!(std::fs::metadata(log::path_for(&path)).unwrap().len(), log::CAPACITY);
         std::fs::remove_file(&path).unwrap();
         assert!(reopen(&path, 1_002).is_err(), "a vanished store is not replaced by an empty one");
         assert!(!path.exists());

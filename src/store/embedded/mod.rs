@@ -1,17 +1,19 @@
-//! The default store: one redb file on local disk.
+//! The default store: one redb file on local disk, with its commit log.
 //!
 //! Durability without one fsync per request: every write goes to a single
 //! writer thread, which takes all writes waiting at that moment, applies
-//! them in one transaction, commits it (redb fsyncs before `commit`
-//! returns), and only then answers each caller. Under load, many requests
-//! share one commit; alone, a request pays one. Writes are applied in order
+//! them in one transaction, makes it durable with one append to the commit
+//! log and one fdatasync ([`log`]), commits it, and only then answers each
+//! caller. Under load, many requests share one flush; alone, a request
+//! pays one. Writes are applied in order
 //! inside the transaction, so a consumption sees every earlier write of the
 //! same batch — which is what makes `consume_refresh` atomic.
 //!
 //! Reads use redb's MVCC read transactions and never wait for the writer.
-//! Opening the file (permissions, the zero-length refusal, the epoch) is
-//! `file`'s; the writer thread, its recovery after a failed commit and the
-//! tables are `writer`'s.
+//! Opening the file (permissions, the zero-length refusal, the epoch, the
+//! log's replay) is `file`'s; the log's format is `log`'s; the writer
+//! thread, its recovery after a failed commit and the tables are
+//! `writer`'s.
 
 use super::epoch::Reading;
 use super::proofs::ProofLedger;
@@ -27,6 +29,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::oneshot;
 
 mod file;
+mod log;
 mod writer;
 
 use writer::{CONSUMED, META, Op, Outcome, REVOCATIONS, Reply, SESSIONS, unexpected};
@@ -80,13 +83,26 @@ pub struct EmbeddedStore {
     reading: Reading,
     /// DPoP proofs seen: in memory, see [`super::proofs`].
     proofs: ProofLedger,
+    /// Joined on drop, so a clean stop ends with a checkpoint.
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        // Closing the queue tells the writer to finish its last batch and
+        // checkpoint; wait for it, so the file is closed when this returns.
+        drop(std::mem::replace(&mut self.writes, mpsc::channel().0));
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 impl EmbeddedStore {
     /// Open (or create) the store file and start its writer thread. `clock`
     /// stamps the epoch of a new file and every consumption.
     pub fn open(path: &Path, metrics: Arc<Metrics>, clock: SharedClock) -> Result<Self, StoreError> {
-        let (db, reading) = file::open(path, clock.unix())?;
+        let (db, log, reading) = file::open(path, clock.unix())?;
         let opened_at = clock.unix();
         let shared = Arc::new(Shared::default());
         shared.put(db);
@@ -99,13 +115,15 @@ impl EmbeddedStore {
             closing: None,
             backoff: std::time::Duration::ZERO,
             retry_at: std::time::Instant::now(),
+            log,
+            checkpoint_at: std::time::Instant::now(),
         };
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("tessera-store-writer".into())
             .spawn(move || writer::run(writer, &queue))
             .map_err(|e| StoreError(format!("starting the writer thread: {e}")))?;
         let proofs = ProofLedger::for_durable_store(opened_at);
-        Ok(Self { shared, path: path.to_path_buf(), writes, reading, proofs })
+        Ok(Self { shared, path: path.to_path_buf(), writes, reading, proofs, writer: Some(writer) })
     }
 
     /// Remove a zero-length file at `path`, so that [`EmbeddedStore::open`]
@@ -134,28 +152,44 @@ impl EmbeddedStore {
     }
 
     /// The revocations in the store file at `path`, opened read-only and
-    /// without a writer (`tessera token inspect`). Fails while a running
-    /// tessera holds the file. A file its last user did not close cleanly
-    /// must be repaired before it can be read; that is done first, as
-    /// `tessera serve` would do on start (redb's lock keeps it exclusive).
+    /// without a writer (`tessera token inspect`), with those its commit
+    /// log holds beyond the last checkpoint. Fails while a running tessera
+    /// holds the file. A file its last user did not close cleanly must be
+    /// repaired before it can be read; that is done first, as `tessera
+    /// serve` would do on start (redb's lock keeps it exclusive).
     pub fn read_revocations(path: &Path) -> Result<Vec<RevocationEntry>, StoreError> {
         let opened = |e: &dyn std::fmt::Display| StoreError(format!("opening {} read-only: {e}", path.display()));
         match redb::ReadOnlyDatabase::open(path) {
-            Ok(db) => Self::read_revocations_from(&db),
-            Err(redb::DatabaseError::RepairAborted) => Self::read_revocations_from(&Database::open(path).map_err(|e| opened(&e))?),
+            Ok(db) => Self::read_revocations_from(&db, path),
+            Err(redb::DatabaseError::RepairAborted) => Self::read_revocations_from(&Database::open(path).map_err(|e| opened(&e))?, path),
             Err(e) => Err(opened(&e)),
         }
     }
 
-    fn read_revocations_from(db: &impl ReadableDatabase) -> Result<Vec<RevocationEntry>, StoreError> {
-        let txn = db.begin_read().map_err(store_error)?;
-        let table = txn.open_table(REVOCATIONS).map_err(store_error)?;
-        let mut entries = Vec::new();
-        for item in table.iter().map_err(store_error)? {
-            let (_, value) = item.map_err(store_error)?;
-            entries.push(serde_json::from_slice(value.value()).map_err(store_error)?);
+    fn read_revocations_from(db: &impl ReadableDatabase, path: &Path) -> Result<Vec<RevocationEntry>, StoreError> {
+        let mut entries = std::collections::BTreeMap::new();
+        {
+            let txn = db.begin_read().map_err(store_error)?;
+            let table = txn.open_table(REVOCATIONS).map_err(store_error)?;
+            for item in table.iter().map_err(store_error)? {
+                let (seq, value) = item.map_err(store_error)?;
+                entries.insert(seq.value(), value.value().to_vec());
+            }
         }
-        Ok(entries)
+        for payload in file::pending_frames(db, path)? {
+            for effect in log::effects(&payload) {
+                match effect? {
+                    log::Effect::Put(log::Table::Revocations, log::Key::Seq(seq), log::Value::Bytes(bytes)) => {
+                        entries.insert(seq, bytes.to_vec());
+                    }
+                    log::Effect::Remove(log::Table::Revocations, log::Key::Seq(seq)) => {
+                        entries.remove(&seq);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        entries.values().map(|bytes| serde_json::from_slice(bytes).map_err(store_error)).collect()
     }
 }
 
@@ -299,7 +333,6 @@ mod tests {
     use super::*;
     use crate::clock::SystemClock;
     use crate::revocations::Covers;
-    use std::time::Instant;
 
     fn open(dir: &tempfile::TempDir) -> EmbeddedStore {
         EmbeddedStore::open(&dir.path().join("data/tessera.redb"), Arc::new(Metrics::default()), Arc::new(SystemClock)).unwrap()
@@ -338,18 +371,8 @@ mod tests {
             store.revoke(vec![Revocation::new(Covers::Session { sid: "s".into() }, i64::MAX)]).await.unwrap();
             store.consume_refresh("s", "p", contract::record("c", "web", i64::MAX)).await.unwrap();
         }
-        // The writer thread holds the database until its queue closes.
-        let deadline = Instant::now() + std::time::Duration::from_secs(5);
-        let store = loop {
-            match EmbeddedStore::open(&dir.path().join("data/tessera.redb"), Arc::new(Metrics::default()), Arc::new(SystemClock)) {
-                Ok(store) => break store,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => panic!("{e}"),
-            }
-        };
+        // Dropping the store waited for its writer to close the file.
+        let store = open(&dir);
         assert_eq!(store.revocations_since(0).await.unwrap().len(), 1);
         let next = store.revoke(vec![Revocation::new(Covers::Token { jti: "t".into() }, i64::MAX)]).await.unwrap();
         let before = store.revocations_since(0).await.unwrap()[0].seq;
@@ -360,6 +383,85 @@ mod tests {
             panic!("the consumption survives the restart");
         };
         assert_eq!(contract::unstamped(earlier), contract::record("c", "web", i64::MAX));
+    }
+
+    /// The files of the store under `dir` as a crash would leave them:
+    /// copied while the store runs, into a new directory.
+    fn crash_image(dir: &tempfile::TempDir, with_log: bool) -> tempfile::TempDir {
+        let image = tempfile::tempdir().unwrap();
+        let store = dir.path().join("data/tessera.redb");
+        std::fs::create_dir(image.path().join("data")).unwrap();
+        std::fs::copy(&store, image.path().join("data/tessera.redb")).unwrap();
+        if with_log {
+            std::fs::copy(log::path_for(&store), log::path_for(&image.path().join("data/tessera.redb"))).unwrap();
+        }
+        image
+    }
+
+    /// The revocations in the store file itself, without its log.
+    fn in_the_file(dir: &tempfile::TempDir) -> usize {
+        let db = Database::open(dir.path().join("data/tessera.redb")).unwrap();
+        let txn = db.begin_read().unwrap();
+        txn.open_table(REVOCATIONS).unwrap().iter().unwrap().count()
+    }
+
+    #[tokio::test]
+    async fn acknowledged_writes_survive_a_crash_through_the_commit_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let before = in_the_file(&crash_image(&dir, true));
+        store.revoke(vec![Revocation::new(Covers::Session { sid: "s".into() }, i64::MAX)]).await.unwrap();
+        store.consume_refresh("s", "p", contract::record("c", "web", i64::MAX)).await.unwrap();
+
+        // Acknowledged, in the log, not yet in the file.
+        assert_eq!(in_the_file(&crash_image(&dir, true)), before, "a batch is durable through the log, not a checkpoint");
+        let image = crash_image(&dir, true);
+        let path = image.path().join("data/tessera.redb");
+        assert_eq!(EmbeddedStore::read_revocations(&path).unwrap().len(), 1, "`token inspect` reads the log too");
+        let recovered = open(&image);
+        assert_eq!(recovered.revocations_since(0).await.unwrap().len(), 1, "the revocation is replayed");
+        assert!(matches!(
+            recovered.consume_refresh("s", "p", contract::record("other", "web", i64::MAX)).await.unwrap(),
+            Consumption::Already(_)
+        ));
+        drop(recovered);
+        assert_eq!(in_the_file(&image), 1, "opening checkpointed the replayed frames into the file");
+
+        // The same crash without its log: refused, and told what to do.
+        let Err(StoreError(refusal)) = EmbeddedStore::open(
+            &crash_image(&dir, false).path().join("data/tessera.redb"),
+            Arc::new(Metrics::default()),
+            Arc::new(SystemClock),
+        ) else {
+            panic!("a store that was not closed cleanly must not open without its log");
+        };
+        assert!(refusal.contains("commit log") && refusal.contains("--accept-new-store"), "{refusal}");
+    }
+
+    #[tokio::test]
+    async fn a_clean_stop_checkpoints_so_the_log_is_not_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        store.revoke(vec![Revocation::new(Covers::Session { sid: "s".into() }, i64::MAX)]).await.unwrap();
+        drop(store);
+        assert_eq!(in_the_file(&dir), 1);
+        std::fs::remove_file(log::path_for(&dir.path().join("data/tessera.redb"))).unwrap();
+        let store = open(&dir);
+        assert_eq!(store.revocations_since(0).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_larger_than_the_log_is_committed_as_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        // About 5 MiB of effects, more than the log holds.
+        let many: Vec<Revocation> =
+            (0..30_000).map(|i| Revocation::new(Covers::Session { sid: format!("session-{i:080}") }, i64::MAX)).collect();
+        assert_eq!(store.revoke(many).await.unwrap().len(), 30_000);
+        assert_eq!(in_the_file(&crash_image(&dir, true)), 30_000, "durable in the file itself");
+        store.revoke(vec![Revocation::new(Covers::Token { jti: "t".into() }, i64::MAX)]).await.unwrap();
+        let recovered = open(&crash_image(&dir, true));
+        assert_eq!(recovered.revocations_since(0).await.unwrap().len(), 30_001, "and the log goes on after it");
     }
 
     #[tokio::test]

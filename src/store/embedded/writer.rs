@@ -1,6 +1,7 @@
 //! The writer thread and the tables: every write is an [`Op`] queued to
-//! one thread, which applies all waiting ops in one redb transaction,
-//! commits (fsync) and only then answers each caller with its [`Outcome`].
+//! one thread, which applies all waiting ops in one redb transaction, makes
+//! it durable (one commit-log append and fdatasync, see [`super::log`]),
+//! commits it and only then answers each caller with its [`Outcome`].
 //!
 //! A failed commit (a full disk, an I/O error) leaves redb unusable until
 //! the database is closed and opened again. The writer then takes the
@@ -9,13 +10,14 @@
 //! so the store serves again once space is back, without a restart. No
 //! write of a failed batch was acknowledged, so nothing acknowledged is lost.
 
+use super::log::{CommitLog, Effect, Frame, Key, Table, Value};
 use super::{Shared, file, store_error};
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::revocations::{Revocation, RevocationEntry};
 use crate::store::memory::evict_oldest;
 use crate::store::{ConsumedRefresh, Consumption, HandoffCode, SessionRecord, StoreError};
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableTable, TableDefinition};
 use std::path::PathBuf;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -33,6 +35,10 @@ const MAX_BATCH: usize = 4096;
 /// The longest a batch waits for more writes when the last one was
 /// larger (see [`run`]): small against a commit's fsync.
 const GATHER_WAIT: Duration = Duration::from_micros(500);
+
+/// The longest a batch stays in the commit log only: a checkpoint follows
+/// this long after the first frame since the last one, at the latest.
+const CHECKPOINT_AFTER: Duration = Duration::from_secs(5);
 
 /// First and longest wait between attempts to re-open after a failure.
 const FIRST_RETRY: Duration = Duration::from_millis(100);
@@ -70,6 +76,9 @@ pub(super) struct Writer {
     pub(super) closing: Option<Arc<Database>>,
     pub(super) backoff: Duration,
     pub(super) retry_at: Instant,
+    pub(super) log: CommitLog,
+    /// When the frames in the log are checkpointed at the latest.
+    pub(super) checkpoint_at: Instant,
 }
 
 impl Writer {
@@ -105,7 +114,8 @@ impl Writer {
             }
         }
         match file::reopen(&self.path, self.clock.unix()) {
-            Ok(db) => {
+            Ok((db, log)) => {
+                self.log = log;
                 self.shared.put(db);
                 self.shared.set_failing(None);
                 self.backoff = FIRST_RETRY;
@@ -121,23 +131,79 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// Make the batch in `txn` durable and visible: append its frame to the
+    /// log and commit without a flush — or, when the frame does not fit or
+    /// a checkpoint is due, commit it durably as a checkpoint.
+    fn commit(&mut self, mut txn: redb::WriteTransaction, frame: &mut Frame) -> Result<(), StoreError> {
+        if frame.is_empty() {
+            // Nothing changed (a consumption already made, a purge that
+            // found nothing): nothing to make durable.
+            return txn.abort().map_err(store_error);
+        }
+        if !self.log.fits(frame) || (self.log.pending() && Instant::now() >= self.checkpoint_at) {
+            return self.checkpoint(txn, false);
+        }
+        if !self.log.pending() {
+            self.checkpoint_at = Instant::now() + CHECKPOINT_AFTER;
+        }
+        self.log.append(frame)?;
+        txn.set_durability(Durability::None).map_err(store_error)?;
+        txn.commit().map_err(store_error)
+    }
+
+    /// Commit `txn` durably, with it every earlier commit, and start a new
+    /// log generation; `closing` marks a clean stop.
+    fn checkpoint(&mut self, txn: redb::WriteTransaction, closing: bool) -> Result<(), StoreError> {
+        let next = self.log.generation().wrapping_add(1);
+        file::mark_log(&txn, next, closing)?;
+        txn.commit().map_err(store_error)?;
+        self.log.restart(next);
+        Ok(())
+    }
+
+    /// Checkpoint whatever the log holds (when idle, and on stopping).
+    fn checkpoint_now(&mut self, closing: bool) {
+        let done = self.shared.current().and_then(|db| {
+            let txn = db.begin_write().map_err(store_error)?;
+            self.checkpoint(txn, closing)
+        });
+        if let Err(error) = done {
+            // Nothing is lost: the frames are replayed when the store opens.
+            if closing {
+                tracing::warn!(%error, "the store's last checkpoint failed; its commit log is replayed at the next start");
+            } else if !self.failing() {
+                self.failed(&error);
+            }
+        }
+    }
+}
+
 pub(super) fn run(mut writer: Writer, queue: &mpsc::Receiver<(Op, Reply)>) {
     let mut last_batch = 0usize;
     loop {
-        let first = if writer.failing() {
-            match queue.recv_timeout(writer.retry_at.saturating_duration_since(Instant::now())) {
+        let wake_at = if writer.failing() {
+            Some(writer.retry_at)
+        } else if writer.log.pending() {
+            Some(writer.checkpoint_at)
+        } else {
+            None
+        };
+        let first = match wake_at {
+            Some(at) => match queue.recv_timeout(at.saturating_duration_since(Instant::now())) {
                 Ok(write) => Some(write),
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        } else {
-            match queue.recv() {
+            },
+            None => match queue.recv() {
                 Ok(write) => Some(write),
                 Err(_) => break,
-            }
+            },
         };
         if writer.failing() {
             writer.recover();
+        } else if first.is_none() && writer.log.pending() {
+            writer.checkpoint_now(false);
         }
         let Some(first) = first else { continue };
         let mut batch = vec![first];
@@ -163,7 +229,13 @@ pub(super) fn run(mut writer: Writer, queue: &mpsc::Receiver<(Op, Reply)>) {
         last_batch = batch.len();
         let started = Instant::now();
         let (ops, replies): (Vec<Op>, Vec<Reply>) = batch.into_iter().unzip();
-        let result = writer.shared.current().and_then(|db| apply(&db, ops, &writer.clock));
+        let mut frame = Frame::default();
+        let result = writer.shared.current().and_then(|db| {
+            let txn = db.begin_write().map_err(store_error)?;
+            let outcomes = apply(&txn, &mut frame, ops, &writer.clock)?;
+            writer.commit(txn, &mut frame)?;
+            Ok(outcomes)
+        });
         match result {
             Ok(outcomes) => {
                 writer.metrics.store_commit(started.elapsed(), replies.len());
@@ -182,14 +254,20 @@ pub(super) fn run(mut writer: Writer, queue: &mpsc::Receiver<(Op, Reply)>) {
             }
         }
     }
+    if !writer.failing() {
+        writer.checkpoint_now(true);
+    }
 }
 
 /// The tables of one write transaction, each opened the first time an op
 /// of the batch needs it: opening a table and flushing its root at commit
 /// cost more than a consumption's own insert, and a batch of refreshes
-/// touches one table.
-struct Tables<'t> {
+/// touches one table. Every put and remove goes through [`Tables::put`]
+/// and [`Tables::remove`], which record it in the batch's commit-log frame
+/// (none while a frame is being replayed).
+pub(super) struct Tables<'t, 'f> {
     txn: &'t redb::WriteTransaction,
+    frame: Option<&'f mut Frame>,
     revocations: Option<redb::Table<'t, u64, &'static [u8]>>,
     consumed: Option<redb::Table<'t, &'static str, &'static [u8]>>,
     sessions: Option<redb::Table<'t, &'static str, &'static [u8]>>,
@@ -209,12 +287,9 @@ fn opened<'s, 't, K: redb::Key + 'static, V: redb::Value + 'static>(
     Ok(slot.as_mut().expect("opened above"))
 }
 
-impl<'t> Tables<'t> {
-    fn new(txn: &'t redb::WriteTransaction) -> Self {
-        Self { txn, revocations: None, consumed: None, sessions: None, meta: None, codes: None }
-    }
-    fn revocations(&mut self) -> Result<&mut redb::Table<'t, u64, &'static [u8]>, StoreError> {
-        opened(self.txn, &mut self.revocations, REVOCATIONS)
+impl<'t, 'f> Tables<'t, 'f> {
+    pub(super) fn new(txn: &'t redb::WriteTransaction, frame: Option<&'f mut Frame>) -> Self {
+        Self { txn, frame, revocations: None, consumed: None, sessions: None, meta: None, codes: None }
     }
     fn consumed(&mut self) -> Result<&mut redb::Table<'t, &'static str, &'static [u8]>, StoreError> {
         opened(self.txn, &mut self.consumed, CONSUMED)
@@ -228,131 +303,206 @@ impl<'t> Tables<'t> {
     fn codes(&mut self) -> Result<&mut redb::Table<'t, &'static str, &'static [u8]>, StoreError> {
         opened(self.txn, &mut self.codes, CODES)
     }
+
+    /// The table of `table` whose keys are names and values bytes.
+    fn named(&mut self, table: Table) -> Result<&mut redb::Table<'t, &'static str, &'static [u8]>, StoreError> {
+        match table {
+            Table::Consumed => self.consumed(),
+            Table::Sessions => self.sessions(),
+            Table::Codes => self.codes(),
+            Table::Revocations | Table::Meta => Err(StoreError(format!("{table:?} is not keyed by name"))),
+        }
+    }
+
+    /// Put `value` at `key` in `table`, and record it.
+    pub(super) fn put(&mut self, table: Table, key: Key<'_>, value: Value<'_>) -> Result<(), StoreError> {
+        match (table, key, value) {
+            (Table::Revocations, Key::Seq(seq), Value::Bytes(bytes)) => {
+                opened(self.txn, &mut self.revocations, REVOCATIONS)?.insert(seq, bytes).map_err(store_error)?;
+            }
+            (Table::Meta, Key::Name(name), Value::Number(n)) => {
+                self.meta()?.insert(name, n).map_err(store_error)?;
+            }
+            (_, Key::Name(name), Value::Bytes(bytes)) => {
+                self.named(table)?.insert(name, bytes).map_err(store_error)?;
+            }
+            _ => return Err(StoreError(format!("a put into {table:?} of the wrong key or value type"))),
+        }
+        if let Some(frame) = self.frame.as_deref_mut() {
+            frame.put(table, key, value);
+        }
+        Ok(())
+    }
+
+    /// Remove `key` from `table`, and record it.
+    pub(super) fn remove(&mut self, table: Table, key: Key<'_>) -> Result<(), StoreError> {
+        match (table, key) {
+            (Table::Revocations, Key::Seq(seq)) => {
+                opened(self.txn, &mut self.revocations, REVOCATIONS)?.remove(seq).map_err(store_error)?;
+            }
+            (Table::Meta, Key::Name(name)) => {
+                self.meta()?.remove(name).map_err(store_error)?;
+            }
+            (_, Key::Name(name)) => {
+                self.named(table)?.remove(name).map_err(store_error)?;
+            }
+            _ => return Err(StoreError(format!("a remove from {table:?} of the wrong key type"))),
+        }
+        if let Some(frame) = self.frame.as_deref_mut() {
+            frame.remove(table, key);
+        }
+        Ok(())
+    }
+
+    /// Apply one effect read back from the log.
+    pub(super) fn replay(&mut self, effect: Effect<'_>) -> Result<(), StoreError> {
+        match effect {
+            Effect::Put(table, key, value) => self.put(table, key, value),
+            Effect::Remove(table, key) => self.remove(table, key),
+        }
+    }
+
+    /// Remove every entry that expired before `cutoff`; how many.
+    fn purge(&mut self, cutoff: i64) -> Result<usize, StoreError> {
+        let expired = |bytes: &[u8]| serde_json::from_slice::<Expiry>(bytes).is_ok_and(|e| e.expires_at < cutoff);
+        let mut seqs = Vec::new();
+        for item in opened(self.txn, &mut self.revocations, REVOCATIONS)?.iter().map_err(store_error)? {
+            let (seq, value) = item.map_err(store_error)?;
+            if expired(value.value()) {
+                seqs.push(seq.value());
+            }
+        }
+        let mut removed = seqs.len();
+        for seq in seqs {
+            self.remove(Table::Revocations, Key::Seq(seq))?;
+        }
+        for table in [Table::Consumed, Table::Sessions, Table::Codes] {
+            let mut names = Vec::new();
+            for item in self.named(table)?.iter().map_err(store_error)? {
+                let (name, value) = item.map_err(store_error)?;
+                if expired(value.value()) {
+                    names.push(name.value().to_string());
+                }
+            }
+            removed += names.len();
+            for name in names {
+                self.remove(table, Key::Name(&name))?;
+            }
+        }
+        Ok(removed)
+    }
 }
 
-/// Apply a batch in one transaction and commit it; all or nothing. Each
-/// consumption recorded here is stamped with the writer's clock just
-/// before the commit, so a retry's grace window starts when the token was
-/// really consumed, however long the request waited for the writer; it is
+/// Apply a batch in `txn` (not committed here; on an error the caller
+/// drops it), recording every put and remove in `frame`. Each consumption
+/// recorded here is stamped with the writer's clock just before the
+/// commit, so a retry's grace window starts when the token was really
+/// consumed, however long the request waited for the writer; it is
 /// written then, once, and a later op of the same batch finds it in
 /// `consumed_here`.
-pub(super) fn apply(db: &Database, ops: Vec<Op>, clock: &SharedClock) -> Result<Vec<Outcome>, StoreError> {
-    let txn = db.begin_write().map_err(store_error)?;
+pub(super) fn apply(
+    txn: &redb::WriteTransaction,
+    frame: &mut Frame,
+    ops: Vec<Op>,
+    clock: &SharedClock,
+) -> Result<Vec<Outcome>, StoreError> {
     let mut outcomes = Vec::with_capacity(ops.len());
     let mut consumed_here: Vec<(String, ConsumedRefresh)> = Vec::new();
     let mut consumed_index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    {
-        let mut tables = Tables::new(&txn);
-        for op in ops {
-            let outcome = match op {
-                Op::Consume { jti, record } => {
-                    let earlier: Option<ConsumedRefresh> = match consumed_index.get(&jti) {
-                        Some(&at) => Some(consumed_here[at].1.clone()),
-                        None => match tables.consumed()?.get(jti.as_str()).map_err(store_error)? {
-                            Some(found) => Some(serde_json::from_slice(found.value()).map_err(store_error)?),
-                            None => None,
-                        },
-                    };
-                    match earlier {
-                        Some(earlier) => Outcome::Consumption(Consumption::Already(earlier)),
-                        None => {
-                            consumed_index.insert(jti.clone(), consumed_here.len());
-                            consumed_here.push((jti, record));
-                            Outcome::Consumption(Consumption::First)
-                        }
-                    }
-                }
-                Op::Revoke { revocations: items } => {
-                    let mut next = tables
-                        .meta()?
-                        .get("next_seq")
-                        .map_err(store_error)?
-                        .map(|v| v.value())
-                        .ok_or_else(|| StoreError("the sequence counter is missing".into()))?;
-                    let mut entries = Vec::with_capacity(items.len());
-                    let revocations = tables.revocations()?;
-                    for Revocation { covers, until } in items {
-                        let entry = RevocationEntry { seq: next, covers, expires_at: until };
-                        revocations.insert(next, serde_json::to_vec(&entry).map_err(store_error)?.as_slice()).map_err(store_error)?;
-                        entries.push(entry);
-                        next += 1;
-                    }
-                    tables.meta()?.insert("next_seq", next).map_err(store_error)?;
-                    Outcome::Revoked(entries)
-                }
-                Op::TrackSession { record, limit } => {
-                    let prefix = format!("{}\u{0}", record.sub);
-                    let sessions = tables.sessions()?;
-                    let mut list: Vec<SessionRecord> = Vec::new();
-                    for item in sessions.range(prefix.as_str()..).map_err(store_error)? {
-                        let (key, value) = item.map_err(store_error)?;
-                        if !key.value().starts_with(&prefix) {
-                            break;
-                        }
-                        list.push(serde_json::from_slice(value.value()).map_err(store_error)?);
-                    }
-                    list.push(record.clone());
-                    let evicted = evict_oldest(&mut list, &record.client_id, limit);
-                    let bytes = serde_json::to_vec(&record).map_err(store_error)?;
-                    sessions.insert(format!("{prefix}{}", record.sid).as_str(), bytes.as_slice()).map_err(store_error)?;
-                    for gone in &evicted {
-                        sessions.remove(format!("{prefix}{}", gone.sid).as_str()).map_err(store_error)?;
-                    }
-                    Outcome::Evicted(evicted)
-                }
-                Op::Purge { cutoff } => {
-                    let mut removed = 0usize;
-                    let mut keep = |bytes: &[u8]| {
-                        let expired = serde_json::from_slice::<Expiry>(bytes).is_ok_and(|e| e.expires_at < cutoff);
-                        removed += usize::from(expired);
-                        !expired
-                    };
-                    tables.revocations()?.retain(|_, v| keep(v)).map_err(store_error)?;
-                    tables.consumed()?.retain(|_, v| keep(v)).map_err(store_error)?;
-                    tables.sessions()?.retain(|_, v| keep(v)).map_err(store_error)?;
-                    tables.codes()?.retain(|_, v| keep(v)).map_err(store_error)?;
-                    Outcome::Purged(removed)
-                }
-                Op::PutCode { code_id, record } => {
-                    let bytes = serde_json::to_vec(&record).map_err(store_error)?;
-                    tables.codes()?.insert(code_id.as_str(), bytes.as_slice()).map_err(store_error)?;
-                    Outcome::Stored
-                }
-                Op::RedeemCode { code_id } => {
-                    let codes = tables.codes()?;
-                    let before: Option<HandoffCode> = match codes.get(code_id.as_str()).map_err(store_error)? {
+    let mut tables = Tables::new(txn, Some(frame));
+    for op in ops {
+        let outcome = match op {
+            Op::Consume { jti, record } => {
+                let earlier: Option<ConsumedRefresh> = match consumed_index.get(&jti) {
+                    Some(&at) => Some(consumed_here[at].1.clone()),
+                    None => match tables.consumed()?.get(jti.as_str()).map_err(store_error)? {
                         Some(found) => Some(serde_json::from_slice(found.value()).map_err(store_error)?),
                         None => None,
-                    };
-                    if let Some(before) = &before {
-                        let used = HandoffCode { redeemed: true, ..before.clone() };
-                        codes.insert(code_id.as_str(), serde_json::to_vec(&used).map_err(store_error)?.as_slice()).map_err(store_error)?;
+                    },
+                };
+                match earlier {
+                    Some(earlier) => Outcome::Consumption(Consumption::Already(earlier)),
+                    None => {
+                        consumed_index.insert(jti.clone(), consumed_here.len());
+                        consumed_here.push((jti, record));
+                        Outcome::Consumption(Consumption::First)
                     }
-                    Outcome::Redeemed(before)
                 }
-            };
-            outcomes.push(outcome);
-        }
-        if !consumed_here.is_empty() {
-            let stamp = clock.now().timestamp_millis();
-            let consumed = tables.consumed()?;
-            for (jti, record) in &mut consumed_here {
-                record.consumed_at_ms = stamp;
-                consumed.insert(jti.as_str(), serde_json::to_vec(&*record).map_err(store_error)?.as_slice()).map_err(store_error)?;
             }
-            // A later op of this batch that saw one of these consumptions
-            // sees the stamp too.
-            for outcome in &mut outcomes {
-                if let Outcome::Consumption(Consumption::Already(earlier)) = outcome
-                    && consumed_here.iter().any(|(_, r)| r.child_jti == earlier.child_jti)
-                {
-                    earlier.consumed_at_ms = stamp;
+            Op::Revoke { revocations: items } => {
+                let mut next = tables
+                    .meta()?
+                    .get("next_seq")
+                    .map_err(store_error)?
+                    .map(|v| v.value())
+                    .ok_or_else(|| StoreError("the sequence counter is missing".into()))?;
+                let mut entries = Vec::with_capacity(items.len());
+                for Revocation { covers, until } in items {
+                    let entry = RevocationEntry { seq: next, covers, expires_at: until };
+                    let bytes = serde_json::to_vec(&entry).map_err(store_error)?;
+                    tables.put(Table::Revocations, Key::Seq(next), Value::Bytes(&bytes))?;
+                    entries.push(entry);
+                    next += 1;
                 }
+                tables.put(Table::Meta, Key::Name("next_seq"), Value::Number(next))?;
+                Outcome::Revoked(entries)
+            }
+            Op::TrackSession { record, limit } => {
+                let prefix = format!("{}\u{0}", record.sub);
+                let mut list: Vec<SessionRecord> = Vec::new();
+                for item in tables.sessions()?.range(prefix.as_str()..).map_err(store_error)? {
+                    let (key, value) = item.map_err(store_error)?;
+                    if !key.value().starts_with(&prefix) {
+                        break;
+                    }
+                    list.push(serde_json::from_slice(value.value()).map_err(store_error)?);
+                }
+                list.push(record.clone());
+                let evicted = evict_oldest(&mut list, &record.client_id, limit);
+                let bytes = serde_json::to_vec(&record).map_err(store_error)?;
+                tables.put(Table::Sessions, Key::Name(&format!("{prefix}{}", record.sid)), Value::Bytes(&bytes))?;
+                for gone in &evicted {
+                    tables.remove(Table::Sessions, Key::Name(&format!("{prefix}{}", gone.sid)))?;
+                }
+                Outcome::Evicted(evicted)
+            }
+            Op::Purge { cutoff } => Outcome::Purged(tables.purge(cutoff)?),
+            Op::PutCode { code_id, record } => {
+                let bytes = serde_json::to_vec(&record).map_err(store_error)?;
+                tables.put(Table::Codes, Key::Name(&code_id), Value::Bytes(&bytes))?;
+                Outcome::Stored
+            }
+            Op::RedeemCode { code_id } => {
+                let before: Option<HandoffCode> = match tables.codes()?.get(code_id.as_str()).map_err(store_error)? {
+                    Some(found) => Some(serde_json::from_slice(found.value()).map_err(store_error)?),
+                    None => None,
+                };
+                if let Some(before) = &before {
+                    let used = serde_json::to_vec(&HandoffCode { redeemed: true, ..before.clone() }).map_err(store_error)?;
+                    tables.put(Table::Codes, Key::Name(&code_id), Value::Bytes(&used))?;
+                }
+                Outcome::Redeemed(before)
+            }
+        };
+        outcomes.push(outcome);
+    }
+    if !consumed_here.is_empty() {
+        let stamp = clock.now().timestamp_millis();
+        for (jti, record) in &mut consumed_here {
+            record.consumed_at_ms = stamp;
+            let bytes = serde_json::to_vec(&*record).map_err(store_error)?;
+            tables.put(Table::Consumed, Key::Name(jti), Value::Bytes(&bytes))?;
+        }
+        // A later op of this batch that saw one of these consumptions
+        // sees the stamp too.
+        for outcome in &mut outcomes {
+            if let Outcome::Consumption(Consumption::Already(earlier)) = outcome
+                && consumed_here.iter().any(|(_, r)| r.child_jti == earlier.child_jti)
+            {
+                earlier.consumed_at_ms = stamp;
             }
         }
     }
-    // On any error above, returning drops the transaction uncommitted.
-    txn.commit().map_err(store_error)?;
     Ok(outcomes)
 }
 
