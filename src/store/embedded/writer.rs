@@ -32,9 +32,10 @@ pub(super) const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("han
 /// Most writes folded into one commit.
 const MAX_BATCH: usize = 4096;
 
-/// The longest a batch waits for more writes when the last one was
-/// larger (see [`run`]): small against a commit's fsync.
-const GATHER_WAIT: Duration = Duration::from_micros(500);
+/// Under load, how long the writer pauses to let more writes arrive, and
+/// the longest it gathers one batch (see [`run`]).
+const GATHER_PAUSE: Duration = Duration::from_micros(200);
+const GATHER_LONGEST: Duration = Duration::from_millis(1);
 
 /// The longest a batch stays in the commit log only: a checkpoint follows
 /// this long after the first frame since the last one, at the latest.
@@ -213,17 +214,27 @@ pub(super) fn run(mut writer: Writer, queue: &mpsc::Receiver<(Op, Reply)>) {
                 Err(_) => break,
             }
         }
-        // Under load, wait a moment for the writes that are a few
-        // microseconds behind: a commit (and its fsync) costs far more
-        // CPU than one write, so a fuller batch serves more requests per
-        // core. Only when the last batch was much larger than this one —
-        // a lone writer never waits.
-        let wanted = (last_batch / 2).min(MAX_BATCH);
-        let waiting_until = Instant::now() + GATHER_WAIT;
-        while batch.len() < wanted {
-            match queue.recv_timeout(waiting_until.saturating_duration_since(Instant::now())) {
-                Ok(write) => batch.push(write),
-                Err(_) => break,
+        // Under load (the last batch held more than one write), gather the
+        // writes a few hundred microseconds behind: each batch pays one
+        // fdatasync and one redb commit, so a fuller batch serves more
+        // requests per core. Keep gathering while writes keep arriving, up
+        // to GATHER_LONGEST; a lone writer never waits. Sleeping, not
+        // waiting on the queue, so the callers never contend with the
+        // writer for the queue's lock while it gathers.
+        if last_batch > 1 {
+            let until = Instant::now() + GATHER_LONGEST;
+            while batch.len() < MAX_BATCH && Instant::now() < until {
+                let before = batch.len();
+                std::thread::sleep(GATHER_PAUSE);
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(write) => batch.push(write),
+                        Err(_) => break,
+                    }
+                }
+                if batch.len() == before {
+                    break;
+                }
             }
         }
         last_batch = batch.len();
