@@ -105,6 +105,7 @@ async fn the_image_contract_holds_env_only_config_non_root_read_only_workdir_and
     let written = tree(&volume);
     assert!(written.iter().any(|p| p.starts_with("keys/") && p.ends_with(".pem")), "{written:?}");
     assert!(written.contains(&"data/tessera.redb".to_string()), "{written:?}");
+    assert!(written.contains(&"data/tessera.redb-wal".to_string()), "the store's commit log is in the volume too: {written:?}");
     for key in written.iter().filter(|p| p.ends_with(".pem")) {
         let metadata = std::fs::metadata(volume.join(key)).unwrap();
         assert_eq!(metadata.permissions().mode() & 0o777, 0o600, "{key}");

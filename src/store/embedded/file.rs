@@ -239,6 +239,7 @@ mod tests {
         assert_eq!(first.origin, Origin::Created);
         assert_eq!(first.epoch.created, 1_000);
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(log::path_for(&path)).unwrap().permissions().mode() & 0o777, 0o600, "the commit log too");
         assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
         drop(db);
         let (_db, _, again) = open(&path, 2_000).unwrap();
