@@ -3,7 +3,7 @@
 //! Durability without one fsync per request: every write goes to a single
 //! writer thread, which takes all writes waiting at that moment, applies
 //! them in one transaction, makes it durable with one append to the commit
-//! log and one fdatasync ([`log`]), commits it, and only then answers each
+//! log and one fdatasync (`log`), commits it, and only then answers each
 //! caller. Under load, many requests share one flush; alone, a request
 //! pays one. Writes are applied in order
 //! inside the transaction, so a consumption sees every earlier write of the
