@@ -18,7 +18,7 @@
 
 use super::log::{self, CommitLog};
 use super::store_error;
-use super::writer::{CODES, CONSUMED, META, REVOCATIONS, SESSIONS, Tables};
+use super::tables::{CODES, CONSUMED, META, REVOCATIONS, SESSIONS, Tables};
 use crate::store::StoreError;
 use crate::store::epoch::{Epoch, Origin, Reading};
 use redb::{Database, ReadableDatabase, ReadableTable};
