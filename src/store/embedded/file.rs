@@ -57,11 +57,8 @@ pub(super) fn discard_empty(path: &Path) -> Result<bool, StoreError> {
 /// checkpoint, which proves that a write commits. `Database::open`, not
 /// `create`: a file that vanished meanwhile must not be replaced by a new,
 /// empty store behind the operator's back.
-pub(super) fn reopen(path: &Path, now: i64) -> Result<(Database, CommitLog), StoreError> {
+pub(super) fn reopen(path: &Path) -> Result<(Database, CommitLog), StoreError> {
     let db = Database::open(path).map_err(|e| StoreError(format!("re-opening {}: {e}", path.display())))?;
-    let txn = db.begin_write().map_err(store_error)?;
-    txn.open_table(META).map_err(store_error)?.insert("writable_at", u64::try_from(now).unwrap_or(0)).map_err(store_error)?;
-    txn.commit().map_err(store_error)?;
     let log = recover(&db, path)?;
     Ok((db, log))
 }
@@ -277,10 +274,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.redb");
         drop(open(&path, 1_000).unwrap());
-        assert!(reopen(&path, 1_001).is_ok());
+        assert!(reopen(&path).is_ok());
         assert_eq!(std::fs::metadata(log::path_for(&path)).unwrap().len(), log::CAPACITY);
         std::fs::remove_file(&path).unwrap();
-        assert!(reopen(&path, 1_002).is_err(), "a vanished store is not replaced by an empty one");
+        assert!(reopen(&path).is_err(), "a vanished store is not replaced by an empty one");
         assert!(!path.exists());
     }
 }

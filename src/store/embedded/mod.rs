@@ -4,10 +4,10 @@
 //! writer thread, which takes all writes waiting at that moment, applies
 //! them in one transaction, makes it durable with one append to the commit
 //! log and one fdatasync (`log`), commits it, and only then answers each
-//! caller. Under load, many requests share one flush; alone, a request
-//! pays one. Writes are applied in order
-//! inside the transaction, so a consumption sees every earlier write of the
-//! same batch — which is what makes `consume_refresh` atomic.
+//! caller. Under load, many requests share one flush; alone, a request pays
+//! one. Writes are applied in order inside the transaction, so a
+//! consumption sees every earlier write of the same batch — which is what
+//! makes `consume_refresh` atomic.
 //!
 //! Reads use redb's MVCC read transactions and never wait for the writer.
 //! Opening the file (permissions, the zero-length refusal, the epoch, the

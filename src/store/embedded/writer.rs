@@ -88,7 +88,7 @@ impl Writer {
                 }
             }
         }
-        match file::reopen(&self.path, self.clock.unix()) {
+        match file::reopen(&self.path) {
             Ok((db, log)) => {
                 self.log = log;
                 self.shared.put(db);
