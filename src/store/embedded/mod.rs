@@ -9,7 +9,8 @@
 //! consumption sees every earlier write of the same batch — which is what
 //! makes `consume_refresh` atomic.
 //!
-//! Reads use redb's MVCC read transactions and never wait for the writer.
+//! Reads use redb's MVCC read transactions (consumptions: the deferred
+//! ones first) and never wait for the writer.
 //! Opening the file (permissions, the zero-length refusal, the epoch, the
 //! log's replay) is `file`'s; the log's format is `log`'s; the tables and
 //! what each write does to them are `tables`'; the writer thread and its
@@ -28,6 +29,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::oneshot;
 
+mod deferred;
 mod file;
 mod log;
 mod tables;
@@ -87,6 +89,8 @@ pub struct EmbeddedStore {
     proofs: ProofLedger,
     /// Joined on drop, so a clean stop ends with a checkpoint.
     writer: Option<std::thread::JoinHandle<()>>,
+    /// Consumptions durable in the commit log, not yet in redb.
+    deferred: Arc<deferred::Deferred>,
 }
 
 impl Drop for EmbeddedStore {
@@ -109,6 +113,7 @@ impl EmbeddedStore {
         let shared = Arc::new(Shared::default());
         shared.put(db);
         let (writes, queue) = mpsc::channel();
+        let deferred = Arc::new(deferred::Deferred::default());
         let writer = writer::Writer {
             shared: shared.clone(),
             path: path.to_path_buf(),
@@ -119,13 +124,14 @@ impl EmbeddedStore {
             retry_at: std::time::Instant::now(),
             log,
             checkpoint_at: std::time::Instant::now(),
+            deferred: deferred.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("tessera-store-writer".into())
             .spawn(move || writer::run(writer, &queue))
             .map_err(|e| StoreError(format!("starting the writer thread: {e}")))?;
         let proofs = ProofLedger::for_durable_store(opened_at);
-        Ok(Self { shared, path: path.to_path_buf(), writes, reading, proofs, writer: Some(writer) })
+        Ok(Self { shared, path: path.to_path_buf(), writes, reading, proofs, writer: Some(writer), deferred })
     }
 
     /// Remove a zero-length file at `path`, so that [`EmbeddedStore::open`]
@@ -207,6 +213,10 @@ impl Store for EmbeddedStore {
     }
 
     fn consumed_refresh(&self, _sid: &str, jti: &str) -> StoreFuture<'_, Option<ConsumedRefresh>> {
+        // Deferred first: a consumption leaves there only once redb has it.
+        if let Some(found) = self.deferred.get(jti) {
+            return Box::pin(async move { serde_json::from_slice(&found).map(Some).map_err(store_error) });
+        }
         let jti = jti.to_string();
         self.read(move |db| {
             let txn = db.begin_read().map_err(store_error)?;

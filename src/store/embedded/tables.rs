@@ -2,8 +2,11 @@
 //! [`apply`] runs a batch of them in one redb transaction and yields each
 //! one's [`Outcome`], recording every put and remove in the batch's
 //! commit-log frame through [`Tables`] (which also replays a frame read
-//! back from the log).
+//! back from the log). Consumptions are the exception: they go to the
+//! frame and then to [`super::deferred`], and reach redb in chunks
+//! ([`file_deferred`]).
 
+use super::deferred::Deferred;
 use super::log::{Effect, Frame, Key, Table, Value};
 use super::store_error;
 use crate::clock::SharedClock;
@@ -47,6 +50,8 @@ pub(super) enum Outcome {
 pub(super) struct Tables<'t, 'f> {
     txn: &'t redb::WriteTransaction,
     frame: Option<&'f mut Frame>,
+    /// Whether a put or remove reached redb.
+    changed: bool,
     revocations: Option<redb::Table<'t, u64, &'static [u8]>>,
     consumed: Option<redb::Table<'t, &'static str, &'static [u8]>>,
     sessions: Option<redb::Table<'t, &'static str, &'static [u8]>>,
@@ -68,7 +73,7 @@ fn opened<'s, 't, K: redb::Key + 'static, V: redb::Value + 'static>(
 
 impl<'t, 'f> Tables<'t, 'f> {
     pub(super) fn new(txn: &'t redb::WriteTransaction, frame: Option<&'f mut Frame>) -> Self {
-        Self { txn, frame, revocations: None, consumed: None, sessions: None, meta: None, codes: None }
+        Self { txn, frame, changed: false, revocations: None, consumed: None, sessions: None, meta: None, codes: None }
     }
     fn consumed(&mut self) -> Result<&mut redb::Table<'t, &'static str, &'static [u8]>, StoreError> {
         opened(self.txn, &mut self.consumed, CONSUMED)
@@ -107,10 +112,17 @@ impl<'t, 'f> Tables<'t, 'f> {
             }
             _ => return Err(StoreError(format!("a put into {table:?} of the wrong key or value type"))),
         }
+        self.changed = true;
+        self.log_only(table, key, value);
+        Ok(())
+    }
+
+    /// Record a put in the frame without making it in redb (a deferred
+    /// consumption).
+    fn log_only(&mut self, table: Table, key: Key<'_>, value: Value<'_>) {
         if let Some(frame) = self.frame.as_deref_mut() {
             frame.put(table, key, value);
         }
-        Ok(())
     }
 
     /// Remove `key` from `table`, and record it.
@@ -127,6 +139,7 @@ impl<'t, 'f> Tables<'t, 'f> {
             }
             _ => return Err(StoreError(format!("a remove from {table:?} of the wrong key type"))),
         }
+        self.changed = true;
         if let Some(frame) = self.frame.as_deref_mut() {
             frame.remove(table, key);
         }
@@ -172,11 +185,25 @@ impl<'t, 'f> Tables<'t, 'f> {
     }
 }
 
+/// What a batch did: each op's outcome, the consumptions it made (in the
+/// frame, for [`super::deferred`] once the frame is on disk, not in redb),
+/// and whether it changed redb itself (when not, its transaction is
+/// aborted instead of committed).
+pub(super) struct Applied {
+    pub(super) outcomes: Vec<Outcome>,
+    pub(super) consumed: Vec<(String, Vec<u8>)>,
+    pub(super) changed_tables: bool,
+    /// Whether the deferred consumptions were put into redb (by a purge,
+    /// which must see them): once committed, they leave the map.
+    pub(super) filed_deferred: bool,
+}
+
 /// Apply a batch in `txn` (not committed here; on an error the caller
-/// drops it), recording every put and remove in `frame`. Each consumption
-/// recorded here is stamped with the writer's clock just before the
-/// commit, so a retry's grace window starts when the token was really
-/// consumed, however long the request waited for the writer; it is
+/// drops it), recording every put and remove in `frame`. A consumption
+/// is looked for among this batch's, then the deferred ones, then in redb.
+/// Each consumption recorded here is stamped with the writer's clock just
+/// before the commit, so a retry's grace window starts when the token was
+/// really consumed, however long the request waited for the writer; it is
 /// written then, once, and a later op of the same batch finds it in
 /// `consumed_here`.
 pub(super) fn apply(
@@ -184,19 +211,24 @@ pub(super) fn apply(
     frame: &mut Frame,
     ops: Vec<Op>,
     clock: &SharedClock,
-) -> Result<Vec<Outcome>, StoreError> {
+    deferred: &Deferred,
+) -> Result<Applied, StoreError> {
     let mut outcomes = Vec::with_capacity(ops.len());
     let mut consumed_here: Vec<(String, ConsumedRefresh)> = Vec::new();
     let mut consumed_index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut filed_deferred = false;
     let mut tables = Tables::new(txn, Some(frame));
     for op in ops {
         let outcome = match op {
             Op::Consume { jti, record } => {
                 let earlier: Option<ConsumedRefresh> = match consumed_index.get(&jti) {
                     Some(&at) => Some(consumed_here[at].1.clone()),
-                    None => match tables.consumed()?.get(jti.as_str()).map_err(store_error)? {
-                        Some(found) => Some(serde_json::from_slice(found.value()).map_err(store_error)?),
-                        None => None,
+                    None => match deferred.get(&jti) {
+                        Some(found) => Some(serde_json::from_slice(&found).map_err(store_error)?),
+                        None => match tables.consumed()?.get(jti.as_str()).map_err(store_error)? {
+                            Some(found) => Some(serde_json::from_slice(found.value()).map_err(store_error)?),
+                            None => None,
+                        },
                     },
                 };
                 match earlier {
@@ -245,7 +277,14 @@ pub(super) fn apply(
                 }
                 Outcome::Evicted(evicted)
             }
-            Op::Purge { cutoff } => Outcome::Purged(tables.purge(cutoff)?),
+            Op::Purge { cutoff } => {
+                if !filed_deferred {
+                    // Already in the log: into redb without a new frame entry.
+                    file_deferred(txn, deferred, &[])?;
+                    filed_deferred = true;
+                }
+                Outcome::Purged(tables.purge(cutoff)?)
+            }
             Op::PutCode { code_id, record } => {
                 let bytes = serde_json::to_vec(&record).map_err(store_error)?;
                 tables.put(Table::Codes, Key::Name(&code_id), Value::Bytes(&bytes))?;
@@ -265,12 +304,15 @@ pub(super) fn apply(
         };
         outcomes.push(outcome);
     }
+    let changed_tables = tables.changed || filed_deferred;
+    let mut consumed = Vec::with_capacity(consumed_here.len());
     if !consumed_here.is_empty() {
         let stamp = clock.now().timestamp_millis();
         for (jti, record) in &mut consumed_here {
             record.consumed_at_ms = stamp;
             let bytes = serde_json::to_vec(&*record).map_err(store_error)?;
-            tables.put(Table::Consumed, Key::Name(jti), Value::Bytes(&bytes))?;
+            tables.log_only(Table::Consumed, Key::Name(jti), Value::Bytes(&bytes));
+            consumed.push((jti.clone(), bytes));
         }
         // A later op of this batch that saw one of these consumptions
         // sees the stamp too.
@@ -282,7 +324,18 @@ pub(super) fn apply(
             }
         }
     }
-    Ok(outcomes)
+    Ok(Applied { outcomes, consumed, changed_tables, filed_deferred })
+}
+
+/// Put every deferred consumption, and `fresh` ones not yet deferred, into
+/// redb in `txn`.
+pub(super) fn file_deferred(txn: &redb::WriteTransaction, deferred: &Deferred, fresh: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    let mut table = txn.open_table(CONSUMED).map_err(store_error)?;
+    deferred.for_each(|jti, record| table.insert(jti, record).map(drop).map_err(store_error))?;
+    for (jti, record) in fresh {
+        table.insert(jti.as_str(), record.as_slice()).map_err(store_error)?;
+    }
+    Ok(())
 }
 
 /// The one field every stored value has.

@@ -159,3 +159,52 @@ async fn concurrent_consumptions_of_one_token_yield_one_first() {
     assert_eq!(firsts, 1);
     assert_eq!(children.len(), 1, "every later caller sees the same child");
 }
+
+#[tokio::test]
+async fn deferred_consumptions_are_found_until_and_after_they_reach_redb_and_stay_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&dir));
+    store.consume_refresh("s", "first", contract::record("c-first", "web", i64::MAX)).await.unwrap();
+    assert_eq!(store.deferred.len(), 1, "made durable by the log, not yet in redb");
+    let found = store.consumed_refresh("s", "first").await.unwrap().expect("a read finds a deferred consumption");
+    assert_eq!(found.child_jti, "c-first");
+    assert!(matches!(
+        store.consume_refresh("s", "first", contract::record("c-again", "web", i64::MAX)).await.unwrap(),
+        Consumption::Already(earlier) if earlier.child_jti == "c-first"
+    ));
+
+    // A crash now: the log replays it.
+    let recovered = open(&crash_image(&dir, true));
+    assert!(recovered.consumed_refresh("s", "first").await.unwrap().is_some(), "replayed from the log");
+    drop(recovered);
+
+    // Past a chunk, they move into redb and the map empties again.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..deferred::CHUNK + 100 {
+        let store = store.clone();
+        tasks.spawn(
+            async move { store.consume_refresh("s", &format!("p-{i:05}"), contract::record(&format!("c-{i}"), "web", i64::MAX)).await },
+        );
+    }
+    while let Some(done) = tasks.join_next().await {
+        assert_eq!(done.unwrap().unwrap(), Consumption::First);
+    }
+    // The writer files them right after answering the batch that filled the chunk.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.deferred.len() >= deferred::CHUNK && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(store.deferred.len() < deferred::CHUNK, "bounded: {} deferred", store.deferred.len());
+    for jti in ["first", "p-00000", "p-02100"] {
+        assert!(store.consumed_refresh("s", jti).await.unwrap().is_some(), "{jti} is found wherever it is");
+    }
+    let image = crash_image(&dir, true);
+    let store = Arc::into_inner(store).unwrap();
+    drop(store);
+    let reopened = open(&dir);
+    let crashed = open(&image);
+    for jti in ["first", "p-00000", "p-01000", "p-02147"] {
+        assert!(reopened.consumed_refresh("s", jti).await.unwrap().is_some(), "{jti} after a clean stop");
+        assert!(crashed.consumed_refresh("s", jti).await.unwrap().is_some(), "{jti} after a crash");
+    }
+}

@@ -1,7 +1,8 @@
 //! The writer thread: every write is an [`Op`] queued to one thread, which
 //! applies all waiting ops in one redb transaction, makes it durable (one
 //! commit-log append and fdatasync, see [`super::log`]), commits it and
-//! only then answers each caller with its [`Outcome`].
+//! only then answers each caller with its [`Outcome`]. Consumptions wait
+//! in [`super::deferred`] and reach redb in chunks and at checkpoints.
 //!
 //! A failed commit (a full disk, an I/O error) leaves redb unusable until
 //! the database is closed and opened again. The writer then takes the
@@ -10,8 +11,9 @@
 //! so the store serves again once space is back, without a restart. No
 //! write of a failed batch was acknowledged, so nothing acknowledged is lost.
 
+use super::deferred::{self, Deferred};
 use super::log::{CommitLog, Frame};
-use super::tables::{Op, Outcome, apply};
+use super::tables::{Applied, Op, Outcome, apply, file_deferred};
 use super::{Shared, file, store_error};
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
@@ -54,6 +56,8 @@ pub(super) struct Writer {
     pub(super) log: CommitLog,
     /// When the frames in the log are checkpointed at the latest.
     pub(super) checkpoint_at: Instant,
+    /// Consumptions in the log, not yet in redb.
+    pub(super) deferred: Arc<Deferred>,
 }
 
 impl Writer {
@@ -90,6 +94,8 @@ impl Writer {
         }
         match file::reopen(&self.path) {
             Ok((db, log)) => {
+                // The re-open replayed the log, deferred consumptions with it.
+                self.deferred.clear();
                 self.log = log;
                 self.shared.put(db);
                 self.shared.set_failing(None);
@@ -108,40 +114,73 @@ impl Writer {
 
 impl Writer {
     /// Make the batch in `txn` durable and visible: append its frame to the
-    /// log and commit without a flush — or, when the frame does not fit or
-    /// a checkpoint is due, commit it durably as a checkpoint.
-    fn commit(&mut self, mut txn: redb::WriteTransaction, frame: &mut Frame) -> Result<(), StoreError> {
+    /// log and commit without a flush (abort, when only consumptions were
+    /// made: they are deferred) — or, when the frame does not fit or a
+    /// checkpoint is due, commit it durably as a checkpoint.
+    fn commit(&mut self, txn: redb::WriteTransaction, frame: &mut Frame, applied: &mut Applied) -> Result<(), StoreError> {
         if frame.is_empty() {
             // Nothing changed (a consumption already made, a purge that
             // found nothing): nothing to make durable.
             return txn.abort().map_err(store_error);
         }
         if !self.log.fits(frame) || (self.log.pending() && Instant::now() >= self.checkpoint_at) {
-            return self.checkpoint(txn, false);
+            return self.checkpoint(txn, false, &applied.consumed);
         }
         if !self.log.pending() {
             self.checkpoint_at = Instant::now() + CHECKPOINT_AFTER;
         }
         self.log.append(frame)?;
-        txn.set_durability(Durability::None).map_err(store_error)?;
-        txn.commit().map_err(store_error)
+        if applied.changed_tables {
+            let mut txn = txn;
+            txn.set_durability(Durability::None).map_err(store_error)?;
+            txn.commit().map_err(store_error)?;
+            if applied.filed_deferred {
+                self.deferred.clear();
+            }
+        } else {
+            txn.abort().map_err(store_error)?;
+        }
+        self.deferred.extend(std::mem::take(&mut applied.consumed));
+        Ok(())
     }
 
-    /// Commit `txn` durably, with it every earlier commit, and start a new
-    /// log generation; `closing` marks a clean stop.
-    fn checkpoint(&mut self, txn: redb::WriteTransaction, closing: bool) -> Result<(), StoreError> {
+    /// Commit `txn` durably, with it every earlier commit, every deferred
+    /// consumption and `fresh` ones, and start a new log generation;
+    /// `closing` marks a clean stop.
+    fn checkpoint(&mut self, txn: redb::WriteTransaction, closing: bool, fresh: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         let next = self.log.generation().wrapping_add(1);
+        file_deferred(&txn, &self.deferred, fresh)?;
         file::mark_log(&txn, next, closing)?;
         txn.commit().map_err(store_error)?;
         self.log.restart(next);
+        self.deferred.clear();
         Ok(())
+    }
+
+    /// Move the deferred consumptions into redb once a chunk has gathered:
+    /// one commit without a flush for all of them (the log still holds them).
+    fn file_chunk(&mut self) {
+        if self.deferred.len() < deferred::CHUNK || self.failing() {
+            return;
+        }
+        let filed = self.shared.current().and_then(|db| {
+            let mut txn = db.begin_write().map_err(store_error)?;
+            file_deferred(&txn, &self.deferred, &[])?;
+            txn.set_durability(Durability::None).map_err(store_error)?;
+            txn.commit().map_err(store_error)
+        });
+        match filed {
+            Ok(()) => self.deferred.clear(),
+            // Nothing is lost: they stay deferred, and in the log.
+            Err(error) => self.failed(&error),
+        }
     }
 
     /// Checkpoint whatever the log holds (when idle, and on stopping).
     fn checkpoint_now(&mut self, closing: bool) {
         let done = self.shared.current().and_then(|db| {
             let txn = db.begin_write().map_err(store_error)?;
-            self.checkpoint(txn, closing)
+            self.checkpoint(txn, closing, &[])
         });
         if let Err(error) = done {
             // Nothing is lost: the frames are replayed when the store opens.
@@ -217,9 +256,9 @@ pub(super) fn run(mut writer: Writer, queue: &mpsc::Receiver<(Op, Reply)>) {
         let mut frame = Frame::default();
         let result = writer.shared.current().and_then(|db| {
             let txn = db.begin_write().map_err(store_error)?;
-            let outcomes = apply(&txn, &mut frame, ops, &writer.clock)?;
-            writer.commit(txn, &mut frame)?;
-            Ok(outcomes)
+            let mut applied = apply(&txn, &mut frame, ops, &writer.clock, &writer.deferred)?;
+            writer.commit(txn, &mut frame, &mut applied)?;
+            Ok(applied.outcomes)
         });
         match result {
             Ok(outcomes) => {
@@ -228,6 +267,7 @@ pub(super) fn run(mut writer: Writer, queue: &mpsc::Receiver<(Op, Reply)>) {
                     // A caller that gave up (timeout, disconnect) no longer listens.
                     let _ = reply.send(Ok(outcome));
                 }
+                writer.file_chunk();
             }
             Err(error) => {
                 if !writer.failing() {
