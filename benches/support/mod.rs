@@ -96,7 +96,8 @@ impl Server {
             .env("TESSERA_MANAGEMENT_LISTEN", "127.0.0.1:0")
             .env("TESSERA_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            // BENCH_SERVER_LOG=1 shows what the servers log (warnings and up).
+            .stderr(if std::env::var_os("BENCH_SERVER_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
         for (key, value) in env {
             command.env(key, value);
         }

@@ -280,7 +280,7 @@ pub(super) fn apply(
             Op::Purge { cutoff } => {
                 if !filed_deferred {
                     // Already in the log: into redb without a new frame entry.
-                    file_deferred(txn, deferred, &[])?;
+                    file_deferred(tables.consumed()?, deferred, &[])?;
                     filed_deferred = true;
                 }
                 Outcome::Purged(tables.purge(cutoff)?)
@@ -328,9 +328,12 @@ pub(super) fn apply(
 }
 
 /// Put every deferred consumption, and `fresh` ones not yet deferred, into
-/// redb in `txn`.
-pub(super) fn file_deferred(txn: &redb::WriteTransaction, deferred: &Deferred, fresh: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
-    let mut table = txn.open_table(CONSUMED).map_err(store_error)?;
+/// `table` (the consumptions' table of a write transaction).
+pub(super) fn file_deferred(
+    table: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    deferred: &Deferred,
+    fresh: &[(String, Vec<u8>)],
+) -> Result<(), StoreError> {
     deferred.for_each(|jti, record| table.insert(jti, record).map(drop).map_err(store_error))?;
     for (jti, record) in fresh {
         table.insert(jti.as_str(), record.as_slice()).map_err(store_error)?;

@@ -208,3 +208,29 @@ async fn deferred_consumptions_are_found_until_and_after_they_reach_redb_and_sta
         assert!(crashed.consumed_refresh("s", jti).await.unwrap().is_some(), "{jti} after a crash");
     }
 }
+
+#[test]
+fn a_purge_in_the_same_batch_as_a_consumption_files_the_deferred_ones_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("batch.redb")).unwrap();
+    let deferred = deferred::Deferred::default();
+    let stored = |child: &str, expires_at: i64| serde_json::to_vec(&contract::record(child, "web", expires_at)).unwrap();
+    deferred.extend(vec![("expired".into(), stored("c-expired", 10)), ("live".into(), stored("c-live", i64::MAX))]);
+    let txn = db.begin_write().unwrap();
+    let mut frame = log::Frame::default();
+    let ops = vec![
+        tables::Op::Consume { jti: "live".into(), record: contract::record("c-other", "web", i64::MAX) },
+        tables::Op::Consume { jti: "new".into(), record: contract::record("c-new", "web", i64::MAX) },
+        tables::Op::Purge { cutoff: 100 },
+    ];
+    let clock: SharedClock = Arc::new(SystemClock);
+    let applied = tables::apply(&txn, &mut frame, ops, &clock, &deferred).unwrap();
+    assert!(matches!(&applied.outcomes[0], Outcome::Consumption(Consumption::Already(earlier)) if earlier.child_jti == "c-live"));
+    assert!(matches!(applied.outcomes[1], Outcome::Consumption(Consumption::First)));
+    assert!(matches!(applied.outcomes[2], Outcome::Purged(1)), "the expired deferred consumption is purged");
+    assert!(applied.filed_deferred && applied.changed_tables);
+    txn.commit().unwrap();
+    let read = db.begin_read().unwrap();
+    let table = read.open_table(CONSUMED).unwrap();
+    assert!(table.get("live").unwrap().is_some() && table.get("expired").unwrap().is_none());
+}
