@@ -232,10 +232,10 @@ pub(super) fn run(mut writer: Writer, queue: &mpsc::Receiver<(Op, Reply)>) {
         // fdatasync, so a fuller batch serves more requests per core — but
         // every request parked here is one the core cannot work on, so the
         // wait stays short (GATHER_PAUSE, GATHER_LONGEST: the best of the
-        // settings measured with the floor bench). Keep gathering while writes keep arriving, up
-        // to GATHER_LONGEST; a lone writer never waits. Sleeping, not
-        // waiting on the queue, so the callers never contend with the
-        // writer for the queue's lock while it gathers.
+        // settings measured with the floor bench). Keep gathering while
+        // writes keep arriving, up to GATHER_LONGEST; a lone writer never
+        // waits. Sleeping, not waiting on the queue, so the callers never
+        // contend with the writer for the queue's lock while it gathers.
         if last_batch > 1 {
             let until = Instant::now() + GATHER_LONGEST;
             while batch.len() < MAX_BATCH && Instant::now() < until {
