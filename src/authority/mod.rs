@@ -164,12 +164,11 @@ impl Authority {
     /// Count one revocation request of `client` against its quota. Public
     /// clients are counted per session (`sid`), since anyone may name them.
     pub fn within_quota(&self, client: &Client, sid: Option<&str>) -> Result<(), Refusal> {
-        let shared = format!("client:{}", client.id);
         let key = match sid {
-            Some(sid) if client.is_public() => format!("session:{sid}"),
-            _ => shared.clone(),
+            Some(sid) if client.is_public() => quota::Key::Session(sid),
+            _ => quota::Key::Client(&client.id),
         };
-        self.quota.take(&key, &shared, client.revocation_quota, self.clock.unix()).map_err(|retry_after| {
+        self.quota.take(key, &client.id, client.revocation_quota, self.clock.unix()).map_err(|retry_after| {
             tracing::warn!(client = %client.id, quota = client.revocation_quota, "revocation quota used up");
             Refusal::RateLimited {
                 message: format!(
@@ -202,14 +201,20 @@ impl Authority {
             return Ok(());
         }
         // Detached: if the request is dropped (client gone, timeout) after the
-        // store committed, the entry still reaches the in-memory list.
+        // store committed, the entry still reaches the in-memory list. A
+        // store that answers at once (memory) is finished here, with nothing
+        // left to drop; only one that must wait runs on as its own task.
         let (store, list) = (self.store.clone(), self.revocations.clone());
-        let recorded = tokio::spawn(async move {
+        let mut recorded = Box::pin(async move {
             let entries = store.revoke(revocations).await?;
             list.apply(&entries);
             Ok::<_, crate::store::StoreError>(entries)
         });
-        let entries = recorded.await.map_err(|_| Refusal::StoreUnavailable)?.map_err(|error| {
+        let done = match std::future::poll_fn(|cx| std::task::Poll::Ready(recorded.as_mut().poll(cx))).await {
+            std::task::Poll::Ready(done) => done,
+            std::task::Poll::Pending => tokio::spawn(recorded).await.map_err(|_| Refusal::StoreUnavailable)?,
+        };
+        let entries = done.map_err(|error| {
             tracing::error!(%error, "revocation not recorded");
             Refusal::StoreUnavailable
         })?;
@@ -326,5 +331,28 @@ mod tests {
         assert_eq!(entry_until(&p, 1_000, Some(1_000 + 90 * 86_400)), 1_000 + 14 * 86_400 + 30);
         // A long-lived access token dominates a short idle lifetime.
         assert_eq!(entry_until(&policy(60, 3_600, 0), 0, None), 3_600);
+    }
+
+    #[tokio::test]
+    async fn a_revocation_whose_caller_gives_up_while_the_store_writes_still_reaches_the_list() {
+        use crate::revocations::TokenFacts;
+        use std::task::Poll;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::Config::defaults();
+        config.issuer = Some("https://issuer.test".into());
+        config.keys_dir = dir.path().join("keys");
+        config.store = crate::config::StoreConfig::Embedded { path: dir.path().join("data/tessera.redb") };
+        let app = crate::app::App::build(config, crate::app::Options::default()).await.unwrap();
+        let authority = app.state().authority.clone();
+        let mut recording = Box::pin(authority.record(vec![Revocation::new(Covers::Token { jti: "given-up".into() }, i64::MAX / 4)]));
+        let first = std::future::poll_fn(|cx| Poll::Ready(recording.as_mut().poll(cx))).await;
+        assert!(first.is_pending(), "the embedded store answers once its writer has committed");
+        drop(recording);
+        let facts = TokenFacts { jti: Some("given-up"), sid: None, sub: "someone", iat: 0, kid: None };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while authority.revocations.check(facts).is_none() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(authority.revocations.check(facts).is_some(), "the entry the store committed reaches the list");
     }
 }
