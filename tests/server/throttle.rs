@@ -103,6 +103,8 @@ async fn one_peer_failing_for_many_clients_is_refused_on_every_endpoint_and_a_su
     assert_eq!((problem["status"].as_u64(), problem["code"].as_str()), (Some(429), Some("too_many_attempts")), "{problem}");
     let introspect = server.form("/oauth2/introspect", Some((BACKEND_ID, BACKEND_SECRET)), &[("token", "x")]).await;
     assert_eq!(introspect.status(), 429, "introspection authenticates through the same throttle");
+    let public = server.form("/oauth2/revoke", None, &[("client_id", "web"), ("token", "x")]).await;
+    assert_eq!(public.status(), 429, "so does a public client, though it presents no secret");
 
     tokio::time::sleep(Duration::from_secs(wait) + Duration::from_millis(100)).await;
     assert_eq!(server.create_session(serde_json::json!({"sub": "alice", "client_id": "web"})).await.status(), 201);
@@ -222,4 +224,15 @@ async fn two_authorization_headers_and_repeated_parameters_are_refused() {
         let error: Value = response.json().await.unwrap();
         assert_eq!((status.as_u16(), error["error"].as_str()), (400, Some("invalid_request")), "{body}: {error}");
     }
+}
+
+#[tokio::test]
+async fn unknown_public_client_ids_count_against_the_peer_though_no_secret_is_presented() {
+    let config = config_with("[throttle]\nmax_failures = 10000\nmax_failures_per_peer = 3\nwindow = \"60s\"");
+    let server = TestServer::start_with(&config, &[]).await;
+    for id in ["nobody-1", "nobody-2", "nobody-3"] {
+        assert_eq!(server.form("/oauth2/revoke", None, &[("client_id", id), ("token", "x")]).await.status(), 401, "{id}");
+    }
+    let known = server.form("/oauth2/revoke", None, &[("client_id", "web"), ("token", "x")]).await;
+    assert_eq!(known.status(), 429, "the peer used up its failures");
 }

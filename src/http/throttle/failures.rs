@@ -107,11 +107,29 @@ impl<K: Hash + Eq + Clone> FailureLimit<K> {
         tally.advance(bucket);
         let total = tally.total();
         if total >= self.limit {
-            let frees_at = self.epoch + self.bucket_start(tally.freeing_bucket(self.limit) + SLOTS);
-            return Err(frees_at.saturating_duration_since(now));
+            return Err(self.wait(tally, now));
         }
         tally.counts[(bucket % SLOTS) as usize] += 1;
         Ok(Some(Pending { bucket, reached_limit: total + 1 == self.limit }))
+    }
+
+    /// How long `key` must wait if it has used up its failures, without
+    /// counting anything (and without tracking a key that has none).
+    pub fn refused(&self, key: &K, now: Instant) -> Option<Duration> {
+        if self.limit == 0 {
+            return None;
+        }
+        let bucket = self.bucket(now);
+        let mut tallies = self.tallies.lock().expect("throttle lock");
+        let tally = tallies.get_mut(key, now)?;
+        tally.advance(bucket);
+        (tally.total() >= self.limit).then(|| self.wait(tally, now))
+    }
+
+    /// How long until a tally at its limit frees a failure.
+    fn wait(&self, tally: &Tally, now: Instant) -> Duration {
+        let frees_at = self.epoch + self.bucket_start(tally.freeing_bucket(self.limit) + SLOTS);
+        frees_at.saturating_duration_since(now)
     }
 
     /// The attempt succeeded: it is not a failure after all.

@@ -132,18 +132,29 @@ impl Throttle {
         let now = Instant::now();
         let client_key = truncate(id, MAX_COUNTED_ID).to_string();
         let peer_key = peer.0.map(throttle_key);
-        let on_client = self.clients.begin(&client_key, now).map_err(|wait| self.throttled(clients, id, peer, wait))?;
-        let on_peer = match peer_key.map(|key| self.peers.begin(&key, now)) {
-            Some(Err(wait)) => {
-                self.take_back(&client_key, on_client, None, None, now);
-                return Err(self.throttled(clients, id, peer, wait));
-            }
-            Some(Ok(pending)) => pending,
-            None => None,
-        };
-        let verdict = match accepting {
+        let verify = || match accepting {
             Accepting::AnyClient => clients.authenticate(&credentials),
             Accepting::Confidential => clients.authenticate_confidential(&credentials),
+        };
+        let (on_client, on_peer, verdict) = if matches!(credentials, Credentials::PublicId(_)) {
+            // No secret presented, so nothing to guess and no race to guard
+            // against: check the limits without counting, and count only a
+            // failure (a success, the common case, touches no tally).
+            let refused = self.clients.refused(&client_key, now).or_else(|| peer_key.and_then(|key| self.peers.refused(&key, now)));
+            if let Some(wait) = refused {
+                return Err(self.throttled(clients, id, peer, wait));
+            }
+            let verdict = verify();
+            if verdict.is_ok() {
+                return verdict;
+            }
+            let (on_client, on_peer) = self.count(&client_key, peer_key, now).map_err(|wait| self.throttled(clients, id, peer, wait))?;
+            (on_client, on_peer, verdict)
+        } else {
+            // A secret is checked only once the attempt is counted, so
+            // concurrent guesses cannot overshoot the limit.
+            let (on_client, on_peer) = self.count(&client_key, peer_key, now).map_err(|wait| self.throttled(clients, id, peer, wait))?;
+            (on_client, on_peer, verify())
         };
         let error = match verdict {
             Ok(client) => {
@@ -170,6 +181,20 @@ impl Throttle {
         }
         self.failed(clients, Some(id), peer, why);
         Err(error)
+    }
+
+    /// Count an attempt against the client id and the peer; the wait if
+    /// either has used up its failures (then neither is counted).
+    fn count(&self, client_key: &String, peer_key: Option<IpAddr>, now: Instant) -> Result<(Option<Pending>, Option<Pending>), Duration> {
+        let on_client = self.clients.begin(client_key, now)?;
+        match peer_key.map(|key| self.peers.begin(&key, now)) {
+            Some(Err(wait)) => {
+                self.take_back(client_key, on_client, None, None, now);
+                Err(wait)
+            }
+            Some(Ok(on_peer)) => Ok((on_client, on_peer)),
+            None => Ok((on_client, None)),
+        }
     }
 
     fn take_back(&self, client_key: &String, on_client: Option<Pending>, peer_key: Option<IpAddr>, on_peer: Option<Pending>, now: Instant) {
