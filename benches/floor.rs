@@ -15,6 +15,8 @@
 //! request log costs. `TESSERA_BENCH_BASELINE=<binary>` measures another
 //! build alongside this one, phase by phase in the same rounds, and prints
 //! their ratio: the way to quote a before-and-after on a noisy machine.
+//! `BENCH_PERF=<phase>` records the server core with `perf` during each
+//! phase whose name contains it, into `target/perf/` (see README).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -38,7 +40,6 @@ const SERVER_CORE: usize = 0;
 const CLIENT_CORE: usize = 1;
 /// Bounds on the tokens one phase hands to the next.
 const MAX_COLLECTED: usize = 60_000;
-const REVOCATIONS_PER_CONNECTION: usize = 300;
 
 fn main() {
     if std::env::var_os("TESSERA_BENCH_FLOOR_SERVER").is_some() {
@@ -177,7 +178,10 @@ impl Suite {
         macro_rules! phase {
             ($name:expr, $needed_by:expr, $measure:expr) => {
                 if wanted($name) || $needed_by.iter().any(|n: &&str| wanted(n)) {
-                    record($name, $measure);
+                    let profile = support::Profile::start($name, SERVER_CORE);
+                    let measured = $measure;
+                    drop(profile);
+                    record($name, measured);
                 }
             };
         }
@@ -217,7 +221,10 @@ impl Suite {
         if wanted("refresh, embedded") {
             let before = store_batches(&self.embedded);
             let writer_before = writer_cpu_seconds(self.embedded.pid());
-            record("refresh, embedded", refresh_phase(&self.embedded, phase));
+            let profile = support::Profile::start("refresh, embedded", SERVER_CORE);
+            let measured = refresh_phase(&self.embedded, phase);
+            drop(profile);
+            record("refresh, embedded", measured);
             let (commits, writes, seconds) = store_batches(&self.embedded);
             let writer = writer_cpu_seconds(self.embedded.pid()) - writer_before;
             let (commits, writes) = (commits - before.0, writes - before.1);
@@ -241,7 +248,7 @@ impl Suite {
             load::drive(addr, memory.pid(), repeated, phase, Repeat)
         });
         let revocations: Vec<Vec<Vec<u8>>> = created
-            .deal(REVOCATIONS_PER_CONNECTION)
+            .deal(usize::MAX)
             .into_iter()
             .map(|tokens| tokens.iter().map(|t| form_request("/oauth2/revoke", "", &format!("client_id=web&token={t}"))).collect())
             .collect();

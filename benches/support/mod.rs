@@ -52,6 +52,48 @@ pub fn announced<const N: usize>(child: &mut Child, prefixes: [&'static str; N],
     prefixes.map(|prefix| rx.recv_timeout(timeout).unwrap_or_else(|_| panic!("the server never printed {prefix:?}")))
 }
 
+/// `perf record -g` of one CPU core for as long as it lives, when
+/// `BENCH_PERF` is part of the phase's name: the profile of exactly the
+/// server on that core during that phase, in
+/// `target/perf/<phase>-<n>.data` (read it with `perf report -i`).
+pub struct Profile(Option<Child>);
+
+impl Profile {
+    #[allow(dead_code)] // not every bench profiles
+    pub fn start(phase: &str, core: usize) -> Self {
+        let wanted = std::env::var("BENCH_PERF").ok().filter(|wanted| phase.contains(wanted.as_str()));
+        if wanted.is_none() {
+            return Self(None);
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/perf");
+        std::fs::create_dir_all(&dir).unwrap();
+        let stem: String = phase.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let n = (1..).find(|n| !dir.join(format!("{stem}-{n}.data")).exists()).unwrap();
+        let output = dir.join(format!("{stem}-{n}.data"));
+        let child = Command::new("perf")
+            .args(["record", "-q", "-g", "-C", &core.to_string(), "-o"])
+            .arg(&output)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("perf (BENCH_PERF needs linux perf installed)");
+        // perf needs a moment to open its events before the phase starts.
+        std::thread::sleep(Duration::from_millis(300));
+        eprintln!("  profiling {phase} into {}", output.display());
+        Self(Some(child))
+    }
+}
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A running `tessera serve`, killed when dropped.
 pub struct Server {
     pub child: Child,

@@ -30,13 +30,16 @@ pub fn render_metadata(issuer: &str) -> bytes::Bytes {
     bytes::Bytes::from(metadata.to_string())
 }
 
-pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// The JWKS, with its ETag (and `304` for a matching `If-None-Match`).
+/// Takes the request whole, since a `HeaderMap` extractor copies the map.
+pub async fn jwks(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let headers = request.headers();
     let view = state.keyring.view();
     let jwks = view.jwks();
     let cache_control = format!("public, max-age={}", state.config().keys.jwks_max_age.as_secs());
     let etag = HeaderValue::from_str(&jwks.etag).expect("etag is ASCII");
     let cache_control = HeaderValue::from_str(&cache_control).expect("ASCII");
-    if if_none_match(&headers, &jwks.etag) {
+    if if_none_match(headers, &jwks.etag) {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)]).into_response();
     }
     (

@@ -51,20 +51,22 @@ impl Edge {
             .map(|route| route.path)
     }
 
-    async fn handle(self, mut request: Request) -> Response {
+    async fn handle(self, request: Request) -> Response {
         let started = Instant::now();
         let id = request_id::request_id(request.headers());
-        request.headers_mut().insert(REQUEST_ID, id.clone());
+        // What the metrics and the last log line need, read before the
+        // request moves into the router (no copy of its URI).
         let method = request.method().clone();
-        let uri = request.uri().clone();
-        let path = uri.path();
+        let path = request.uri().path();
+        let route = self.route(method.as_str(), path);
+        let probe = request_id::is_probe(path);
+        let is_oauth = path.starts_with("/oauth2/");
         #[cfg(feature = "otel")]
         let span =
             tracing::info_span!("http", method = %method, path = %path, request_id = id.to_str().unwrap_or_default(), otel.kind = "server");
         #[cfg(not(feature = "otel"))]
         let span = tracing::info_span!("http", method = %method, path = %path, request_id = id.to_str().unwrap_or_default());
         crate::telemetry::join_remote_trace(&span, request.headers());
-        let is_oauth = path.starts_with("/oauth2/");
         let (cors, mut response) = match Cors::decide(&self.state, &request) {
             Err(preflight) => (Cors::None, *preflight),
             Ok(cors) => (cors, self.serve(request, is_oauth).instrument(span.clone()).await),
@@ -73,10 +75,10 @@ impl Edge {
         response.headers_mut().insert(REQUEST_ID, id);
         let status = response.status().as_u16();
         let took = started.elapsed();
-        if let Some(route) = self.route(method.as_str(), path) {
+        if let Some(route) = route {
             self.state.authority.observe_http(method.as_str(), route, status, took);
         }
-        request_id::log_finished(&span, path, status, took);
+        request_id::log_finished(&span, probe, status, took);
         response
     }
 

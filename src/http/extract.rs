@@ -27,14 +27,21 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// The body of an OAuth endpoint: `application/x-www-form-urlencoded`,
-/// every parameter at most once (RFC 6749 §3.2).
-pub struct OAuthForm(pub Form);
+/// every parameter at most once (RFC 6749 §3.2), with the request's
+/// headers (moved out of the request, not copied).
+pub struct OAuthForm {
+    pub headers: HeaderMap,
+    pub form: Form,
+}
 
 impl FromRequest<AppState> for OAuthForm {
     type Rejection = OAuthError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, OAuthError> {
-        let form_encoded = has_content_type(request.headers(), "application/x-www-form-urlencoded");
+    async fn from_request(mut request: Request, state: &AppState) -> Result<Self, OAuthError> {
+        // Reading the body needs the request's extensions (its size limit),
+        // not its headers: they are taken out whole rather than cloned.
+        let headers = std::mem::take(request.headers_mut());
+        let form_encoded = has_content_type(&headers, "application/x-www-form-urlencoded");
         let body = read_body(request, state).await.map_err(|unread| match unread {
             Unread::TooLarge(max) => {
                 OAuthError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", format!("the body exceeds {max} bytes"))
@@ -44,7 +51,7 @@ impl FromRequest<AppState> for OAuthForm {
         if !form_encoded {
             return Err(OAuthError::invalid_request("the body must be form-encoded with Content-Type: application/x-www-form-urlencoded"));
         }
-        Ok(Self(Form::parse(&body)?))
+        Ok(Self { headers, form: Form::parse(&body)? })
     }
 }
 
@@ -61,11 +68,7 @@ impl FromRequest<AppState> for OAuthClient {
     type Rejection = OAuthError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, OAuthError> {
-        let headers = request.headers().clone();
-        let peer = state.throttle.peer(&headers, request.extensions());
-        let OAuthForm(form) = OAuthForm::from_request(request, state).await?;
-        let client =
-            state.throttle.authenticate(&state.config().clients, oauth_credentials(&headers, &form), peer, Accepting::AnyClient)?;
+        let (client, OAuthForm { headers, form }) = authenticated(request, state, Accepting::AnyClient).await?;
         Ok(Self { client, form, headers })
     }
 }
@@ -80,13 +83,18 @@ impl FromRequest<AppState> for ConfidentialClient {
     type Rejection = OAuthError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, OAuthError> {
-        let headers = request.headers().clone();
-        let peer = state.throttle.peer(&headers, request.extensions());
-        let OAuthForm(form) = OAuthForm::from_request(request, state).await?;
-        let client =
-            state.throttle.authenticate(&state.config().clients, oauth_credentials(&headers, &form), peer, Accepting::Confidential)?;
+        let (client, OAuthForm { form, .. }) = authenticated(request, state, Accepting::Confidential).await?;
         Ok(Self { client, form })
     }
+}
+
+/// The form, and the client its request authenticates as (through the
+/// throttle, which needs the peer: read before the request is taken apart).
+async fn authenticated(request: Request, state: &AppState, accepting: Accepting) -> Result<(Arc<Client>, OAuthForm), OAuthError> {
+    let peer = state.throttle.peer(request.headers(), request.extensions());
+    let read = OAuthForm::from_request(request, state).await?;
+    let client = state.throttle.authenticate(&state.config().clients, oauth_credentials(&read.headers, &read.form), peer, accepting)?;
+    Ok((client, read))
 }
 
 /// Credentials from the Authorization header and the form.

@@ -16,20 +16,19 @@
 //! `otel` feature the span joins the caller's W3C trace
 //! (`traceparent`) and is exported (see [`crate::telemetry`]).
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The header carrying the request id, both ways.
-pub const REQUEST_ID: &str = "x-request-id";
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The caller's id when usable, else a fresh one.
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
-    headers
-        .get(REQUEST_ID)
-        .filter(|value| usable(value.as_bytes()))
-        .cloned()
-        .unwrap_or_else(|| HeaderValue::from_str(&generate()).expect("base64url is a valid header value"))
+    match headers.get(REQUEST_ID) {
+        Some(id) if usable(id.as_bytes()) => id.clone(),
+        _ => HeaderValue::from_bytes(&generate()).expect("base64url is a valid header value"),
+    }
 }
 
 /// 1 to 128 visible ASCII characters: safe in a header and a log line.
@@ -40,7 +39,7 @@ fn usable(id: &[u8]) -> bool {
 /// 128 bits: 64 drawn at random once per process, then a counter. Unique,
 /// which is all an id needs (it is no secret, and callers may pick their
 /// own), without a system call per request.
-fn generate() -> String {
+fn generate() -> [u8; 22] {
     use base64::Engine;
     static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -52,20 +51,24 @@ fn generate() -> String {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(prefix);
     bytes[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    let mut id = [0u8; 22];
+    let written = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_slice(bytes, &mut id).expect("16 bytes are 22 in base64url");
+    debug_assert_eq!(written, id.len());
+    id
 }
 
-fn is_probe(path: &str) -> bool {
+/// Whether `path` is one of the probes, whose finishing line is DEBUG.
+pub fn is_probe(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
 /// The one line logged when a request finishes, inside its span.
-pub fn log_finished(span: &tracing::Span, path: &str, status: u16, latency: std::time::Duration) {
+pub fn log_finished(span: &tracing::Span, probe: bool, status: u16, latency: std::time::Duration) {
     let latency_ms = latency.as_secs_f64() * 1000.0;
     span.in_scope(|| {
         if status >= 500 {
             tracing::error!(status, latency_ms, "finished processing request");
-        } else if is_probe(path) {
+        } else if probe {
             tracing::debug!(status, latency_ms, "finished processing request");
         } else {
             tracing::info!(status, latency_ms, "finished processing request");
@@ -85,7 +88,10 @@ mod tests {
         assert!(!usable("caf\u{e9}".as_bytes()));
         assert!(!usable(&[b'a'; 129]));
         assert!(usable(&[b'a'; 128]));
-        assert_eq!(generate().len(), 22);
+        use base64::Engine;
+        let id = generate();
+        assert!(usable(&id), "{id:?}");
+        assert_eq!(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(id).unwrap().len(), 16);
         assert_ne!(generate(), generate());
     }
 }

@@ -11,16 +11,10 @@ use super::oauth::{deliver, no_store};
 use super::throttle::{Accepting, Peer};
 use crate::grants::{self, DispatchError, Issued, TokenRequest};
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use tracing::Instrument;
 
-pub async fn token(
-    State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
-    OAuthForm(form): OAuthForm,
-) -> Result<Response, OAuthError> {
+pub async fn token(State(state): State<AppState>, peer: Peer, OAuthForm { headers, form }: OAuthForm) -> Result<Response, OAuthError> {
     let grant_type = form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     let client = state.throttle.authenticate(&state.config().clients, oauth_credentials(&headers, &form), peer, Accepting::AnyClient)?;
     let from_cookie = if client.refresh_cookie && grant_type == "refresh_token" { state.cookie.read(&client.id, &headers) } else { None };

@@ -175,3 +175,16 @@ async fn operator_endpoints_are_served_on_the_management_listener_only() {
     assert!(metrics.contains("tessera_build_info{version="), "{metrics}");
     assert!(metrics.contains("tessera_revocation_list_entries 0"), "{metrics}");
 }
+
+/// mimalloc asks for transparent huge pages, and each first touch of one
+/// has the kernel zero 2 MiB: a tenth of the server's CPU while the
+/// revocation list grew (README, Performance). The process turns them off.
+#[tokio::test]
+async fn the_server_runs_without_transparent_huge_pages() {
+    let server = TestServer::start().await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let Some(line) = status.lines().find(|line| line.starts_with("THP_enabled:")) else {
+        panic!("this kernel reports no THP_enabled in /proc/<pid>/status:\n{status}");
+    };
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+}

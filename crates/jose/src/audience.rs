@@ -1,11 +1,17 @@
 //! `aud` (RFC 7519 §4.1.3): one string when there is one audience, an
 //! array otherwise. Both shapes are read; one audience is written as a
 //! string, which is what RFC 9068 resource servers most often expect.
+//!
+//! Read by a visitor that takes whichever shape comes: serde's `untagged`
+//! would first copy the value into a buffer of its own, then try each shape
+//! against it — on every token read.
 
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// The audience claim in either of its wire shapes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Audience {
     /// `"aud": "orders-api"`.
@@ -18,6 +24,40 @@ impl Audience {
     /// The shape to write for `list`: a string when it has one member.
     pub fn from_list(mut list: Vec<String>) -> Self {
         if list.len() == 1 { Audience::One(list.remove(0)) } else { Audience::Many(list) }
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Shape)
+    }
+}
+
+/// A string, or an array of strings.
+struct Shape;
+
+impl<'de> Visitor<'de> for Shape {
+    type Value = Audience;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a string or an array of strings")
+    }
+
+    fn visit_str<E: de::Error>(self, one: &str) -> Result<Audience, E> {
+        Ok(Audience::One(one.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, one: String) -> Result<Audience, E> {
+        Ok(Audience::One(one))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Audience, A::Error> {
+        // The hint comes from the input: trust it only so far.
+        let mut many = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(8));
+        while let Some(one) = seq.next_element::<String>()? {
+            many.push(one);
+        }
+        Ok(Audience::Many(many))
     }
 }
 
@@ -43,6 +83,10 @@ mod tests {
         for (json, list) in [(r#""a""#, vec!["a"]), (r#"["a","b"]"#, vec!["a", "b"]), ("[]", vec![])] {
             assert_eq!(Vec::from(serde_json::from_str::<Audience>(json).unwrap()), list, "{json}");
         }
-        assert!(serde_json::from_str::<Audience>("7").is_err());
+        for not_an_audience in ["7", "null", "{}", r#"["a",7]"#, r#"[["a"]]"#, "true"] {
+            assert!(serde_json::from_str::<Audience>(not_an_audience).is_err(), "{not_an_audience}");
+        }
+        // Escapes are read as any string's are.
+        assert_eq!(serde_json::from_str::<Audience>(r#""a\u00e9""#).unwrap(), Audience::One("a\u{e9}".into()));
     }
 }
