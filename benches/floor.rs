@@ -83,12 +83,12 @@ fn main() {
             eprintln!("  {label}{name}: {:.1} µs/request, {:.0}/s, {} failures", m.cpu_us(), m.rate(), m.failures);
             results.entry((build, name)).or_default().push(m);
         };
-        record(0, "floor GET", load::drive(floor.addr, floor.pid(), vec![(); CONNECTIONS], phase, Fixed(get_request("/"))));
-        record(
-            0,
-            "floor POST",
-            load::drive(floor.addr, floor.pid(), vec![(); CONNECTIONS], phase, Fixed(form_request("/", "", FLOOR_FORM))),
-        );
+        for (name, request) in [("floor GET", get_request("/")), ("floor POST", form_request("/", "", FLOOR_FORM))] {
+            let profile = support::Profile::start(name, SERVER_CORE);
+            let measured = load::drive(floor.addr, floor.pid(), vec![(); CONNECTIONS], phase, Fixed(request));
+            drop(profile);
+            record(0, name, measured);
+        }
         for (build, suite) in suites.iter().enumerate() {
             suite.measure(phase, &wanted, &mut |name, m| record(build, name, m));
         }

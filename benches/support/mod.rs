@@ -52,7 +52,7 @@ pub fn announced<const N: usize>(child: &mut Child, prefixes: [&'static str; N],
     prefixes.map(|prefix| rx.recv_timeout(timeout).unwrap_or_else(|_| panic!("the server never printed {prefix:?}")))
 }
 
-/// `perf record -g` of one CPU core for as long as it lives, when
+/// `perf record` (with call graphs) of one CPU core for as long as it lives, when
 /// `BENCH_PERF` is part of the phase's name: the profile of exactly the
 /// server on that core during that phase, in
 /// `target/perf/<phase>-<n>.data` (read it with `perf report -i`).
@@ -70,8 +70,11 @@ impl Profile {
         let stem: String = phase.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
         let n = (1..).find(|n| !dir.join(format!("{stem}-{n}.data")).exists()).unwrap();
         let output = dir.join(format!("{stem}-{n}.data"));
+        // BENCH_PERF_CALLGRAPH=dwarf for call chains through code built
+        // without frame pointers (larger files).
+        let callgraph = std::env::var("BENCH_PERF_CALLGRAPH").unwrap_or_else(|_| "fp".into());
         let child = Command::new("perf")
-            .args(["record", "-q", "-g", "-C", &core.to_string(), "-o"])
+            .args(["record", "-q", "--call-graph", &callgraph, "-C", &core.to_string(), "-o"])
             .arg(&output)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
