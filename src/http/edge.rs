@@ -69,7 +69,9 @@ impl Edge {
         crate::telemetry::join_remote_trace(&span, request.headers());
         let (cors, mut response) = match Cors::decide(&self.state, &request) {
             Err(preflight) => (Cors::None, *preflight),
-            Ok(cors) => (cors, self.serve(request, is_oauth).instrument(span.clone()).await),
+            // Boxed: the router's future is large, and it would otherwise be
+            // moved (copied) several times on its way into this one's state.
+            Ok(cors) => (cors, Box::pin(self.serve(request, is_oauth)).instrument(span.clone()).await),
         };
         cors.apply(response.headers_mut());
         response.headers_mut().insert(REQUEST_ID, id);
