@@ -131,7 +131,7 @@ pub async fn grant(
     match decide(consumption, &client.id, now, authority.policy.reuse_grace) {
         Decision::Rotate => {
             authority.metrics.refresh(RefreshOutcome::Rotated);
-            let issued = mint_child(authority, client, &parent, &record)?;
+            let issued = mint_child(authority, client, parent, (granted_scope, granted_aud), record)?;
             authority.metrics.issued(Grant::RefreshToken);
             Ok(issued)
         }
@@ -143,7 +143,7 @@ pub async fn grant(
             }
             authority.metrics.refresh(RefreshOutcome::GraceReplay);
             tracing::info!(sid = %parent.sid, client = %client.id, "refresh retried inside the grace window; same child returned");
-            mint_child(authority, client, &parent, &earlier)
+            mint_child(authority, client, parent, (granted_scope, granted_aud), earlier)
         }
         Decision::Reuse => {
             authority.metrics.refresh(RefreshOutcome::ReuseDetected);
@@ -164,23 +164,32 @@ pub async fn grant(
 
 /// The child pair described by a consumption record: deterministic in
 /// its claims, so a replay gets the same `jti`s, times, scope and audience.
-fn mint_child(authority: &Authority, client: &Client, parent: &RefreshClaims, record: &ConsumedRefresh) -> Result<IssuedSession, Refusal> {
+/// `granted` is what of the session the client still has
+/// ([`still_allowed`], computed once by the caller). Takes the parent and
+/// the record whole: the child is made of them, not of copies.
+fn mint_child(
+    authority: &Authority,
+    client: &Client,
+    parent: RefreshClaims,
+    granted: (Option<String>, Audience),
+    record: ConsumedRefresh,
+) -> Result<IssuedSession, Refusal> {
     let iat = record.issued_at;
-    let (scope, aud) = still_allowed(parent.scope.as_deref(), &parent.aud, client, &authority.issuer)?;
+    let (scope, aud) = granted;
     let child = RefreshClaims {
-        jti: record.child_jti.clone(),
+        jti: record.child_jti,
         generation: parent.generation.saturating_add(1),
         iat,
         exp: (iat + authority.policy.refresh_idle_ttl.as_secs() as i64).min(parent.session_exp),
         scope,
         aud,
         jkt: record.jkt.clone().filter(|_| client.is_public()),
-        ..parent.clone()
+        ..parent
     };
-    let access_aud = record.access_aud.clone().map(Audience::from_list);
+    let access_aud = record.access_aud.map(Audience::from_list);
     authority
         .minter
-        .session_pair(&child, record.access_jti.clone(), record.access_scope.clone(), access_aud, record.jkt.clone(), client.access_ttl)
+        .session_pair(&child, record.access_jti, record.access_scope, access_aud, record.jkt, client.access_ttl)
         .map_err(|_| Refusal::KeysUnavailable)
 }
 
