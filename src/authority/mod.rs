@@ -307,6 +307,17 @@ impl Authority {
     }
 }
 
+/// A whole service for the tests of the rules: issuer `https://issuer.test`,
+/// keys under `dir`, the given store.
+#[cfg(test)]
+pub(crate) async fn test_app(dir: &std::path::Path, store: crate::config::StoreConfig) -> crate::app::App {
+    let mut config = crate::config::Config::defaults();
+    config.issuer = Some("https://issuer.test".into());
+    config.keys_dir = dir.join("keys");
+    config.store = store;
+    crate::app::App::build(config, crate::app::Options::default()).await.unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,11 +349,7 @@ mod tests {
         use crate::revocations::TokenFacts;
         use std::task::Poll;
         let dir = tempfile::tempdir().unwrap();
-        let mut config = crate::config::Config::defaults();
-        config.issuer = Some("https://issuer.test".into());
-        config.keys_dir = dir.path().join("keys");
-        config.store = crate::config::StoreConfig::Embedded { path: dir.path().join("data/tessera.redb") };
-        let app = crate::app::App::build(config, crate::app::Options::default()).await.unwrap();
+        let app = test_app(dir.path(), crate::config::StoreConfig::Embedded { path: dir.path().join("data/tessera.redb") }).await;
         let authority = app.state().authority.clone();
         let mut recording = Box::pin(authority.record(vec![Revocation::new(Covers::Token { jti: "given-up".into() }, i64::MAX / 4)]));
         let first = std::future::poll_fn(|cx| Poll::Ready(recording.as_mut().poll(cx))).await;

@@ -73,11 +73,7 @@ mod tests {
     #[tokio::test]
     async fn the_session_entry_of_a_revoked_refresh_token_outlives_the_token() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = crate::config::Config::defaults();
-        config.issuer = Some("https://issuer.test".into());
-        config.keys_dir = dir.path().join("keys");
-        config.store = crate::config::StoreConfig::Memory;
-        let app = crate::app::App::build(config, crate::app::Options::default()).await.unwrap();
+        let app = crate::authority::test_app(dir.path(), crate::config::StoreConfig::Memory).await;
         let mut authority = app.state().authority.clone();
         let now = authority.clock.now();
         // Issued under a 30-day idle lifetime; the configuration now says an hour.
