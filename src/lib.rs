@@ -21,6 +21,7 @@
 //! | [`metrics`] | Prometheus counters and histograms |
 //! | [`telemetry`] | logging set-up: text or JSON lines |
 //! | [`http`] | the axum router and the error mapping |
+//! | [`json`] | JSON written member by member, and read back, on the hot paths |
 //! | [`cli`] | the `tessera` command line, one file per subcommand |
 //!
 //! Two crates of the workspace sit beside it: `tessera-jose`, the JOSE core
@@ -38,6 +39,7 @@ pub mod config;
 pub mod dpop;
 pub mod grants;
 pub mod http;
+pub mod json;
 pub mod keys;
 pub mod metrics;
 pub mod revocations;

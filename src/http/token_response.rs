@@ -1,93 +1,36 @@
-//! Token responses (RFC 6749 §5.1) as JSON bytes, written field by field.
-//!
-//! A token response is mostly its tokens — a kilobyte of base64url and dots
-//! that never needs escaping — and serde_json escapes string by string,
-//! byte by byte. Here each string is checked for a character JSON must
-//! escape in one pass the compiler vectorizes, and copied as it is when it
-//! has none (every token does); any other string goes through serde_json.
-//! The bytes are exactly what `serde_json::to_vec` writes for the same
-//! value (the tests compare them).
+//! Token responses (RFC 6749 §5.1) as JSON bytes, written member by
+//! member with [`crate::json::Object`]: a token response is mostly its
+//! tokens, a kilobyte of base64url and dots that needs no escaping. The
+//! bytes are exactly what `serde_json::to_vec` writes for the same value
+//! (the tests compare them).
 
+use crate::json::Object;
 use crate::tokens::issue::{IssuedAccessToken, IssuedSession};
 
 /// `{"access_token":…,"token_type":…,"expires_in":…,"refresh_token":…,"refresh_expires_in":…,"session_id":…,"scope":…}`,
 /// without `refresh_token` or `scope` when there is none.
 pub fn session(issued: &IssuedSession) -> Vec<u8> {
     let size = issued.access_token.len() + issued.refresh_token.as_ref().map_or(0, String::len) + 256;
-    let mut body = Object::new(size);
+    let mut body = Object::with_capacity(size);
     body.string("access_token", &issued.access_token);
     body.string("token_type", issued.token_type);
     body.number("expires_in", issued.expires_in);
-    if let Some(refresh_token) = &issued.refresh_token {
-        body.string("refresh_token", refresh_token);
-    }
+    body.optional_string("refresh_token", issued.refresh_token.as_deref());
     body.number("refresh_expires_in", issued.refresh_expires_in);
     body.string("session_id", &issued.session_id);
-    if let Some(scope) = &issued.scope {
-        body.string("scope", scope);
-    }
+    body.optional_string("scope", issued.scope.as_deref());
     body.finish()
 }
 
 /// `{"access_token":…,"token_type":…,"expires_in":…,"scope":…}`, without
 /// `scope` when there is none.
 pub fn access_token(issued: &IssuedAccessToken) -> Vec<u8> {
-    let mut body = Object::new(issued.access_token.len() + 128);
+    let mut body = Object::with_capacity(issued.access_token.len() + 128);
     body.string("access_token", &issued.access_token);
     body.string("token_type", issued.token_type);
     body.number("expires_in", issued.expires_in);
-    if let Some(scope) = &issued.scope {
-        body.string("scope", scope);
-    }
+    body.optional_string("scope", issued.scope.as_deref());
     body.finish()
-}
-
-/// A JSON object being written; member names are constants that need no
-/// escaping.
-struct Object(Vec<u8>);
-
-impl Object {
-    fn new(size: usize) -> Self {
-        let mut bytes = Vec::with_capacity(size);
-        bytes.push(b'{');
-        Self(bytes)
-    }
-
-    fn name(&mut self, name: &'static str) {
-        if self.0.len() > 1 {
-            self.0.push(b',');
-        }
-        self.0.push(b'"');
-        self.0.extend_from_slice(name.as_bytes());
-        self.0.extend_from_slice(b"\":");
-    }
-
-    fn string(&mut self, name: &'static str, value: &str) {
-        self.name(name);
-        if needs_escaping(value.as_bytes()) {
-            serde_json::to_writer(&mut self.0, value).expect("a string serializes into a Vec");
-        } else {
-            self.0.push(b'"');
-            self.0.extend_from_slice(value.as_bytes());
-            self.0.push(b'"');
-        }
-    }
-
-    fn number(&mut self, name: &'static str, value: u64) {
-        self.name(name);
-        serde_json::to_writer(&mut self.0, &value).expect("a number serializes into a Vec");
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        self.0.push(b'}');
-        self.0
-    }
-}
-
-/// Whether JSON must escape a byte of `bytes`: `"`, `\` or a control
-/// character. No early exit, so the loop vectorizes.
-fn needs_escaping(bytes: &[u8]) -> bool {
-    bytes.iter().fold(false, |found, &byte| found | (byte < 0x20) | (byte == b'"') | (byte == b'\\'))
 }
 
 #[cfg(test)]

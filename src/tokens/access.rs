@@ -10,6 +10,7 @@
 //! `token inspect` and every offline verifier agree on `exp`, `nbf` and
 //! `iat`.
 
+use crate::json::Object;
 use crate::keys::{KeyState, KeyView, SigningKey};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -156,12 +157,34 @@ pub struct Confirmation {
     pub jkt: String,
 }
 
+impl AccessClaims {
+    /// The claims as JSON: exactly the bytes `serde_json::to_vec` writes
+    /// (the tests compare), written member by member.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut object = Object::with_capacity(512);
+        object.string("iss", &self.iss);
+        object.string("sub", &self.sub);
+        object.audience("aud", &self.aud);
+        object.number("exp", self.exp);
+        object.optional_number("nbf", self.nbf);
+        object.number("iat", self.iat);
+        object.string("jti", &self.jti);
+        object.string("client_id", &self.client_id);
+        object.optional_string("scope", self.scope.as_deref());
+        object.optional_string("sid", self.sid.as_deref());
+        object.optional_number("auth_time", self.auth_time);
+        if let Some(cnf) = &self.cnf {
+            object.object("cnf", &[("jkt", &cnf.jkt)]);
+        }
+        object.members(&self.custom);
+        object.finish()
+    }
+}
+
 /// Sign claims into a compact JWS with the key's access-token header.
 pub fn mint(key: &SigningKey, claims: &AccessClaims) -> String {
     let _span = tracing::info_span!("sign", kid = %key.kid).entered();
-    let mut payload = Vec::with_capacity(512);
-    serde_json::to_writer(&mut payload, claims).expect("claims serialize");
-    compact_jws(key, key.access_token_header(), &payload)
+    compact_jws(key, key.access_token_header(), &claims.to_json())
 }
 
 /// `header.payload.signature` with base64url parts.
@@ -318,6 +341,39 @@ mod tests {
         assert_eq!(read.custom["extra"], serde_json::json!([1, {"a": null}]));
         let missing = json.replace(r#""client_id":"#, r#""not_client_id":"#);
         assert!(serde_json::from_str::<AccessClaims>(&missing).unwrap_err().to_string().contains("client_id"));
+    }
+
+    proptest::proptest! {
+        /// The claims are written byte for byte as serde_json writes them,
+        /// whatever their strings hold.
+        #[test]
+        fn claims_are_written_exactly_as_serde_json_writes_them(
+            text in "\\PC{0,24}|[\\x00-\\x7f]{0,24}",
+            numbers: (i64, Option<i64>, Option<i64>),
+            present: (bool, bool, bool, bool),
+            many in proptest::collection::vec("\\PC{0,8}", 0..4),
+        ) {
+            let mut custom = serde_json::Map::new();
+            if present.0 {
+                custom.insert(text.clone(), serde_json::json!({"n": numbers.0, "s": text}));
+            }
+            let claims = AccessClaims {
+                iss: text.clone(),
+                sub: format!("{text}-sub"),
+                aud: if present.1 { Audience::One(text.clone()) } else { Audience::Many(many) },
+                exp: numbers.0,
+                nbf: numbers.1,
+                iat: numbers.0.wrapping_neg(),
+                jti: "j".into(),
+                client_id: text.clone(),
+                scope: present.2.then(|| text.clone()),
+                sid: present.3.then(|| "s".into()),
+                auth_time: numbers.2,
+                cnf: present.1.then(|| Confirmation { jkt: text.clone() }),
+                custom,
+            };
+            proptest::prop_assert_eq!(claims.to_json(), serde_json::to_vec(&claims).unwrap());
+        }
     }
 
     #[test]

@@ -11,11 +11,13 @@
 //! is never published. The MAC key id lets the key rotate like signing keys.
 
 use super::access::Audience;
+use crate::json::{Object, Reader};
 use crate::keys::{KeyView, MacKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tessera_jose::base64url;
 
 const PREFIX: &str = "rt1";
 
@@ -57,19 +59,72 @@ pub enum RefreshTokenError {
     BadMac,
 }
 
+impl RefreshClaims {
+    /// The claims as JSON: exactly the bytes `serde_json::to_vec` writes
+    /// (the tests compare), written member by member.
+    fn to_json(&self) -> Vec<u8> {
+        let mut object = Object::with_capacity(384);
+        object.string("iss", &self.iss);
+        object.string("jti", &self.jti);
+        object.string("sid", &self.sid);
+        object.string("sub", &self.sub);
+        object.string("client_id", &self.client_id);
+        object.number("generation", self.generation);
+        object.optional_string("scope", self.scope.as_deref());
+        object.audience("aud", &self.aud);
+        if !self.custom.is_empty() {
+            object.value("custom", &self.custom);
+        }
+        object.number("iat", self.iat);
+        object.number("exp", self.exp);
+        object.number("session_exp", self.session_exp);
+        object.optional_number("auth_time", self.auth_time);
+        object.optional_string("jkt", self.jkt.as_deref());
+        object.finish()
+    }
+
+    /// Claims read from JSON. What tessera wrote (no custom claims, nothing
+    /// escaped) is read member by member; anything else by serde_json.
+    fn from_json(json: &[u8]) -> Result<Self, serde_json::Error> {
+        Self::from_own_json(json).map_or_else(|| serde_json::from_slice(json), Ok)
+    }
+
+    /// The claims, if `json` is laid out exactly as [`Self::to_json`]
+    /// writes them without custom claims.
+    fn from_own_json(json: &[u8]) -> Option<Self> {
+        let mut reader = Reader::object(json)?;
+        let iss = reader.string("iss")?;
+        let jti = reader.string("jti")?;
+        let sid = reader.string("sid")?;
+        let sub = reader.string("sub")?;
+        let client_id = reader.string("client_id")?;
+        let generation = u32::try_from(reader.integer("generation")?).ok()?;
+        let scope = reader.optional_string("scope")?;
+        let aud = reader.audience("aud")?;
+        let iat = reader.integer("iat")?;
+        let exp = reader.integer("exp")?;
+        let session_exp = reader.integer("session_exp")?;
+        let auth_time = reader.optional_integer("auth_time")?;
+        let jkt = reader.optional_string("jkt")?;
+        reader.end()?;
+        let custom = serde_json::Map::new();
+        Some(Self { iss, jti, sid, sub, client_id, generation, scope, aud, custom, iat, exp, session_exp, auth_time, jkt })
+    }
+}
+
 /// Seal claims under the MAC key.
 pub fn seal(key: &MacKey, claims: &RefreshClaims) -> String {
-    let payload = serde_json::to_vec(claims).expect("claims serialize");
-    let mut out = String::with_capacity(payload.len() * 4 / 3 + 80);
-    out.push_str(PREFIX);
-    out.push('.');
-    out.push_str(&key.kid);
-    out.push('.');
-    URL_SAFE_NO_PAD.encode_string(&payload, &mut out);
-    let tag = key.tag(out.as_bytes());
-    out.push('.');
-    URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut out);
-    out
+    let payload = claims.to_json();
+    let mut out = Vec::with_capacity(payload.len() * 4 / 3 + key.kid.len() + 52);
+    out.extend_from_slice(PREFIX.as_bytes());
+    out.push(b'.');
+    out.extend_from_slice(key.kid.as_bytes());
+    out.push(b'.');
+    base64url::append(&mut out, &payload);
+    let tag = key.tag(&out);
+    out.push(b'.');
+    base64url::append(&mut out, tag.as_ref());
+    base64url::into_string(out)
 }
 
 /// Check the MAC (with an active or retired MAC key) and parse the claims.
@@ -93,7 +148,7 @@ pub fn open(token: &str, keys: &KeyView, now: DateTime<Utc>) -> Result<RefreshCl
         return Err(RefreshTokenError::BadMac);
     }
     let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| RefreshTokenError::Malformed)?;
-    serde_json::from_slice(&payload).map_err(|_| RefreshTokenError::Malformed)
+    RefreshClaims::from_json(&payload).map_err(|_| RefreshTokenError::Malformed)
 }
 
 #[cfg(test)]
@@ -146,5 +201,78 @@ mod tests {
         assert_eq!(open(&tampered, &view, clock.now()), Err(RefreshTokenError::BadMac));
         assert_eq!(open("rt1.x.y", &view, clock.now()), Err(RefreshTokenError::Malformed));
         assert_eq!(open(&token.replacen(&key.kid, "mac-unknown", 1), &view, clock.now()), Err(RefreshTokenError::BadMac));
+    }
+
+    fn from_serde_json(json: &[u8]) -> Option<RefreshClaims> {
+        serde_json::from_slice(json).ok()
+    }
+
+    proptest::proptest! {
+        /// The claims are written byte for byte as serde_json writes them,
+        /// and read back as serde_json reads them: member by member when
+        /// tessera wrote them, by serde_json when there are custom claims or
+        /// escapes.
+        #[test]
+        fn claims_are_written_and_read_exactly_as_serde_json_does(
+            text in "\\PC{0,24}|[\\x00-\\x7f]{0,24}",
+            numbers: (i64, i64, Option<i64>, u32),
+            present: (bool, bool, bool, bool),
+            many in proptest::collection::vec("[a-z\"]{0,8}", 0..4),
+        ) {
+            let mut custom = serde_json::Map::new();
+            if present.0 {
+                custom.insert("tenant".into(), serde_json::json!([numbers.0, text]));
+            }
+            let written = RefreshClaims {
+                iss: text.clone(),
+                jti: "j".into(),
+                sid: format!("{text}-sid"),
+                sub: text.clone(),
+                client_id: "web".into(),
+                generation: numbers.3,
+                scope: present.1.then(|| text.clone()),
+                aud: if present.2 { Audience::One(text.clone()) } else { Audience::Many(many) },
+                custom,
+                iat: numbers.0,
+                exp: numbers.1,
+                session_exp: numbers.0.wrapping_add(numbers.1),
+                auth_time: numbers.2,
+                jkt: present.3.then(|| text.clone()),
+            };
+            let json = written.to_json();
+            proptest::prop_assert_eq!(&json, &serde_json::to_vec(&written).unwrap());
+            proptest::prop_assert_eq!(RefreshClaims::from_json(&json).unwrap(), written.clone());
+            let plain = !present.0 && !String::from_utf8_lossy(&json).contains('\\');
+            proptest::prop_assert_eq!(RefreshClaims::from_own_json(&json).is_some(), plain);
+        }
+
+        /// Whatever the bytes, reading them gives what serde_json gives.
+        #[test]
+        fn any_json_is_read_as_serde_json_reads_it(edit in 0usize..400, byte: u8) {
+            let json = claims().to_json();
+            let mut edited = json.clone();
+            let at = edit % edited.len();
+            if edit < edited.len() { edited[at] = byte } else { edited.insert(at, byte) }
+            proptest::prop_assert_eq!(RefreshClaims::from_json(&edited).ok(), from_serde_json(&edited));
+        }
+    }
+
+    #[test]
+    fn claims_in_another_layout_are_read_by_serde_json() {
+        let json = String::from_utf8(claims().to_json()).unwrap();
+        for other in [
+            json.replacen("{", "{ ", 1),
+            json.replacen(r#""generation":0"#, r#""generation":0.0"#, 1),
+            json.replacen(r#""generation":0"#, r#""generation":4294967296"#, 1),
+            json.replacen(r#""scope":"read""#, r#""scope":null"#, 1),
+            json.replacen(r#""iss":"https://issuer.example","jti":"j""#, r#""jti":"j","iss":"https://issuer.example""#, 1),
+            json.replacen(r#""sub":"alice""#, r#""sub":"al\u0069ce""#, 1),
+            json.replacen(r#""iat":1"#, r#""iat":1,"unknown":1"#, 1),
+            json.replacen(r#""iat":1"#, r#""iat":1,"iat":1"#, 1),
+            format!("{json}\n"),
+        ] {
+            assert_eq!(RefreshClaims::from_own_json(other.as_bytes()), None, "{other}");
+            assert_eq!(RefreshClaims::from_json(other.as_bytes()).ok(), from_serde_json(other.as_bytes()), "{other}");
+        }
     }
 }

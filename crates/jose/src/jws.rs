@@ -12,7 +12,7 @@
 //! extension is implemented, so none can be honoured). Every tessera token
 //! names its key, so a header without `kid` is refused too.
 
-use crate::{Algorithm, PublicKey};
+use crate::{Algorithm, PublicKey, base64url};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -171,14 +171,14 @@ impl Header {
 /// `header.payload.signature`: `payload` is encoded, the signing input
 /// signed by `signer`. `encoded_header` comes from [`Header::encode`].
 pub fn sign_compact<S: Signer + ?Sized>(encoded_header: &str, payload: &[u8], signer: &S) -> String {
-    let mut out = String::with_capacity(encoded_header.len() + payload.len() * 4 / 3 + 140);
-    out.push_str(encoded_header);
-    out.push('.');
-    URL_SAFE_NO_PAD.encode_string(payload, &mut out);
-    let signature = signer.sign(out.as_bytes());
-    out.push('.');
-    URL_SAFE_NO_PAD.encode_string(signature, &mut out);
-    out
+    let mut out = Vec::with_capacity(encoded_header.len() + payload.len() * 4 / 3 + 140);
+    out.extend_from_slice(encoded_header.as_bytes());
+    out.push(b'.');
+    base64url::append(&mut out, payload);
+    let signature = signer.sign(&out);
+    out.push(b'.');
+    base64url::append(&mut out, &signature);
+    base64url::into_string(out)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! | [`typ`] | the `typ` values that keep access tokens and feed documents apart |
 //! | [`dpop`] | DPoP proofs (RFC 9449): reading, checking, writing; `jkt` and `ath` |
 //! | `audience` | [`Audience`]: `aud` as one string or many |
+//! | [`base64url`] | base64url appended in place, for assembling tokens |
 //! | `time` | [`TimeClaims::check`]: `exp`, `nbf`, `iat` with leeway (RFC 7519) |
 //!
 //! It owns formats and cryptography, nothing about policy: which issuer,
@@ -45,6 +46,7 @@
 
 mod algorithm;
 mod audience;
+pub mod base64url;
 pub mod dpop;
 #[cfg(feature = "jsonwebtoken")]
 pub mod jsonwebtoken_provider;
