@@ -9,7 +9,11 @@
 //! generator on core 1, 64 keep-alive connections; the primary figure is
 //! server CPU time per request (utime + stime from `/proc/<pid>/stat`),
 //! which does not depend on how fast the client is. Throughput and p50/p99
-//! latency are secondary. Rounds are interleaved and the medians printed.
+//! latency are secondary. Each endpoint's floor is also measured whole: a
+//! handler on the same stack that does the endpoint's crypto operations and
+//! answers as many bytes (`× whole floor`), which checks that the sum of
+//! separately timed parts is not missing what they cost together (caches
+//! the crypto evicts, a longer answer). Rounds are interleaved and the medians printed.
 //! Servers run with `TESSERA_LOG=warn` (security events, no line per
 //! request), except the `INFO log` phase, which shows what the default
 //! request log costs. `TESSERA_BENCH_BASELINE=<binary>` measures another
@@ -73,6 +77,7 @@ fn main() {
 
     let mut results: BTreeMap<(usize, &'static str), Vec<Measurement>> = BTreeMap::new();
     let mut crypto: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    let mut whole: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for round in 1..=rounds {
         eprintln!("round {round} of {rounds}");
         for (name, micros) in crypto_costs() {
@@ -88,6 +93,25 @@ fn main() {
             let measured = load::drive(floor.addr, floor.pid(), vec![(); CONNECTIONS], phase, Fixed(request));
             drop(profile);
             record(0, name, measured);
+        }
+        // The whole floor of each wanted endpoint: HTTP and its crypto in
+        // one handler, answering as many bytes (shared by endpoints that
+        // need the same).
+        let mut measured_paths = std::collections::BTreeSet::new();
+        for (name, http, ops, response_bytes) in ENDPOINTS {
+            let path = whole_floor_path(ops, *response_bytes);
+            if !wanted(name) || !measured_paths.insert(path.clone()) {
+                continue;
+            }
+            let request = if *http == "GET" { get_request(&path) } else { form_request(&path, "", FLOOR_FORM) };
+            let measured = load::drive(floor.addr, floor.pid(), vec![(); CONNECTIONS], phase, Fixed(request));
+            eprintln!(
+                "  whole floor {path}: {:.1} µs/request, {:.0}/s, {} failures",
+                measured.cpu_us(),
+                measured.rate(),
+                measured.failures
+            );
+            whole.entry(path).or_default().push(measured.cpu_us());
         }
         for (build, suite) in suites.iter().enumerate() {
             suite.measure(phase, &wanted, &mut |name, m| record(build, name, m));
@@ -109,20 +133,25 @@ fn main() {
         if builds.len() > 1 {
             println!("\n{label}: {binary}");
         }
-        println!("\n| endpoint | floor = HTTP + crypto | floor µs | server CPU µs/req | × floor | req/s | p50 ms | p99 ms | failures |");
-        println!("|---|---|---|---|---|---|---|---|---|");
-        for (name, http, ops) in ENDPOINTS {
+        println!(
+            "\n| endpoint | floor = HTTP + crypto | floor µs | server CPU µs/req | × floor | whole floor µs | × whole floor | req/s | p50 ms | p99 ms | failures |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        for (name, http, ops, response_bytes) in ENDPOINTS {
             let Some(runs) = results.get(&(build, *name)) else { continue };
             let base = if *http == "GET" { http_get } else { http_post };
             let floor: f64 = base + ops.iter().map(|(op, count)| crypto[op] * *count as f64).sum::<f64>();
             let composition: Vec<String> =
                 ops.iter().map(|(op, count)| if *count == 1 { op.to_string() } else { format!("{count}×{op}") }).collect();
             let used = cpu(build, name).unwrap();
+            let whole_floor = whole.get(&whole_floor_path(ops, *response_bytes)).map(|samples| median(samples.clone()));
             let middle = |f: &dyn Fn(&Measurement) -> f64| median(runs.iter().map(f).collect());
             println!(
-                "| {name} | {http}{} | {floor:.1} | {used:.1} | {:.2} | {:.0} | {:.2} | {:.2} | {} |",
+                "| {name} | {http}{} | {floor:.1} | {used:.1} | {:.2} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
                 composition.iter().map(|c| format!(" + {c}")).collect::<String>(),
                 used / floor,
+                whole_floor.map_or("–".into(), |w| format!("{w:.1}")),
+                whole_floor.map_or("–".into(), |w| format!("{:.2}", used / w)),
                 middle(&|m| m.rate()),
                 middle(&|m| m.percentile_ms(0.5)),
                 middle(&|m| m.percentile_ms(0.99)),
@@ -140,7 +169,7 @@ fn main() {
         println!("\nthis build against the baseline, server CPU per request (medians of the same rounds)\n");
         println!("| endpoint | baseline µs | this build µs | this / baseline |");
         println!("|---|---|---|---|");
-        for (name, _, _) in ENDPOINTS {
+        for (name, _, _, _) in ENDPOINTS {
             if let (Some(before), Some(after)) = (cpu(0, name), cpu(1, name)) {
                 println!("| {name} | {before:.1} | {after:.1} | {:.2} |", after / before);
             }
@@ -259,20 +288,28 @@ impl Suite {
 /// Crypto operations, each with how many times a request needs it.
 type CryptoOps = &'static [(&'static str, u32)];
 
-/// Each endpoint, the HTTP floor it is measured against, and the crypto
-/// operations (with counts) it cannot avoid.
-const ENDPOINTS: &[(&str, &str, CryptoOps)] = &[
-    ("JWKS", "GET", &[]),
-    ("client_credentials", "POST", &[("sha256", 1), ("sign", 1)]),
-    ("client_credentials, INFO log", "POST", &[("sha256", 1), ("sign", 1)]),
-    ("session creation", "POST", &[("sha256", 1), ("sign", 1), ("hmac", 2)]),
-    ("refresh, memory", "POST", &[("sign", 1), ("hmac", 2)]),
-    ("refresh, embedded", "POST", &[("sign", 1), ("hmac", 2)]),
-    ("refresh, redis", "POST", &[("sign", 1), ("hmac", 2)]),
-    ("introspection, first", "POST", &[("sha256", 2), ("verify", 1)]),
-    ("introspection, repeated", "POST", &[("sha256", 2)]),
-    ("revocation", "POST", &[("hmac", 1)]),
+/// Each endpoint, the HTTP floor it is measured against, the crypto
+/// operations (with counts) it cannot avoid, and about how long its
+/// response body is (for the whole floor: the same bytes must be sent).
+const ENDPOINTS: &[(&str, &str, CryptoOps, usize)] = &[
+    ("JWKS", "GET", &[], 215),
+    ("client_credentials", "POST", &[("sha256", 1), ("sign", 1)], 478),
+    ("client_credentials, INFO log", "POST", &[("sha256", 1), ("sign", 1)], 478),
+    ("session creation", "POST", &[("sha256", 1), ("sign", 1), ("hmac", 2)], 1141),
+    ("refresh, memory", "POST", &[("sign", 1), ("hmac", 2)], 1141),
+    ("refresh, embedded", "POST", &[("sign", 1), ("hmac", 2)], 1141),
+    ("refresh, redis", "POST", &[("sign", 1), ("hmac", 2)], 1141),
+    ("introspection, first", "POST", &[("sha256", 2), ("verify", 1)], 202),
+    ("introspection, repeated", "POST", &[("sha256", 2)], 202),
+    ("revocation", "POST", &[("hmac", 1)], 0),
 ];
+
+/// The path of the whole floor of an endpoint: the floor server's handler
+/// that does exactly these operations and answers this many bytes.
+fn whole_floor_path(ops: CryptoOps, response_bytes: usize) -> String {
+    let ops: Vec<String> = ops.iter().flat_map(|(op, count)| std::iter::repeat_n(op.to_string(), *count as usize)).collect();
+    format!("/whole/{}/{response_bytes}", if ops.is_empty() { "none".to_string() } else { ops.join("+") })
+}
 
 /// A form body about as long as a refresh request's.
 const FLOOR_FORM: &str = "grant_type=refresh_token&client_id=web&refresh_token=rt1.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -581,11 +618,31 @@ fn serve_floor() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("floor listening on {}", listener.local_addr().unwrap());
         // A small JSON answer, the form read whole, as a handler would.
-        let router = Router::new().route(
-            "/",
-            get(|| async { axum::Json(serde_json::json!({"ok": true})) })
-                .post(|body: bytes::Bytes| async move { axum::Json(serde_json::json!({"fields": form_urlencoded::parse(&body).count()})) }),
-        );
+        // `/whole/<ops>/<bytes>`: the same, doing the crypto operations
+        // named (`sign+hmac+hmac`) and answering that many bytes.
+        let crypto = Arc::new(FloorCrypto::new());
+        let router =
+            Router::new()
+                .route(
+                    "/",
+                    get(|| async { axum::Json(serde_json::json!({"ok": true})) }).post(|body: bytes::Bytes| async move {
+                        axum::Json(serde_json::json!({"fields": form_urlencoded::parse(&body).count()}))
+                    }),
+                )
+                .route(
+                    "/whole/{ops}/{bytes}",
+                    get({
+                        let crypto = crypto.clone();
+                        move |axum::extract::Path((ops, bytes)): axum::extract::Path<(String, usize)>| async move {
+                            crypto.answer(&ops, bytes, 0)
+                        }
+                    })
+                    .post(
+                        move |axum::extract::Path((ops, bytes)): axum::extract::Path<(String, usize)>, body: bytes::Bytes| async move {
+                            crypto.answer(&ops, bytes, form_urlencoded::parse(&body).count())
+                        },
+                    ),
+                );
         let limits = tessera::app::listener::Limits {
             header_read_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(5),
@@ -594,4 +651,49 @@ fn serve_floor() {
         };
         tessera::app::listener::serve(listener, router, limits, std::future::pending()).await;
     });
+}
+
+/// What the whole floors do: ring's operations on inputs the size of the
+/// endpoints' (as [`crypto_costs`] times them).
+struct FloorCrypto {
+    rng: ring::rand::SystemRandom,
+    key: EcdsaKeyPair,
+    public: UnparsedPublicKey<Vec<u8>>,
+    signature: Vec<u8>,
+    mac_key: ring::hmac::Key,
+}
+
+impl FloorCrypto {
+    fn new() -> Self {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let signature = key.sign(&rng, &[b'e'; 400]).unwrap().as_ref().to_vec();
+        let public = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, key.public_key().as_ref().to_vec());
+        Self { rng, key, public, signature, mac_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[7u8; 32]) }
+    }
+
+    /// Do `ops` (`+`-separated, or `none`) and answer a JSON body of
+    /// `bytes` bytes (at least the few a JSON object takes).
+    fn answer(&self, ops: &str, bytes: usize, fields: usize) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let mut done = 0;
+        for op in ops.split('+') {
+            match op {
+                "sign" => done += self.key.sign(&self.rng, black_box(&[b'e'; 400])).unwrap().as_ref().len(),
+                "verify" => done += usize::from(self.public.verify(black_box(&[b'e'; 400]), &self.signature).is_ok()),
+                "hmac" => done += ring::hmac::sign(&self.mac_key, black_box(&[b'r'; 350])).as_ref().len(),
+                "sha256" => done += ring::digest::digest(&ring::digest::SHA256, black_box(SECRET.as_bytes())).as_ref().len(),
+                _ => {}
+            }
+        }
+        let mut body = format!("{{\"fields\":{fields},\"done\":{done},\"pad\":\"");
+        let padding = bytes.saturating_sub(body.len() + 2);
+        body.extend(std::iter::repeat_n('x', padding));
+        body.push_str("\"}");
+        if bytes == 0 {
+            return axum::http::StatusCode::OK.into_response();
+        }
+        ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
 }
