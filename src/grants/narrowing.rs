@@ -17,34 +17,47 @@
 
 use crate::authority::Refusal;
 use crate::clients::Client;
-use crate::sessions::request::allowed_audiences;
 use crate::tokens::access::Audience;
 
 /// The session's scope and audience, as far as `client` still may have
 /// them now.
 pub fn still_allowed(scope: Option<&str>, aud: &Audience, client: &Client, issuer: &str) -> Result<(Option<String>, Audience), Refusal> {
-    let granted: Vec<&str> = scope.map(|s| s.split(' ').filter(|t| !t.is_empty()).collect()).unwrap_or_default();
-    let kept: Vec<&str> = granted.iter().copied().filter(|token| client.scopes.iter().any(|s| s == token)).collect();
-    if !granted.is_empty() && kept.is_empty() {
-        return Err(Refusal::InvalidScope(format!(
-            "none of the session's scopes ({}) is allowed for client {:?} any more",
-            granted.join(" "),
-            client.id
-        )));
+    let granted = || scope.into_iter().flat_map(|s| s.split(' ')).filter(|token| !token.is_empty());
+    let scope_allowed = |token: &&str| client.scopes.iter().any(|s| s == token);
+    let scope = if granted().all(|token| scope_allowed(&token)) {
+        // Usually all of it, as granted: one copy, no list.
+        let tokens = granted().count();
+        scope
+            .filter(|_| tokens > 0)
+            .map(|s| if s.split(' ').count() == tokens { s.to_string() } else { granted().collect::<Vec<_>>().join(" ") })
+    } else {
+        let kept: Vec<&str> = granted().filter(scope_allowed).collect();
+        if kept.is_empty() {
+            return Err(Refusal::InvalidScope(format!(
+                "none of the session's scopes ({}) is allowed for client {:?} any more",
+                granted().collect::<Vec<_>>().join(" "),
+                client.id
+            )));
+        }
+        Some(kept.join(" "))
+    };
+    let audiences: &[String] = match aud {
+        Audience::One(one) => std::slice::from_ref(one),
+        Audience::Many(many) => many,
+    };
+    let audience_allowed = |a: &&String| if client.audiences.is_empty() { a.as_str() == issuer } else { client.audiences.contains(a) };
+    if audiences.iter().all(|a| audience_allowed(&a)) && !audiences.is_empty() {
+        return Ok((scope, aud.clone()));
     }
-    let allowed = allowed_audiences(client, issuer);
-    let audiences: Vec<String> = Vec::from(aud.clone());
-    let kept_audiences: Vec<String> = audiences.iter().filter(|a| allowed.contains(a)).cloned().collect();
-    if kept_audiences.is_empty() {
+    let kept: Vec<String> = audiences.iter().filter(audience_allowed).cloned().collect();
+    if kept.is_empty() {
         return Err(Refusal::InvalidTarget(format!(
             "none of the session's audiences ({}) is allowed for client {:?} any more",
             audiences.join(", "),
             client.id
         )));
     }
-    let scope = (!kept.is_empty()).then(|| kept.join(" "));
-    let aud = if kept_audiences == audiences { aud.clone() } else { Audience::from_list(kept_audiences) };
-    Ok((scope, aud))
+    Ok((scope, Audience::from_list(kept)))
 }
 
 /// RFC 6749 §6: a narrower scope may be asked for the new access token; the
@@ -119,8 +132,11 @@ mod tests {
     fn an_unchanged_client_keeps_the_grant_as_it_was() {
         let same = client(&["orders", "billing"], &["read", "write"]);
         let aud = many(&["orders", "billing"]);
-        assert_eq!(still_allowed(Some("read write"), &aud, &same, "i").unwrap(), (Some("read write".into()), aud));
+        assert_eq!(still_allowed(Some("read write"), &aud, &same, "i").unwrap(), (Some("read write".into()), aud.clone()));
         assert_eq!(still_allowed(None, &Audience::One("orders".into()), &same, "i").unwrap().0, None, "no scope stays no scope");
+        assert_eq!(still_allowed(Some(""), &aud, &same, "i").unwrap().0, None, "an empty scope is none");
+        assert_eq!(still_allowed(Some(" read  write "), &aud, &same, "i").unwrap().0.as_deref(), Some("read write"));
+        assert!(matches!(still_allowed(None, &many(&[]), &same, "i"), Err(Refusal::InvalidTarget(_))), "no audience left is refused");
     }
 
     #[test]
