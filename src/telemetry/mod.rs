@@ -85,7 +85,11 @@ pub fn init(format: LogFormat) -> Guard {
             registry.with(layer.with_filter(only_spans_with_log_lines())).init();
         }
         LogFormat::Text => {
-            let layer = tracing_subscriber::fmt::layer().with_ansi(false).event_format(line::PlainLine).with_writer(std::io::stderr);
+            let layer = tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .fmt_fields(line::PlainFields)
+                .event_format(line::PlainLine)
+                .with_writer(std::io::stderr);
             registry.with(layer.with_filter(only_spans_with_log_lines())).init();
         }
         LogFormat::Json => {
