@@ -144,27 +144,34 @@ fn needs_escaping(bytes: &[u8]) -> bool {
 /// decides.
 pub struct Reader<'a> {
     rest: &'a [u8],
+    /// Whether no member has been read yet (the next needs no comma).
+    first: bool,
 }
 
 impl<'a> Reader<'a> {
     /// At the opening brace.
     pub fn object(input: &'a [u8]) -> Option<Self> {
-        Some(Self { rest: input.strip_prefix(b"{")? })
+        Some(Self { rest: input.strip_prefix(b"{")?, first: true })
+    }
+
+    /// What follows the comma before the next member, if there must be one.
+    fn after_comma(&self) -> Option<&'a [u8]> {
+        if self.first { Some(self.rest) } else { self.rest.strip_prefix(b",") }
     }
 
     /// Whether the next member is `name` (without consuming it).
     pub fn at(&self, name: &str) -> bool {
-        let rest = self.rest.strip_prefix(b",").unwrap_or(self.rest);
-        rest.len() > name.len() + 2 && rest[0] == b'"' && &rest[1..=name.len()] == name.as_bytes() && rest[name.len() + 1] == b'"'
+        self.after_comma().is_some_and(|rest| {
+            rest.len() > name.len() + 2 && rest[0] == b'"' && &rest[1..=name.len()] == name.as_bytes() && rest[name.len() + 1] == b'"'
+        })
     }
 
     /// The member `name`, up to its value: `"name":` (after a comma unless
     /// it is the first).
     fn member(&mut self, name: &str) -> Option<()> {
-        let first = self.rest.first() != Some(&b',');
-        let rest = if first { self.rest } else { &self.rest[1..] };
-        let rest = rest.strip_prefix(b"\"")?.strip_prefix(name.as_bytes())?.strip_prefix(b"\":")?;
+        let rest = self.after_comma()?.strip_prefix(b"\"")?.strip_prefix(name.as_bytes())?.strip_prefix(b"\":")?;
         self.rest = rest;
+        self.first = false;
         Some(())
     }
 
@@ -217,7 +224,7 @@ impl<'a> Reader<'a> {
     /// `aud`: a string or an array of strings.
     pub fn audience(&mut self, name: &str) -> Option<crate::tokens::access::Audience> {
         use crate::tokens::access::Audience;
-        let rest = self.rest.strip_prefix(b",").unwrap_or(self.rest);
+        let rest = self.after_comma()?;
         if rest.get(name.len() + 3) == Some(&b'"') { self.string(name).map(Audience::One) } else { self.strings(name).map(Audience::Many) }
     }
 
