@@ -172,12 +172,13 @@ impl AccessClaims {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const ISSUER: &str = "https://issuer.example";
+    pub const ISSUER: &str = "https://issuer.example";
 
-    fn claims(now: i64) -> AccessClaims {
+    /// Claims of every kind (a custom one too), issued at `now`.
+    pub fn claims(now: i64) -> AccessClaims {
         let mut custom = serde_json::Map::new();
         custom.insert("tenant".into(), "acme".into());
         AccessClaims {

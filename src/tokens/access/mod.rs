@@ -108,34 +108,13 @@ pub fn check(
 
 #[cfg(test)]
 mod tests {
+    use super::claims::tests::{ISSUER, claims};
     use super::*;
     use crate::clock::{Clock, ManualClock};
     use crate::keys::{KeyDirectory, Keyring, SigningAlgorithm, TokenLifetimes};
     use jsonwebtoken::{DecodingKey, Validation};
     use std::sync::Arc;
     use std::time::Duration;
-
-    const ISSUER: &str = "https://issuer.example";
-
-    fn claims(now: i64) -> AccessClaims {
-        let mut custom = serde_json::Map::new();
-        custom.insert("tenant".into(), "acme".into());
-        AccessClaims {
-            iss: ISSUER.into(),
-            sub: "alice".into(),
-            aud: Audience::One("orders-api".into()),
-            exp: now + 600,
-            nbf: None,
-            iat: now,
-            jti: "j1".into(),
-            client_id: "web".into(),
-            scope: Some("read".into()),
-            sid: Some("s1".into()),
-            auth_time: Some(now),
-            cnf: None,
-            custom,
-        }
-    }
 
     #[test]
     fn minted_tokens_verify_with_jsonwebtoken_and_have_the_rfc9068_header() {
