@@ -46,6 +46,17 @@ impl Object {
         }
     }
 
+    /// A string, or `null` when there is none.
+    pub fn string_or_null(&mut self, name: &'static str, value: Option<&str>) {
+        match value {
+            Some(value) => self.string(name, value),
+            None => {
+                self.name(name);
+                self.0.extend_from_slice(b"null");
+            }
+        }
+    }
+
     pub fn number(&mut self, name: &'static str, value: impl itoa::Integer) {
         self.name(name);
         self.0.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
@@ -275,6 +286,8 @@ mod tests {
         object.string("s", "plain");
         object.string("e", "quote\" back\\slash \u{1} é 😀 \u{7f}");
         object.optional_string("absent", None);
+        object.string_or_null("null", None);
+        object.string_or_null("some", Some("x"));
         object.number("i", -42i64);
         object.number("u", u64::MAX);
         object.optional_number("o", Some(0u32));
@@ -285,7 +298,7 @@ mod tests {
         object.members(custom.as_object().unwrap());
         let text = |value: &str| serde_json::to_string(value).unwrap();
         let expected = format!(
-            r#"{{"s":"plain","e":{},"i":-42,"u":{},"o":0,"a":["x","y\n"],"empty":[],"cnf":{{"jkt":"t","k":"\""}},"v":[1,"two"],{}}}"#,
+            r#"{{"s":"plain","e":{},"null":null,"some":"x","i":-42,"u":{},"o":0,"a":["x","y\n"],"empty":[],"cnf":{{"jkt":"t","k":"\""}},"v":[1,"two"],{}}}"#,
             text("quote\" back\\slash \u{1} é 😀 \u{7f}"),
             u64::MAX,
             custom.as_object().unwrap().iter().map(|(name, value)| format!("{}:{value}", text(name))).collect::<Vec<_>>().join(","),

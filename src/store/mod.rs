@@ -70,6 +70,39 @@ pub struct ConsumedRefresh {
     pub jkt: Option<String>,
 }
 
+impl ConsumedRefresh {
+    /// The record as JSON: exactly the bytes `serde_json::to_vec` writes
+    /// (a test compares), written member by member — the embedded store's
+    /// writer encodes one for every refresh.
+    pub fn to_json(&self) -> Vec<u8> {
+        self.write(true)
+    }
+
+    /// The record as JSON without `consumed_at_ms`, which the Redis script
+    /// puts in front with Redis's own clock.
+    pub fn to_json_unstamped(&self) -> Vec<u8> {
+        self.write(false)
+    }
+
+    fn write(&self, stamped: bool) -> Vec<u8> {
+        let mut object = crate::json::Object::with_capacity(256);
+        object.string("child_jti", &self.child_jti);
+        object.string("access_jti", &self.access_jti);
+        object.number("issued_at", self.issued_at);
+        if stamped {
+            object.number("consumed_at_ms", self.consumed_at_ms);
+        }
+        object.string("client_id", &self.client_id);
+        object.string_or_null("access_scope", self.access_scope.as_deref());
+        if let Some(aud) = &self.access_aud {
+            object.strings("access_aud", aud);
+        }
+        object.number("expires_at", self.expires_at);
+        object.optional_string("jkt", self.jkt.as_deref());
+        object.finish()
+    }
+}
+
 /// The result of an atomic consumption attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Consumption {
@@ -232,8 +265,36 @@ pub fn purge_cutoff(now: i64, leeway: std::time::Duration) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::purge_cutoff;
+    use super::{ConsumedRefresh, purge_cutoff};
     use std::time::Duration;
+
+    proptest::proptest! {
+        /// A consumption record is written as serde_json writes it, and
+        /// without its stamp as serde_json would write it without one.
+        #[test]
+        fn records_are_written_exactly_as_serde_json_writes_them(
+            text in "\\PC{0,16}|[\\x00-\\x7f]{0,16}",
+            numbers: (i64, i64, i64),
+            present: (bool, bool, bool),
+        ) {
+            let record = ConsumedRefresh {
+                child_jti: text.clone(),
+                access_jti: format!("{text}-a"),
+                issued_at: numbers.0,
+                consumed_at_ms: numbers.1,
+                client_id: text.clone(),
+                access_scope: present.0.then(|| text.clone()),
+                access_aud: present.1.then(|| vec![text.clone(), "b".into()]),
+                expires_at: numbers.2,
+                jkt: present.2.then(|| text.clone()),
+            };
+            proptest::prop_assert_eq!(record.to_json(), serde_json::to_vec(&record).unwrap());
+            let mut expected = serde_json::to_value(&record).unwrap();
+            expected.as_object_mut().unwrap().remove("consumed_at_ms");
+            let unstamped: serde_json::Value = serde_json::from_slice(&record.to_json_unstamped()).unwrap();
+            proptest::prop_assert_eq!(unstamped, expected);
+        }
+    }
 
     #[test]
     fn the_purge_cutoff_keeps_a_day_or_the_leeway_whichever_is_longer() {

@@ -310,7 +310,7 @@ pub(super) fn apply(
         let stamp = clock.now().timestamp_millis();
         for (jti, record) in &mut consumed_here {
             record.consumed_at_ms = stamp;
-            let bytes = serde_json::to_vec(&*record).map_err(store_error)?;
+            let bytes = record.to_json();
             tables.log_only(Table::Consumed, Key::Name(jti), Value::Bytes(&bytes));
             consumed.push((jti.clone(), bytes));
         }

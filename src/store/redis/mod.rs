@@ -124,14 +124,10 @@ impl Store for RedisStore {
         let key = self.keys.consumed(sid, jti);
         Box::pin(async move {
             // The script puts its own stamp first.
-            let mut value = serde_json::to_value(&record).map_err(store_error)?;
-            if let Some(fields) = value.as_object_mut() {
-                fields.remove("consumed_at_ms");
-            }
             let earlier: Option<String> = self
                 .consume
                 .key(&key)
-                .arg(value.to_string())
+                .arg(record.to_json_unstamped())
                 .arg(record.expires_at)
                 .arg(CLOCK_STEP_MARGIN.as_millis() as i64)
                 .invoke_async(&mut self.connection())
