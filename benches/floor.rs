@@ -687,13 +687,13 @@ impl FloorCrypto {
                 _ => {}
             }
         }
+        if bytes == 0 {
+            return axum::http::StatusCode::OK.into_response();
+        }
         let mut body = format!("{{\"fields\":{fields},\"done\":{done},\"pad\":\"");
         let padding = bytes.saturating_sub(body.len() + 2);
         body.extend(std::iter::repeat_n('x', padding));
         body.push_str("\"}");
-        if bytes == 0 {
-            return axum::http::StatusCode::OK.into_response();
-        }
         ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
     }
 }

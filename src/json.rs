@@ -14,6 +14,7 @@
 //! anything else: an escape, another member order, whitespace.
 
 use serde::Serialize;
+use tessera_jose::Audience;
 
 /// A JSON object being written.
 pub struct Object(Vec<u8>);
@@ -25,14 +26,17 @@ impl Object {
         Self(bytes)
     }
 
-    /// A member name known to need no escaping (a constant).
-    fn name(&mut self, name: &str) {
+    /// The comma before every member but the first.
+    fn separate(&mut self) {
         if self.0.len() > 1 {
             self.0.push(b',');
         }
-        self.0.push(b'"');
-        self.0.extend_from_slice(name.as_bytes());
-        self.0.extend_from_slice(b"\":");
+    }
+
+    /// A member name known to need no escaping (a constant).
+    fn name(&mut self, name: &str) {
+        self.separate();
+        write_name(&mut self.0, name);
     }
 
     pub fn string(&mut self, name: &'static str, value: &str) {
@@ -82,8 +86,7 @@ impl Object {
     }
 
     /// `aud`: a string for one audience, an array otherwise.
-    pub fn audience(&mut self, name: &'static str, audience: &crate::tokens::access::Audience) {
-        use crate::tokens::access::Audience;
+    pub fn audience(&mut self, name: &'static str, audience: &Audience) {
         match audience {
             Audience::One(one) => self.string(name, one),
             Audience::Many(many) => self.strings(name, many),
@@ -98,9 +101,7 @@ impl Object {
             if n > 0 {
                 self.0.push(b',');
             }
-            self.0.push(b'"');
-            self.0.extend_from_slice(member.as_bytes());
-            self.0.extend_from_slice(b"\":");
+            write_name(&mut self.0, member);
             write_string(&mut self.0, value);
         }
         self.0.push(b'}');
@@ -116,9 +117,7 @@ impl Object {
     /// `flatten` writes).
     pub fn members(&mut self, map: &serde_json::Map<String, serde_json::Value>) {
         for (name, value) in map {
-            if self.0.len() > 1 {
-                self.0.push(b',');
-            }
+            self.separate();
             write_string(&mut self.0, name);
             self.0.push(b':');
             serde_json::to_writer(&mut self.0, value).expect("a value serializes into a Vec");
@@ -129,6 +128,13 @@ impl Object {
         self.0.push(b'}');
         self.0
     }
+}
+
+/// `"name":` for a name that needs no escaping.
+fn write_name(out: &mut Vec<u8>, name: &str) {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
 }
 
 /// `value` as a JSON string.
@@ -233,8 +239,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `aud`: a string or an array of strings.
-    pub fn audience(&mut self, name: &str) -> Option<crate::tokens::access::Audience> {
-        use crate::tokens::access::Audience;
+    pub fn audience(&mut self, name: &str) -> Option<Audience> {
         let rest = self.after_comma()?;
         if rest.get(name.len() + 3) == Some(&b'"') { self.string(name).map(Audience::One) } else { self.strings(name).map(Audience::Many) }
     }
