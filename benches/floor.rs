@@ -618,31 +618,29 @@ fn serve_floor() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("floor listening on {}", listener.local_addr().unwrap());
         // A small JSON answer, the form read whole, as a handler would.
-        // `/whole/<ops>/<bytes>`: the same, doing the crypto operations
-        // named (`sign+hmac+hmac`) and answering that many bytes.
+        // `/whole/<ops>/<bytes>` (one route per endpoint's whole floor,
+        // its operations and size captured, so no path is parsed): the
+        // same, doing the crypto operations named (`sign+hmac+hmac`) and
+        // answering that many bytes.
         let crypto = Arc::new(FloorCrypto::new());
-        let router =
-            Router::new()
-                .route(
-                    "/",
-                    get(|| async { axum::Json(serde_json::json!({"ok": true})) }).post(|body: bytes::Bytes| async move {
-                        axum::Json(serde_json::json!({"fields": form_urlencoded::parse(&body).count()}))
-                    }),
-                )
-                .route(
-                    "/whole/{ops}/{bytes}",
-                    get({
-                        let crypto = crypto.clone();
-                        move |axum::extract::Path((ops, bytes)): axum::extract::Path<(String, usize)>| async move {
-                            crypto.answer(&ops, bytes, 0)
-                        }
-                    })
-                    .post(
-                        move |axum::extract::Path((ops, bytes)): axum::extract::Path<(String, usize)>, body: bytes::Bytes| async move {
-                            crypto.answer(&ops, bytes, form_urlencoded::parse(&body).count())
-                        },
-                    ),
-                );
+        let mut router = Router::new().route(
+            "/",
+            get(|| async { axum::Json(serde_json::json!({"ok": true})) })
+                .post(|body: bytes::Bytes| async move { axum::Json(serde_json::json!({"fields": form_urlencoded::parse(&body).count()})) }),
+        );
+        let mut routed = std::collections::BTreeSet::new();
+        for (_, _, ops, bytes) in ENDPOINTS {
+            let path = whole_floor_path(ops, *bytes);
+            if !routed.insert(path.clone()) {
+                continue;
+            }
+            let (get_crypto, post_crypto, bytes) = (crypto.clone(), crypto.clone(), *bytes);
+            router = router.route(
+                &path,
+                get(move || async move { get_crypto.answer(ops, bytes, 0) })
+                    .post(move |body: bytes::Bytes| async move { post_crypto.answer(ops, bytes, form_urlencoded::parse(&body).count()) }),
+            );
+        }
         let limits = tessera::app::listener::Limits {
             header_read_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(5),
@@ -673,18 +671,20 @@ impl FloorCrypto {
         Self { rng, key, public, signature, mac_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[7u8; 32]) }
     }
 
-    /// Do `ops` (`+`-separated, or `none`) and answer a JSON body of
-    /// `bytes` bytes (at least the few a JSON object takes).
-    fn answer(&self, ops: &str, bytes: usize, fields: usize) -> axum::response::Response {
+    /// Do `ops` and answer a JSON body of `bytes` bytes (at least the few
+    /// a JSON object takes).
+    fn answer(&self, ops: CryptoOps, bytes: usize, fields: usize) -> axum::response::Response {
         use axum::response::IntoResponse;
         let mut done = 0;
-        for op in ops.split('+') {
-            match op {
-                "sign" => done += self.key.sign(&self.rng, black_box(&[b'e'; 400])).unwrap().as_ref().len(),
-                "verify" => done += usize::from(self.public.verify(black_box(&[b'e'; 400]), &self.signature).is_ok()),
-                "hmac" => done += ring::hmac::sign(&self.mac_key, black_box(&[b'r'; 350])).as_ref().len(),
-                "sha256" => done += ring::digest::digest(&ring::digest::SHA256, black_box(SECRET.as_bytes())).as_ref().len(),
-                _ => {}
+        for (op, count) in ops {
+            for _ in 0..*count {
+                match *op {
+                    "sign" => done += self.key.sign(&self.rng, black_box(&[b'e'; 400])).unwrap().as_ref().len(),
+                    "verify" => done += usize::from(self.public.verify(black_box(&[b'e'; 400]), &self.signature).is_ok()),
+                    "hmac" => done += ring::hmac::sign(&self.mac_key, black_box(&[b'r'; 350])).as_ref().len(),
+                    "sha256" => done += ring::digest::digest(&ring::digest::SHA256, black_box(SECRET.as_bytes())).as_ref().len(),
+                    other => unreachable!("no crypto operation {other}"),
+                }
             }
         }
         if bytes == 0 {

@@ -61,6 +61,11 @@ impl Object {
         }
     }
 
+    pub fn bool(&mut self, name: &'static str, value: bool) {
+        self.name(name);
+        self.0.extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
     pub fn number(&mut self, name: &'static str, value: impl itoa::Integer) {
         self.name(name);
         self.0.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());

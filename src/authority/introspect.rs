@@ -7,6 +7,7 @@
 
 use super::verified::{Verified, VerifiedTokens};
 use super::{Authority, Refusal};
+use crate::json::Object;
 use crate::keys::{KeyState, KeyView};
 use crate::revocations::TokenFacts;
 use crate::tokens::access::{self, Audience, Confirmation};
@@ -52,6 +53,34 @@ pub struct Introspection {
 impl Introspection {
     pub fn inactive() -> Self {
         Self::default()
+    }
+
+    /// The response body: exactly what serde_json writes for this value,
+    /// member by member (a resource server may introspect the same token
+    /// many times, and the answer is mostly its identifiers).
+    pub fn to_json(&self) -> Vec<u8> {
+        if !self.active {
+            return br#"{"active":false}"#.to_vec();
+        }
+        let mut body = Object::with_capacity(512);
+        body.bool("active", true);
+        body.optional_string("scope", self.scope.as_deref());
+        body.optional_string("client_id", self.client_id.as_deref());
+        body.optional_string("sub", self.sub.as_deref());
+        body.optional_number("exp", self.exp);
+        body.optional_number("iat", self.iat);
+        body.optional_string("iss", self.iss.as_deref());
+        if let Some(aud) = &self.aud {
+            body.audience("aud", aud);
+        }
+        body.optional_string("jti", self.jti.as_deref());
+        body.optional_string("sid", self.sid.as_deref());
+        body.optional_string("token_type", self.token_type);
+        body.optional_number("auth_time", self.auth_time);
+        if let Some(cnf) = &self.cnf {
+            body.object("cnf", &[("jkt", &cnf.jkt)]);
+        }
+        body.finish()
     }
 }
 
@@ -141,5 +170,51 @@ impl Authority {
         let verified = Arc::new(Verified { claims, kid });
         self.verified.insert(digest, verified.clone(), now.timestamp().saturating_sub(leeway));
         Some(verified)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shape the response takes is written exactly as serde_json
+    /// writes it: absent members, one and many audiences, a key binding,
+    /// strings to escape, numbers at the ends of their range.
+    #[test]
+    fn the_response_is_what_serde_json_writes() {
+        let full = Introspection {
+            active: true,
+            scope: Some("openid read:all".into()),
+            client_id: Some("svc".into()),
+            sub: Some("alice".into()),
+            exp: Some(1_900_000_000),
+            iat: Some(1_800_000_000),
+            iss: Some("https://issuer.test".into()),
+            aud: Some(Audience::One("https://api.test".into())),
+            jti: Some("j-1".into()),
+            sid: Some("s-1".into()),
+            token_type: Some("DPoP"),
+            auth_time: Some(1_799_999_999),
+            cnf: Some(Confirmation { jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into() }),
+        };
+        let odd = Introspection {
+            scope: None,
+            sub: Some("quote\" back\\slash \u{1} new\nline é 😀 \u{7f}".into()),
+            exp: Some(i64::MIN),
+            iat: Some(i64::MAX),
+            aud: Some(Audience::Many(vec!["a".into(), "b\"c".into()])),
+            sid: None,
+            token_type: Some("refresh_token"),
+            auth_time: None,
+            cnf: None,
+            ..full.clone()
+        };
+        let bare = Introspection { active: true, ..Introspection::default() };
+        let inactive_with_leftovers = Introspection { active: false, ..full.clone() };
+        for value in [full, odd, bare, Introspection::inactive()] {
+            assert_eq!(String::from_utf8(value.to_json()).unwrap(), serde_json::to_string(&value).unwrap());
+        }
+        // An inactive answer says nothing else (RFC 7662 §2.2), whatever the value holds.
+        assert_eq!(inactive_with_leftovers.to_json(), br#"{"active":false}"#);
     }
 }

@@ -4,7 +4,7 @@
 use super::AppState;
 use super::error::OAuthError;
 use super::extract::ConfidentialClient;
-use super::oauth::no_store;
+use super::oauth::{json_bytes, no_store};
 use crate::clients::Permission;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,5 +22,5 @@ pub async fn introspect(
         ));
     }
     let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    Ok(no_store(super::oauth::json(&state.authority.introspect(token).await?, 512)))
+    Ok(no_store(json_bytes(state.authority.introspect(token).await?.to_json())))
 }

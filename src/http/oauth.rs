@@ -123,20 +123,6 @@ pub fn deliver(state: &AppState, client: &Client, mut issued: IssuedSession) -> 
     response
 }
 
-/// `value` as an `application/json` body, serialized once into a buffer of
-/// `size` bytes (a token response is mostly its tokens, whose lengths are
-/// known), so the body is not copied as it grows.
-pub fn json(value: &impl serde::Serialize, size: usize) -> Response {
-    let mut body = Vec::with_capacity(size);
-    match serde_json::to_writer(&mut body, value) {
-        Ok(()) => json_bytes(body),
-        Err(error) => {
-            tracing::error!(%error, "a response could not be serialized");
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
 /// JSON already written, as an `application/json` body.
 pub fn json_bytes(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
