@@ -17,11 +17,26 @@ use std::collections::HashSet;
 /// (§3.2: treated as omitted).
 ///
 /// A form has a handful of parameters, so they are kept in order in one
-/// vector and found by a scan; values without `%` or `+` (tokens, ids,
-/// grant types) are copied as they are, without a decoding pass, and the
+/// vector and found by a scan. The body is copied once, as text; names and
+/// values without `%` or `+` (tokens, ids, grant types) are slices of it,
+/// and only the others are decoded into strings of their own. The
 /// separators are found with `memchr`: a form is mostly one long token.
 #[derive(Debug, Default)]
-pub struct Form(Vec<(String, String)>);
+pub struct Form {
+    /// The body, when it is UTF-8 (a form almost always is: it is ASCII).
+    text: String,
+    /// Each parameter's name and value, in the order sent.
+    params: Vec<(Part, Part)>,
+    /// The names and values that had to be decoded.
+    decoded: Vec<String>,
+}
+
+/// A name or a value: a slice of the body's text, or one decoded.
+#[derive(Debug)]
+enum Part {
+    Raw(std::ops::Range<usize>),
+    Decoded(usize),
+}
 
 /// Parameters a request may repeat: RFC 8707 `resource` (one per resource).
 pub const REPEATABLE: &[&str] = &["resource"];
@@ -32,28 +47,52 @@ const SCAN_LIMIT: usize = 16;
 
 impl Form {
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
-        let mut pairs = Vec::new();
-        let mut rest = body;
-        while !rest.is_empty() {
-            let end = memchr::memchr(b'&', rest).unwrap_or(rest.len());
-            let pair = &rest[..end];
-            rest = rest.get(end + 1..).unwrap_or_default();
-            if pair.is_empty() {
-                continue;
+        // A body that is not UTF-8 has every part decoded (lossily), as
+        // `form_urlencoded` does.
+        let text = std::str::from_utf8(body).ok();
+        let mut form = Self { text: text.unwrap_or_default().to_owned(), params: Vec::with_capacity(4), decoded: Vec::new() };
+        let mut start = 0;
+        while start < body.len() {
+            let end = memchr::memchr(b'&', &body[start..]).map_or(body.len(), |at| start + at);
+            if end > start {
+                let pair = start..end;
+                let (name, value) = match memchr::memchr(b'=', &body[pair.clone()]) {
+                    Some(at) => (start..start + at, start + at + 1..end),
+                    None => (pair, end..end),
+                };
+                let name = form.part(body, name, text.is_some());
+                let value = form.part(body, value, text.is_some());
+                form.params.push((name, value));
             }
-            let (name, value) = match memchr::memchr(b'=', pair) {
-                Some(at) => (&pair[..at], &pair[at + 1..]),
-                None => (pair, &pair[pair.len()..]),
-            };
-            pairs.push((decode(name), decode(value)));
+            start = end + 1;
         }
         // Repeats count copies sent empty too; only then are those dropped.
-        if let Some(repeated) = first_repeat(&pairs) {
+        if let Some(repeated) = first_repeat(form.names()) {
             return Err(OAuthError::invalid_request(format!("parameter {:?} is repeated", repeated.chars().take(64).collect::<String>())));
         }
         // RFC 6749 §3.2: parameters sent without a value are treated as omitted.
-        pairs.retain(|(_, value)| !value.is_empty());
-        Ok(Self(pairs))
+        let Self { text, params, decoded } = &mut form;
+        params.retain(|(_, value)| !part_text(text, decoded, value).is_empty());
+        Ok(form)
+    }
+
+    /// `body[range]` as a part: a slice of the text when it needs no decoding.
+    fn part(&mut self, body: &[u8], range: std::ops::Range<usize>, utf8: bool) -> Part {
+        let raw = &body[range.clone()];
+        if utf8 && memchr::memchr2(b'%', b'+', raw).is_none() {
+            return Part::Raw(range);
+        }
+        self.decoded.push(decode(raw));
+        Part::Decoded(self.decoded.len() - 1)
+    }
+
+    /// Every parameter's name and value, in order.
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.params.iter().map(|(name, value)| (part_text(&self.text, &self.decoded, name), part_text(&self.text, &self.decoded, value)))
+    }
+
+    fn names(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.params.iter().map(|(name, _)| part_text(&self.text, &self.decoded, name))
     }
 
     /// The value of a parameter that may appear once (a [`REPEATABLE`] one
@@ -62,7 +101,7 @@ impl Form {
         if REPEATABLE.contains(&name) {
             return None;
         }
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.pairs().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
     /// Every value of a [`REPEATABLE`] parameter, in order.
@@ -70,15 +109,25 @@ impl Form {
         if !REPEATABLE.contains(&name) {
             return Vec::new();
         }
-        self.0.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+        self.pairs().filter(|(n, _)| *n == name).map(|(_, v)| v).collect()
+    }
+}
+
+/// The text of `part`. A raw part's range starts and ends at the body's
+/// ends or next to an ASCII `&` or `=`, so it lies on character boundaries.
+fn part_text<'a>(text: &'a str, decoded: &'a [String], part: &Part) -> &'a str {
+    match part {
+        Part::Raw(range) => &text[range.clone()],
+        Part::Decoded(index) => &decoded[*index],
     }
 }
 
 /// The first name that occurs twice, other than a [`REPEATABLE`] one.
-fn first_repeat(pairs: &[(String, String)]) -> Option<&str> {
-    let names = pairs.iter().map(|(name, _)| name.as_str()).filter(|name| !REPEATABLE.contains(name));
-    if pairs.len() <= SCAN_LIMIT {
-        let mut before: Vec<&str> = Vec::with_capacity(pairs.len());
+fn first_repeat<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> Option<&'a str> {
+    let count = names.len();
+    let mut names = names.filter(|name| !REPEATABLE.contains(name));
+    if count <= SCAN_LIMIT {
+        let mut before: Vec<&str> = Vec::with_capacity(count);
         for name in names {
             if before.contains(&name) {
                 return Some(name);
@@ -87,8 +136,8 @@ fn first_repeat(pairs: &[(String, String)]) -> Option<&str> {
         }
         return None;
     }
-    let mut seen = HashSet::with_capacity(pairs.len());
-    names.into_iter().find(|name| !seen.insert(*name))
+    let mut seen = HashSet::with_capacity(count);
+    names.find(|name| !seen.insert(*name))
 }
 
 /// One name or value: `+` is a space, `%XX` a byte (a `%` not followed by
@@ -96,10 +145,7 @@ fn first_repeat(pairs: &[(String, String)]) -> Option<&str> {
 /// (invalid sequences replaced), as `form_urlencoded` does.
 fn decode(raw: &[u8]) -> String {
     if memchr::memchr2(b'%', b'+', raw).is_none() {
-        return match std::str::from_utf8(raw) {
-            Ok(text) => text.to_owned(),
-            Err(_) => String::from_utf8_lossy(raw).into_owned(),
-        };
+        return String::from_utf8_lossy(raw).into_owned();
     }
     match String::from_utf8(crate::urlencoded::unescape(raw).0) {
         Ok(text) => text,
@@ -179,6 +225,18 @@ mod tests {
         }
     }
 
+    /// A body that is not UTF-8 has each part read lossily, the parts
+    /// that need no decoding included, as `form_urlencoded` reads them.
+    #[test]
+    fn a_body_that_is_not_utf8_reads_as_form_urlencoded_reads_it() {
+        for body in [&b"a=\xff&b=c%20d&t=rt1.x"[..], b"\xc3=1&ok=\xe9t\xe9", b"x=%C3%A9&y=\xf0\x9f"] {
+            let form = Form::parse(body).unwrap();
+            for (name, value) in form_urlencoded::parse(body) {
+                assert_eq!(form.get(&name), Some(value.as_ref()), "{name:?} in {body:?}");
+            }
+        }
+    }
+
     #[test]
     fn a_repeat_among_many_parameters_is_still_found() {
         let mut body: Vec<String> = (0..200).map(|i| format!("p{i}=v")).collect();
@@ -203,7 +261,7 @@ mod tests {
                         let expected = (!value.is_empty()).then_some(value.as_str());
                         proptest::prop_assert_eq!(form.get(name), expected, "{:?} in {:?}", name, body);
                     }
-                    proptest::prop_assert_eq!(form.0.len(), reference.iter().filter(|(_, v)| !v.is_empty()).count());
+                    proptest::prop_assert_eq!(form.params.len(), reference.iter().filter(|(_, v)| !v.is_empty()).count());
                 }
             }
         }
