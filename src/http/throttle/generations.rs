@@ -8,15 +8,21 @@
 //! becomes the previous one and the old previous one is dropped whole —
 //! so the least recently touched keys are evicted first, a key untouched
 //! for two lifetimes is gone, and every operation is O(1) with no sweep.
+//!
+//! Both generations hash with one keyed SipHash (the keys are a peer's
+//! choice), computed once per operation: a client authentication touches
+//! two of these maps twice, and hashing was most of what that cost.
 
-use std::collections::HashMap;
-use std::hash::Hash;
+use hashbrown::HashTable;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct Generations<K, V> {
-    current: HashMap<K, V>,
-    previous: HashMap<K, V>,
+    current: HashTable<(K, V)>,
+    previous: HashTable<(K, V)>,
+    /// The one hasher of both generations, so a key's hash serves both.
+    hasher: RandomState,
     /// Keys held at most, both generations together.
     cap: usize,
     /// How long a value matters after it was last touched.
@@ -27,32 +33,32 @@ pub struct Generations<K, V> {
 
 impl<K: Hash + Eq + Clone, V> Generations<K, V> {
     pub fn new(cap: usize, lifetime: Duration, now: Instant) -> Self {
-        Self { current: HashMap::new(), previous: HashMap::new(), cap: cap.max(2), lifetime, started: now }
+        Self { current: HashTable::new(), previous: HashTable::new(), hasher: RandomState::new(), cap: cap.max(2), lifetime, started: now }
     }
 
     /// The value of `key`, if it is still held.
     pub fn get_mut(&mut self, key: &K, now: Instant) -> Option<&mut V> {
         self.age(now);
-        if !self.current.contains_key(key) {
-            let value = self.previous.remove(key)?;
-            self.make_room();
-            self.current.insert(key.clone(), value);
-        }
-        self.current.get_mut(key)
+        let hash = self.hasher.hash_one(key);
+        self.held(hash, key)
     }
 
     /// The value of `key`, made with `new` when it is not held.
     pub fn get_or_insert_with(&mut self, key: &K, now: Instant, new: impl FnOnce() -> V) -> &mut V {
-        if self.get_mut(key, now).is_none() {
-            self.make_room();
-            self.current.insert(key.clone(), new());
+        self.age(now);
+        let hash = self.hasher.hash_one(key);
+        if self.held(hash, key).is_none() {
+            self.insert(hash, (key.clone(), new()));
         }
-        self.current.get_mut(key).expect("just inserted")
+        self.current.find_mut(hash, |(k, _)| k == key).map(|(_, value)| value).expect("just inserted")
     }
 
     pub fn remove(&mut self, key: &K) {
-        if self.current.remove(key).is_none() {
-            self.previous.remove(key);
+        let hash = self.hasher.hash_one(key);
+        if let Ok(entry) = self.current.find_entry(hash, |(k, _)| k == key) {
+            entry.remove();
+        } else if let Ok(entry) = self.previous.find_entry(hash, |(k, _)| k == key) {
+            entry.remove();
         }
     }
 
@@ -61,13 +67,30 @@ impl<K: Hash + Eq + Clone, V> Generations<K, V> {
         self.current.len() + self.previous.len()
     }
 
+    /// The value of `key` (whose hash is `hash`), moved into the current
+    /// generation if it was in the previous one.
+    fn held(&mut self, hash: u64, key: &K) -> Option<&mut V> {
+        if self.current.find(hash, |(k, _)| k == key).is_none() {
+            let (entry, _) = self.previous.find_entry(hash, |(k, _)| k == key).ok()?.remove();
+            self.insert(hash, entry);
+        }
+        self.current.find_mut(hash, |(k, _)| k == key).map(|(_, value)| value)
+    }
+
+    /// Put an entry known to be absent into the current generation.
+    fn insert(&mut self, hash: u64, entry: (K, V)) {
+        self.make_room();
+        let hasher = &self.hasher;
+        self.current.insert_unique(hash, entry, |(k, _)| hasher.hash_one(k));
+    }
+
     /// Start a new generation once the current one has lived a lifetime:
     /// nothing in the previous one has been touched for that long.
     fn age(&mut self, now: Instant) {
         let age = now.saturating_duration_since(self.started);
         if age >= self.lifetime {
-            self.previous = if age >= self.lifetime * 2 { HashMap::new() } else { std::mem::take(&mut self.current) };
-            self.current = HashMap::new();
+            self.previous = if age >= self.lifetime * 2 { HashTable::new() } else { std::mem::take(&mut self.current) };
+            self.current = HashTable::new();
             self.started = now;
         }
     }
