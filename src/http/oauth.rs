@@ -21,7 +21,7 @@ use std::collections::HashSet;
 /// values without `%` or `+` (tokens, ids, grant types) are slices of it,
 /// and only the others are decoded into strings of their own. The
 /// separators are found with `memchr`: a form is mostly one long token.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Form {
     /// The body, when it is UTF-8 (a form almost always is: it is ASCII).
     text: String,
