@@ -63,10 +63,29 @@ impl Drop for Guard {
 }
 
 /// The log lines leave out the spans no line is ever logged in — `sign`
-/// and `store`, which exist for exported traces — so a request does not
-/// pay for formatting their fields into every log line's context.
-fn only_spans_with_log_lines() -> tracing_subscriber::filter::FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
-    tracing_subscriber::filter::filter_fn(|metadata| !(metadata.is_span() && matches!(metadata.name(), "sign" | "store")))
+/// and `store`, which exist only when traces are built in (`otel`) — so a
+/// request does not pay for formatting their fields into every log line's
+/// context. Without traces those spans are never opened and the log layer
+/// goes unfiltered: a per-layer filter costs every span and event a
+/// thread-local look-up of its own.
+#[cfg(feature = "otel")]
+fn log_lines<S, L>(layer: L) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    L: Layer<S> + Send + Sync,
+{
+    let only_spans_with_log_lines =
+        tracing_subscriber::filter::filter_fn(|metadata| !(metadata.is_span() && matches!(metadata.name(), "sign" | "store")));
+    Box::new(layer.with_filter(only_spans_with_log_lines))
+}
+
+#[cfg(not(feature = "otel"))]
+fn log_lines<S, L>(layer: L) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    L: Layer<S> + Send + Sync,
+{
+    Box::new(layer)
 }
 
 /// Install the process-wide subscriber. Call once, outside any async runtime.
@@ -82,7 +101,7 @@ pub fn init(format: LogFormat) -> Guard {
     match format {
         LogFormat::Text if std::io::IsTerminal::is_terminal(&std::io::stderr()) => {
             let layer = tracing_subscriber::fmt::layer().with_ansi(true).with_writer(std::io::stderr);
-            registry.with(layer.with_filter(only_spans_with_log_lines())).init();
+            registry.with(log_lines(layer)).init();
         }
         LogFormat::Text => {
             let layer = tracing_subscriber::fmt::layer()
@@ -90,7 +109,7 @@ pub fn init(format: LogFormat) -> Guard {
                 .fmt_fields(line::PlainFields)
                 .event_format(line::PlainLine)
                 .with_writer(std::io::stderr);
-            registry.with(layer.with_filter(only_spans_with_log_lines())).init();
+            registry.with(log_lines(layer)).init();
         }
         LogFormat::Json => {
             let layer = tracing_subscriber::fmt::layer()
@@ -99,7 +118,7 @@ pub fn init(format: LogFormat) -> Guard {
                 .with_current_span(true)
                 .with_span_list(true)
                 .with_writer(std::io::stderr);
-            registry.with(layer.with_filter(only_spans_with_log_lines())).init();
+            registry.with(log_lines(layer)).init();
         }
     }
     Guard {

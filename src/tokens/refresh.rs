@@ -14,7 +14,6 @@ use super::access::Audience;
 use crate::json::{Object, Reader};
 use crate::keys::{KeyView, MacKey};
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tessera_jose::base64url;
@@ -135,21 +134,27 @@ pub fn open(token: &str, keys: &KeyView, now: DateTime<Utc>) -> Result<RefreshCl
     if token.len() > 16 * 1024 {
         return Err(RefreshTokenError::Malformed);
     }
-    let mut parts = token.split('.');
-    let (Some(prefix), Some(kid), Some(payload), Some(tag), None) = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    // Exactly four parts: three dots, found in one pass.
+    let mut dots = memchr::memchr_iter(b'.', token.as_bytes());
+    let (Some(first), Some(second), Some(third), None) = (dots.next(), dots.next(), dots.next(), dots.next()) else {
         return Err(RefreshTokenError::Malformed);
     };
+    let (prefix, kid, payload, tag) = (&token[..first], &token[first + 1..second], &token[second + 1..third], &token[third + 1..]);
     if prefix != PREFIX {
         return Err(RefreshTokenError::Malformed);
     }
-    let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| RefreshTokenError::Malformed)?;
+    // A tag longer than any MAC tessera makes cannot be one of its own.
+    let mut tag_bytes = [0u8; 64];
+    let tag_len = match base64url::ENGINE.decode_slice(tag, &mut tag_bytes) {
+        Ok(len) => len,
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => return Err(RefreshTokenError::BadMac),
+        Err(base64::DecodeSliceError::DecodeError(_)) => return Err(RefreshTokenError::Malformed),
+    };
     let key = keys.mac_for_check(kid, now).ok_or(RefreshTokenError::BadMac)?;
-    let signed = &token[..token.len() - token.rsplit('.').next().map_or(0, str::len) - 1];
-    if !key.verify(signed.as_bytes(), &tag) {
+    if !key.verify(&token.as_bytes()[..third], &tag_bytes[..tag_len]) {
         return Err(RefreshTokenError::BadMac);
     }
-    let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| RefreshTokenError::Malformed)?;
+    let payload = base64url::decode(payload).map_err(|_| RefreshTokenError::Malformed)?;
     RefreshClaims::from_json(&payload).map_err(|_| RefreshTokenError::Malformed)
 }
 
@@ -158,6 +163,7 @@ mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
     use crate::keys::{KeyDirectory, Keyring, TokenLifetimes};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -203,6 +209,15 @@ mod tests {
         assert_eq!(open(&tampered, &view, clock.now()), Err(RefreshTokenError::BadMac));
         assert_eq!(open("rt1.x.y", &view, clock.now()), Err(RefreshTokenError::Malformed));
         assert_eq!(open(&token.replacen(&key.kid, "mac-unknown", 1), &view, clock.now()), Err(RefreshTokenError::BadMac));
+        // The parts: exactly four, the tag base64url of a MAC's length.
+        let (signed, tag) = token.rsplit_once('.').unwrap();
+        assert_eq!(open(&format!("{token}.x"), &view, clock.now()), Err(RefreshTokenError::Malformed), "a fifth part");
+        assert_eq!(open(&format!("rt2{}", &token[3..]), &view, clock.now()), Err(RefreshTokenError::Malformed), "another prefix");
+        let short = URL_SAFE_NO_PAD.encode([0u8; 31]);
+        assert_eq!(open(&format!("{signed}.{short}"), &view, clock.now()), Err(RefreshTokenError::BadMac), "a shorter tag");
+        assert_eq!(open(&format!("{signed}.{tag}{tag}{tag}"), &view, clock.now()), Err(RefreshTokenError::BadMac), "a tag too long");
+        assert_eq!(open(&format!("{signed}.{tag}!"), &view, clock.now()), Err(RefreshTokenError::Malformed), "not base64url");
+        assert_eq!(open(&format!("{signed}."), &view, clock.now()), Err(RefreshTokenError::BadMac), "an empty tag");
     }
 
     fn from_serde_json(json: &[u8]) -> Option<RefreshClaims> {

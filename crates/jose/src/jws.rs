@@ -102,7 +102,7 @@ impl<'a> CompactJws<'a> {
         }
         let (signing_input, signature) = token.rsplit_once('.').ok_or(Malformed("not three dot-separated parts"))?;
         let (header, payload) = signing_input.split_once('.').ok_or(Malformed("not three dot-separated parts"))?;
-        let header = URL_SAFE_NO_PAD.decode(header).map_err(|_| Malformed("the header is not base64url"))?;
+        let header = base64url::decode(header).map_err(|_| Malformed("the header is not base64url"))?;
         let header: ReadHeader = serde_json::from_slice(&header).map_err(|_| Malformed("the header is not a JOSE header with alg"))?;
         if header.crit.is_some() {
             return Err(Malformed("the header has crit extensions, which this verifier does not implement"));
@@ -139,11 +139,11 @@ impl<'a> CompactJws<'a> {
         if !allowed.contains(&key.alg()) {
             return Err(JwsError::AlgorithmNotAllowed(key.alg()));
         }
-        let signature = URL_SAFE_NO_PAD.decode(self.signature).map_err(|_| JwsError::Malformed("the signature is not base64url"))?;
+        let signature = base64url::decode(self.signature).map_err(|_| JwsError::Malformed("the signature is not base64url"))?;
         if !key.verify(self.signing_input.as_bytes(), &signature) {
             return Err(JwsError::BadSignature);
         }
-        URL_SAFE_NO_PAD.decode(self.payload).map_err(|_| JwsError::Malformed("the payload is not base64url"))
+        base64url::decode(self.payload).map_err(|_| JwsError::Malformed("the payload is not base64url"))
     }
 }
 

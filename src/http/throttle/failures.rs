@@ -64,6 +64,9 @@ impl Tally {
 #[must_use = "an attempt that succeeded must be taken back with `succeeded`"]
 pub struct Pending {
     bucket: u64,
+    /// The key's hash in the tallies, so taking the attempt back does not
+    /// hash the key again.
+    hash: u64,
     /// This attempt used the key's last allowed failure.
     pub reached_limit: bool,
 }
@@ -103,14 +106,15 @@ impl<K: Hash + Eq + Clone> FailureLimit<K> {
         }
         let bucket = self.bucket(now);
         let mut tallies = self.tallies.lock().expect("throttle lock");
-        let tally = tallies.get_or_insert_with(key, now, Tally::default);
+        let hash = tallies.hash(key);
+        let tally = tallies.get_or_insert_with(hash, key, now, Tally::default);
         tally.advance(bucket);
         let total = tally.total();
         if total >= self.limit {
             return Err(self.wait(tally, now));
         }
         tally.counts[(bucket % SLOTS) as usize] += 1;
-        Ok(Some(Pending { bucket, reached_limit: total + 1 == self.limit }))
+        Ok(Some(Pending { bucket, hash, reached_limit: total + 1 == self.limit }))
     }
 
     /// How long `key` must wait if it has used up its failures, without
@@ -121,7 +125,8 @@ impl<K: Hash + Eq + Clone> FailureLimit<K> {
         }
         let bucket = self.bucket(now);
         let mut tallies = self.tallies.lock().expect("throttle lock");
-        let tally = tallies.get_mut(key, now)?;
+        let hash = tallies.hash(key);
+        let tally = tallies.get_mut(hash, key, now)?;
         tally.advance(bucket);
         (tally.total() >= self.limit).then(|| self.wait(tally, now))
     }
@@ -135,7 +140,7 @@ impl<K: Hash + Eq + Clone> FailureLimit<K> {
     /// The attempt succeeded: it is not a failure after all.
     pub fn succeeded(&self, key: &K, pending: Pending, now: Instant) {
         let mut tallies = self.tallies.lock().expect("throttle lock");
-        let Some(tally) = tallies.get_mut(key, now) else {
+        let Some(tally) = tallies.get_mut(pending.hash, key, now) else {
             return;
         };
         if tally.newest.checked_sub(pending.bucket).is_some_and(|age| age < SLOTS) {
@@ -144,7 +149,7 @@ impl<K: Hash + Eq + Clone> FailureLimit<K> {
         }
         // Keep only keys that failed: successes leave nothing behind.
         if tally.total() == 0 {
-            tallies.remove(key);
+            tallies.remove(pending.hash, key);
         }
     }
 

@@ -10,8 +10,10 @@
 //! for two lifetimes is gone, and every operation is O(1) with no sweep.
 //!
 //! Both generations hash with one keyed SipHash (the keys are a peer's
-//! choice), computed once per operation: a client authentication touches
-//! two of these maps twice, and hashing was most of what that cost.
+//! choice). The caller computes a key's hash once ([`Generations::hash`])
+//! and hands it to every operation on that key: a client authentication
+//! counts, then takes back, an attempt in two of these maps, and hashing
+//! was most of what that cost.
 
 use hashbrown::HashTable;
 use std::hash::{BuildHasher, Hash, RandomState};
@@ -36,25 +38,28 @@ impl<K: Hash + Eq + Clone, V> Generations<K, V> {
         Self { current: HashTable::new(), previous: HashTable::new(), hasher: RandomState::new(), cap: cap.max(2), lifetime, started: now }
     }
 
-    /// The value of `key`, if it is still held.
-    pub fn get_mut(&mut self, key: &K, now: Instant) -> Option<&mut V> {
+    /// The hash every operation on `key` takes.
+    pub fn hash(&self, key: &K) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The value of `key` (whose [`hash`](Self::hash) is `hash`), if it is
+    /// still held.
+    pub fn get_mut(&mut self, hash: u64, key: &K, now: Instant) -> Option<&mut V> {
         self.age(now);
-        let hash = self.hasher.hash_one(key);
         self.held(hash, key)
     }
 
     /// The value of `key`, made with `new` when it is not held.
-    pub fn get_or_insert_with(&mut self, key: &K, now: Instant, new: impl FnOnce() -> V) -> &mut V {
+    pub fn get_or_insert_with(&mut self, hash: u64, key: &K, now: Instant, new: impl FnOnce() -> V) -> &mut V {
         self.age(now);
-        let hash = self.hasher.hash_one(key);
         if self.held(hash, key).is_none() {
             self.insert(hash, (key.clone(), new()));
         }
         self.current.find_mut(hash, |(k, _)| k == key).map(|(_, value)| value).expect("just inserted")
     }
 
-    pub fn remove(&mut self, key: &K) {
-        let hash = self.hasher.hash_one(key);
+    pub fn remove(&mut self, hash: u64, key: &K) {
         if let Ok(entry) = self.current.find_entry(hash, |(k, _)| k == key) {
             entry.remove();
         } else if let Ok(entry) = self.previous.find_entry(hash, |(k, _)| k == key) {
@@ -109,43 +114,51 @@ mod tests {
 
     const MINUTE: Duration = Duration::from_secs(60);
 
+    fn get<'a, K: Hash + Eq + Clone, V>(map: &'a mut Generations<K, V>, key: &K, now: Instant) -> Option<&'a mut V> {
+        map.get_mut(map.hash(key), key, now)
+    }
+
+    fn put<'a, K: Hash + Eq + Clone, V>(map: &'a mut Generations<K, V>, key: &K, now: Instant, new: impl FnOnce() -> V) -> &'a mut V {
+        map.get_or_insert_with(map.hash(key), key, now, new)
+    }
+
     #[test]
     fn never_holds_more_than_the_cap_and_evicts_the_oldest() {
         let start = Instant::now();
         let mut map = Generations::new(100, MINUTE, start);
         for key in 0..10_000u32 {
-            *map.get_or_insert_with(&key, start, || 0) += 1;
+            *put(&mut map, &key, start, || 0) += 1;
             assert!(map.len() <= 100, "{} keys held after inserting {key}", map.len());
         }
-        assert!(map.get_mut(&9_999, start).is_some(), "the newest key is held");
-        assert!(map.get_mut(&0, start).is_none(), "the oldest key was evicted");
+        assert!(get(&mut map, &9_999, start).is_some(), "the newest key is held");
+        assert!(get(&mut map, &0, start).is_none(), "the oldest key was evicted");
     }
 
     #[test]
     fn a_key_in_use_survives_a_flood_of_new_ones_better_than_an_idle_one() {
         let start = Instant::now();
         let mut map = Generations::new(100, MINUTE, start);
-        map.get_or_insert_with(&"busy".to_string(), start, || 1);
-        map.get_or_insert_with(&"idle".to_string(), start, || 1);
+        put(&mut map, &"busy".to_string(), start, || 1);
+        put(&mut map, &"idle".to_string(), start, || 1);
         for key in 0..200 {
-            map.get_or_insert_with(&key.to_string(), start, || 0);
-            map.get_mut(&"busy".to_string(), start);
+            put(&mut map, &key.to_string(), start, || 0);
+            get(&mut map, &"busy".to_string(), start);
         }
-        assert_eq!(map.get_mut(&"busy".to_string(), start), Some(&mut 1));
-        assert!(map.get_mut(&"idle".to_string(), start).is_none());
+        assert_eq!(get(&mut map, &"busy".to_string(), start), Some(&mut 1));
+        assert!(get(&mut map, &"idle".to_string(), start).is_none());
     }
 
     #[test]
     fn values_untouched_for_two_lifetimes_are_gone_and_touched_ones_stay() {
         let start = Instant::now();
         let mut map = Generations::new(1_000, MINUTE, start);
-        map.get_or_insert_with(&1, start, || "a");
-        map.get_or_insert_with(&2, start, || "b");
+        put(&mut map, &1, start, || "a");
+        put(&mut map, &2, start, || "b");
         let later = start + MINUTE + Duration::from_secs(1);
-        assert_eq!(map.get_mut(&1, later), Some(&mut "a"), "one lifetime later it is still held");
+        assert_eq!(get(&mut map, &1, later), Some(&mut "a"), "one lifetime later it is still held");
         let much_later = later + MINUTE * 2;
-        assert_eq!(map.get_mut(&1, much_later), None);
-        assert_eq!(map.get_mut(&2, much_later), None);
+        assert_eq!(get(&mut map, &1, much_later), None);
+        assert_eq!(get(&mut map, &2, much_later), None);
         assert_eq!(map.len(), 0, "the memory went with them");
     }
 
@@ -153,12 +166,12 @@ mod tests {
     fn removed_keys_are_gone_from_either_generation() {
         let start = Instant::now();
         let mut map = Generations::new(4, MINUTE, start);
-        map.get_or_insert_with(&1, start, || ());
-        map.get_or_insert_with(&2, start, || ());
-        map.get_or_insert_with(&3, start, || ());
-        map.remove(&1);
-        map.remove(&3);
-        assert!(map.get_mut(&1, start).is_none() && map.get_mut(&3, start).is_none());
-        assert!(map.get_mut(&2, start).is_some());
+        put(&mut map, &1, start, || ());
+        put(&mut map, &2, start, || ());
+        put(&mut map, &3, start, || ());
+        map.remove(map.hash(&1), &1);
+        map.remove(map.hash(&3), &3);
+        assert!(get(&mut map, &1, start).is_none() && get(&mut map, &3, start).is_none());
+        assert!(get(&mut map, &2, start).is_some());
     }
 }

@@ -34,9 +34,10 @@ impl StateStore for BoundedStore {
         let now = Instant::now();
         let mut arrivals = self.0.lock().expect("rate lock");
         // 0 is governor's "never seen", as in its own stores.
-        let previous = arrivals.get_mut(key, now).map(|tat| Nanos::new(*tat)).filter(|tat| tat.as_u64() != 0);
+        let hash = arrivals.hash(key);
+        let previous = arrivals.get_mut(hash, key, now).map(|tat| Nanos::new(*tat)).filter(|tat| tat.as_u64() != 0);
         let (outcome, next) = decide(previous)?;
-        *arrivals.get_or_insert_with(key, now, || 0) = next.as_u64();
+        *arrivals.get_or_insert_with(hash, key, now, || 0) = next.as_u64();
         Ok(outcome)
     }
 }

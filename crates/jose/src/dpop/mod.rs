@@ -191,7 +191,7 @@ impl Proof {
         let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(Malformed("not three dot-separated parts"));
         };
-        let header = URL_SAFE_NO_PAD.decode(header).map_err(|_| Malformed("the header is not base64url"))?;
+        let header = crate::base64url::decode(header).map_err(|_| Malformed("the header is not base64url"))?;
         let header: ProofHeader = serde_json::from_slice(&header).map_err(|_| Malformed("the header is not a JOSE header with alg"))?;
         if header.crit.is_some() {
             return Err(Malformed("the header has crit extensions, which are not implemented"));
@@ -202,12 +202,12 @@ impl Proof {
         }
         let jwk = header.jwk.ok_or_else(|| ProofError::UnusableKey("the header has no jwk".into()))?;
         let embedded = key::import(&jwk, &header.alg, allowed)?;
-        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| Malformed("the signature is not base64url"))?;
+        let signature = crate::base64url::decode(signature).map_err(|_| Malformed("the signature is not base64url"))?;
         let signing_input = &proof[..proof.len() - proof.rsplit('.').next().map_or(0, str::len) - 1];
         if !embedded.key.verify(signing_input.as_bytes(), &signature) {
             return Err(ProofError::BadSignature);
         }
-        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| Malformed("the payload is not base64url"))?;
+        let payload = crate::base64url::decode(payload).map_err(|_| Malformed("the payload is not base64url"))?;
         let claims: ProofClaims = serde_json::from_slice(&payload)
             .map_err(|e| ProofError::InvalidClaims(format!("{e}; jti, htm, htu (strings) and iat (integer) are required")))?;
         if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LENGTH {
