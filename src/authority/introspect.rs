@@ -84,54 +84,36 @@ impl Introspection {
     }
 }
 
-impl Authority {
-    pub async fn introspect(&self, token: &str) -> Result<Introspection, Refusal> {
-        // Answer from the in-memory list only while it is known to be current.
-        self.require_fresh_revocations()?;
-        let now = self.clock.now();
-        let view = self.keyring.view();
-        let leeway = self.policy.leeway.as_secs() as i64;
-        if token.starts_with("rt1.") {
-            let Ok(claims) = refresh::open(token, &view, now) else { return Ok(Introspection::inactive()) };
-            let now_s = now.timestamp();
-            if claims.iss != *self.issuer || now_s >= claims.exp.min(claims.session_exp).saturating_add(leeway) {
-                return Ok(Introspection::inactive());
-            }
-            if self
-                .revocations
-                .check(TokenFacts { jti: Some(&claims.jti), sid: Some(&claims.sid), sub: &claims.sub, iat: claims.iat, kid: None })
-                .is_some()
-            {
-                return Ok(Introspection::inactive());
-            }
-            // A consumed refresh token cannot be used again (a retry inside
-            // the grace window gets its child, not a new one).
-            if self.store.consumed_refresh(&claims.sid, &claims.jti).await.map_err(|_| Refusal::StoreUnavailable)?.is_some() {
-                return Ok(Introspection::inactive());
-            }
-            return Ok(Introspection {
-                active: true,
-                scope: claims.scope,
-                client_id: Some(claims.client_id),
-                sub: Some(claims.sub),
-                exp: Some(claims.exp.min(claims.session_exp)),
-                iat: Some(claims.iat),
-                iss: Some(claims.iss),
-                aud: Some(claims.aud),
-                jti: Some(claims.jti),
-                sid: Some(claims.sid),
-                token_type: Some("refresh_token"),
-                auth_time: claims.auth_time,
-                cnf: claims.jkt.map(|jkt| Confirmation { jkt }),
-            });
+/// What introspection found, before it is written out.
+enum Found {
+    Inactive,
+    Refresh(Box<refresh::RefreshClaims>),
+    Access(Arc<Verified>),
+}
+
+impl Introspection {
+    /// An active refresh token's answer.
+    fn of_refresh(claims: refresh::RefreshClaims) -> Self {
+        Self {
+            active: true,
+            scope: claims.scope,
+            client_id: Some(claims.client_id),
+            sub: Some(claims.sub),
+            exp: Some(claims.exp.min(claims.session_exp)),
+            iat: Some(claims.iat),
+            iss: Some(claims.iss),
+            aud: Some(claims.aud),
+            jti: Some(claims.jti),
+            sid: Some(claims.sid),
+            token_type: Some("refresh_token"),
+            auth_time: claims.auth_time,
+            cnf: claims.jkt.map(|jkt| Confirmation { jkt }),
         }
-        let Some(verified) = self.verified_access_token(token, &view, leeway, now) else { return Ok(Introspection::inactive()) };
-        let Verified { claims, kid } = verified.as_ref();
-        let facts = TokenFacts { jti: Some(&claims.jti), sid: claims.sid.as_deref(), sub: &claims.sub, iat: claims.iat, kid: Some(kid) };
-        if self.revocations.check(facts).is_some() {
-            return Ok(Introspection::inactive());
-        }
-        Ok(Introspection {
+    }
+
+    /// An active access token's answer.
+    fn of_access(claims: &access::AccessClaims) -> Self {
+        Self {
             active: true,
             scope: claims.scope.clone(),
             client_id: Some(claims.client_id.clone()),
@@ -145,7 +127,67 @@ impl Authority {
             token_type: Some(crate::tokens::issue::token_type(claims)),
             auth_time: claims.auth_time,
             cnf: claims.cnf.clone(),
+        }
+    }
+}
+
+/// The answer for every token that is not active (RFC 7662 §2.2).
+const INACTIVE: &[u8] = br#"{"active":false}"#;
+
+impl Authority {
+    /// Introspect `token`: what the endpoint answers, as a value.
+    pub async fn introspect(&self, token: &str) -> Result<Introspection, Refusal> {
+        Ok(match self.find(token).await? {
+            Found::Inactive => Introspection::inactive(),
+            Found::Refresh(claims) => Introspection::of_refresh(*claims),
+            Found::Access(verified) => Introspection::of_access(&verified.claims),
         })
+    }
+
+    /// Introspect `token`: the endpoint's response body, the JSON of
+    /// [`Self::introspect`]. An access token found in the cache of verified
+    /// tokens answers with the body written when it first verified.
+    pub async fn introspection_body(&self, token: &str) -> Result<bytes::Bytes, Refusal> {
+        Ok(match self.find(token).await? {
+            Found::Inactive => bytes::Bytes::from_static(INACTIVE),
+            Found::Refresh(claims) => Introspection::of_refresh(*claims).to_json().into(),
+            Found::Access(verified) => verified.answer.clone(),
+        })
+    }
+
+    async fn find(&self, token: &str) -> Result<Found, Refusal> {
+        // Answer from the in-memory list only while it is known to be current.
+        self.require_fresh_revocations()?;
+        let now = self.clock.now();
+        let view = self.keyring.view();
+        let leeway = self.policy.leeway.as_secs() as i64;
+        if token.starts_with("rt1.") {
+            let Ok(claims) = refresh::open(token, &view, now) else { return Ok(Found::Inactive) };
+            let now_s = now.timestamp();
+            if claims.iss != *self.issuer || now_s >= claims.exp.min(claims.session_exp).saturating_add(leeway) {
+                return Ok(Found::Inactive);
+            }
+            if self
+                .revocations
+                .check(TokenFacts { jti: Some(&claims.jti), sid: Some(&claims.sid), sub: &claims.sub, iat: claims.iat, kid: None })
+                .is_some()
+            {
+                return Ok(Found::Inactive);
+            }
+            // A consumed refresh token cannot be used again (a retry inside
+            // the grace window gets its child, not a new one).
+            if self.store.consumed_refresh(&claims.sid, &claims.jti).await.map_err(|_| Refusal::StoreUnavailable)?.is_some() {
+                return Ok(Found::Inactive);
+            }
+            return Ok(Found::Refresh(Box::new(claims)));
+        }
+        let Some(verified) = self.verified_access_token(token, &view, leeway, now) else { return Ok(Found::Inactive) };
+        let Verified { claims, kid, .. } = verified.as_ref();
+        let facts = TokenFacts { jti: Some(&claims.jti), sid: claims.sid.as_deref(), sub: &claims.sub, iat: claims.iat, kid: Some(kid) };
+        if self.revocations.check(facts).is_some() {
+            return Ok(Found::Inactive);
+        }
+        Ok(Found::Access(verified))
     }
 
     /// An access token's claims if it verifies now — from the cache of
@@ -167,7 +209,8 @@ impl Authority {
         }
         self.metrics.introspection_cache(false);
         let (claims, kid) = access::check(token, view, &self.issuer, leeway, now).ok()?;
-        let verified = Arc::new(Verified { claims, kid });
+        let answer = Introspection::of_access(&claims).to_json().into();
+        let verified = Arc::new(Verified { claims, kid, answer });
         self.verified.insert(digest, verified.clone(), now.timestamp().saturating_sub(leeway));
         Some(verified)
     }
@@ -215,6 +258,61 @@ mod tests {
             assert_eq!(String::from_utf8(value.to_json()).unwrap(), serde_json::to_string(&value).unwrap());
         }
         // An inactive answer says nothing else (RFC 7662 §2.2), whatever the value holds.
-        assert_eq!(inactive_with_leftovers.to_json(), br#"{"active":false}"#);
+        assert_eq!(inactive_with_leftovers.to_json(), INACTIVE);
+    }
+
+    /// The body is the value written out, for every kind of token and
+    /// whether or not an access token's answer comes from the cache.
+    #[tokio::test]
+    async fn the_body_is_the_introspection_written_out_first_time_and_repeated() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = crate::authority::test_app(dir.path(), crate::config::StoreConfig::Memory).await;
+        let authority = app.state().authority.clone();
+        let now = authority.clock.now();
+        let view = authority.keyring.view();
+        let claims = access::AccessClaims {
+            iss: authority.issuer.to_string(),
+            sub: "alice \"quoted\"".into(),
+            aud: Audience::Many(vec!["https://a.test".into(), "https://b.test".into()]),
+            exp: now.timestamp() + 300,
+            nbf: None,
+            iat: now.timestamp(),
+            jti: "jti-1".into(),
+            client_id: "svc".into(),
+            scope: Some("read write".into()),
+            sid: Some("sid-1".into()),
+            auth_time: Some(now.timestamp() - 5),
+            cnf: Some(Confirmation { jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into() }),
+            custom: serde_json::Map::new(),
+        };
+        let access_token = access::mint(view.active_signer(now).unwrap(), &claims);
+        let refresh_claims = refresh::RefreshClaims {
+            iss: authority.issuer.to_string(),
+            jti: "rt-1".into(),
+            sid: "sid-2".into(),
+            sub: "bob".into(),
+            client_id: "web".into(),
+            generation: 0,
+            scope: None,
+            aud: Audience::One("https://a.test".into()),
+            custom: Default::default(),
+            iat: now.timestamp(),
+            exp: now.timestamp() + 3_600,
+            session_exp: now.timestamp() + 86_400,
+            auth_time: None,
+            jkt: None,
+        };
+        let refresh_token = refresh::seal(view.active_mac(now).unwrap(), &refresh_claims);
+        for (token, active) in [(access_token.as_str(), true), (&access_token, true), (&refresh_token, true), ("not-a-token", false)] {
+            let value = authority.introspect(token).await.unwrap();
+            assert_eq!(value.active, active, "{token}");
+            let body = authority.introspection_body(token).await.unwrap();
+            assert_eq!(body, value.to_json(), "{token}");
+        }
+        assert_eq!(authority.verified.len(), 1, "the access token was answered from the cache after its first time");
+        let repeated: serde_json::Value = serde_json::from_slice(&authority.introspection_body(&access_token).await.unwrap()).unwrap();
+        assert_eq!(repeated["cnf"]["jkt"], "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I");
+        assert_eq!(repeated["token_type"], "DPoP");
+        assert_eq!(repeated["sub"], "alice \"quoted\"");
     }
 }

@@ -22,5 +22,5 @@ pub async fn introspect(
         ));
     }
     let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    Ok(no_store(json_bytes(state.authority.introspect(token).await?.to_json())))
+    Ok(no_store(json_bytes(state.authority.introspection_body(token).await?)))
 }

@@ -170,8 +170,8 @@ pub fn deliver(state: &AppState, client: &Client, mut issued: IssuedSession) -> 
 }
 
 /// JSON already written, as an `application/json` body.
-pub fn json_bytes(body: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+pub fn json_bytes(body: impl Into<bytes::Bytes>) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.into()).into_response()
 }
 
 /// RFC 6749 §5.1: token responses must not be cached.
