@@ -38,8 +38,8 @@ impl FromRequest<AppState> for OAuthForm {
     type Rejection = OAuthError;
 
     async fn from_request(mut request: Request, state: &AppState) -> Result<Self, OAuthError> {
-        // Reading the body needs the request's extensions (its size limit),
-        // not its headers: they are taken out whole rather than cloned.
+        // Reading the body does not need the headers: they are taken out
+        // whole rather than cloned.
         let headers = std::mem::take(request.headers_mut());
         let form_encoded = has_content_type(&headers, "application/x-www-form-urlencoded");
         let body = read_body(request, state).await.map_err(|unread| match unread {
@@ -184,10 +184,7 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Problem> {
         let json = has_content_type(request.headers(), "application/json");
-        let body = read_body(request, state).await.map_err(|unread| match unread {
-            Unread::TooLarge(max) => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body exceeds {max} bytes")),
-            Unread::Failed => Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read"),
-        })?;
+        let body = read_body(request, state).await.map_err(unread_problem)?;
         if !json {
             return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -237,15 +234,55 @@ enum Unread {
     Failed,
 }
 
-/// The whole body, within `http.max_body_bytes`.
+/// The whole body, within `http.max_body_bytes`. Every body tessera reads
+/// comes through here (the extractors above and [`RawBody`]), so this is
+/// where the limit holds — also for a body sent without a length, which
+/// the edge cannot refuse from its headers. A body that arrives in one
+/// piece, as a small form or JSON body does, is handed on without a copy.
 async fn read_body(request: Request, state: &AppState) -> Result<Bytes, Unread> {
-    Bytes::from_request(request, state).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Unread::TooLarge(state.config().http.max_body_bytes)
-        } else {
-            Unread::Failed
+    use http_body_util::BodyExt;
+    let max = state.config().http.max_body_bytes;
+    let mut body = request.into_body();
+    let mut first: Option<Bytes> = None;
+    let mut joined = bytes::BytesMut::new();
+    let mut length = 0usize;
+    while let Some(frame) = body.frame().await {
+        // Trailers carry no body bytes.
+        let Ok(data) = frame.map_err(|_| Unread::Failed)?.into_data() else { continue };
+        length = length.saturating_add(data.len());
+        if length > max {
+            return Err(Unread::TooLarge(max));
         }
-    })
+        match &first {
+            None => first = Some(data),
+            Some(head) => {
+                if joined.is_empty() {
+                    joined.extend_from_slice(head);
+                }
+                joined.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(if joined.is_empty() { first.unwrap_or_default() } else { joined.freeze() })
+}
+
+/// A body as it came, within `http.max_body_bytes`; refusals are problems.
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Problem> {
+        read_body(request, state).await.map(RawBody).map_err(unread_problem)
+    }
+}
+
+/// Why a body was not read, as a problem.
+fn unread_problem(unread: Unread) -> Problem {
+    match unread {
+        Unread::TooLarge(max) => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body exceeds {max} bytes")),
+        Unread::Failed => Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read"),
+    }
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use crate::authority::Authority;
 use crate::config::Config;
 use crate::keys::Keyring;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
@@ -195,7 +195,6 @@ pub fn management_router(state: AppState) -> Router {
 }
 
 fn build(state: AppState, routes: Vec<&'static Route>) -> edge::Edge {
-    let max_body = state.config().http.max_body_bytes;
     let mut router = Router::new();
     for route in &routes {
         router = router.route(route.path, (route.endpoint)());
@@ -204,7 +203,6 @@ fn build(state: AppState, routes: Vec<&'static Route>) -> edge::Edge {
     let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(move |request: Request| method_not_allowed(allowed.clone(), request))
-        .layer(DefaultBodyLimit::max(max_body))
         .with_state(state.clone());
     edge::Edge::new(state, router, routes)
 }

@@ -106,7 +106,7 @@ struct Login {
 
 /// Stand-in login backend: "authenticates" anyone and starts a session for
 /// the demo client behind a one-time code bound to the page's challenge.
-async fn login(State(state): State<AppState>, bytes: Bytes) -> Result<Response, Problem> {
+async fn login(State(state): State<AppState>, super::extract::RawBody(bytes): super::extract::RawBody) -> Result<Response, Problem> {
     let login: Login = body(&bytes)?;
     let config = state.config();
     let demo = config
@@ -142,7 +142,7 @@ struct Replay {
 /// Replay the refresh token the session presented last — what a thief
 /// holding a stolen copy (and, with `dpop`, the use of the page's key)
 /// would do.
-async fn replay(State(state): State<AppState>, bytes: Bytes) -> Result<Response, Problem> {
+async fn replay(State(state): State<AppState>, super::extract::RawBody(bytes): super::extract::RawBody) -> Result<Response, Problem> {
     let replay: Replay = body(&bytes)?;
     let previous = state.refresh_observer.as_ref().and_then(|observer| observer.last_presented(&replay.session_id));
     let Some(previous) = previous else {
@@ -175,7 +175,10 @@ struct Everywhere {
     sub: String,
 }
 
-async fn logout_everywhere(State(state): State<AppState>, bytes: Bytes) -> Result<StatusCode, Problem> {
+async fn logout_everywhere(
+    State(state): State<AppState>,
+    super::extract::RawBody(bytes): super::extract::RawBody,
+) -> Result<StatusCode, Problem> {
     let everywhere: Everywhere = body(&bytes)?;
     let config = state.config();
     let demo = config
