@@ -83,16 +83,24 @@ impl Credentials {
 }
 
 /// RFC 6749 §2.3.1: the id and secret are form-urlencoded, joined by `:`,
-/// then base64-encoded.
+/// then base64-encoded. The decoded header becomes the id, so the common
+/// case — nothing escaped — costs two strings, not four.
 fn parse_basic(header: &str) -> Result<(String, String), ClientAuthError> {
     let (scheme, encoded) = header.trim().split_once(' ').ok_or(ClientAuthError::MalformedBasic)?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(ClientAuthError::MalformedBasic);
     }
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| ClientAuthError::MalformedBasic)?;
-    let text = String::from_utf8(decoded).map_err(|_| ClientAuthError::MalformedBasic)?;
-    let (id, secret) = text.split_once(':').ok_or(ClientAuthError::MalformedBasic)?;
-    Ok((form_decode(id)?, form_decode(secret)?))
+    let mut id = String::from_utf8(decoded).map_err(|_| ClientAuthError::MalformedBasic)?;
+    let colon = id.find(':').ok_or(ClientAuthError::MalformedBasic)?;
+    let secret = form_decode(&id[colon + 1..])?;
+    id.truncate(colon);
+    let id = if needs_decoding(&id) { form_decode(&id)? } else { id };
+    Ok((id, secret))
+}
+
+fn needs_decoding(text: &str) -> bool {
+    text.bytes().any(|byte| byte == b'%' || byte == b'+')
 }
 
 /// Undo RFC 6749 Appendix B's `application/x-www-form-urlencoded`
@@ -100,6 +108,9 @@ fn parse_basic(header: &str) -> Result<(String, String), ClientAuthError> {
 /// other character stands for itself; a malformed escape is refused and
 /// the bytes must be UTF-8.
 fn form_decode(text: &str) -> Result<String, ClientAuthError> {
+    if !needs_decoding(text) {
+        return Ok(text.to_owned());
+    }
     match crate::urlencoded::unescape(text.as_bytes()) {
         (bytes, true) => String::from_utf8(bytes).map_err(|_| ClientAuthError::MalformedBasic),
         (_, false) => Err(ClientAuthError::MalformedBasic),
@@ -122,6 +133,8 @@ mod tests {
     fn basic_credentials_are_form_decoded() {
         assert_eq!(basic("my%3Aclient:p%40ss+word"), decoded("my:client", "p@ss word"));
         assert_eq!(basic("caf%C3%A9:%2b%2B"), decoded("café", "++"), "either case of hex digits");
+        assert_eq!(basic("a+b:plain"), decoded("a b", "plain"), "the id alone escaped");
+        assert_eq!(basic("plain:"), decoded("plain", ""), "an empty secret");
     }
 
     #[test]
@@ -134,7 +147,7 @@ mod tests {
 
     #[test]
     fn broken_percent_escapes_and_non_utf8_are_refused() {
-        for broken in ["svc:100%", "svc:%4", "svc:%zz", "svc:%+1", "%:x", "svc:%ff"] {
+        for broken in ["svc:100%", "svc:%4", "svc:%zz", "svc:%+1", "%:x", "svc:%ff", "%ff:x", "no-colon"] {
             assert_eq!(basic(broken), Err(ClientAuthError::MalformedBasic), "{broken}");
         }
     }

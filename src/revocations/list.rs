@@ -222,8 +222,11 @@ impl RevocationList {
             let next = mirror.watermark + 1;
             match mirror.log.get(&next) {
                 Some(entry) => {
-                    // No subscriber is not an error.
-                    let _ = self.published.send(entry.clone());
+                    // An entry is copied for the live feed only when someone
+                    // listens; no subscriber is not an error.
+                    if self.published.receiver_count() > 0 {
+                        let _ = self.published.send(entry.clone());
+                    }
                     mirror.watermark = next;
                 }
                 None => break,
