@@ -17,8 +17,9 @@
 //! Servers run with `TESSERA_LOG=warn` (security events, no line per
 //! request), except the `INFO log` phase, which shows what the default
 //! request log costs. `TESSERA_BENCH_BASELINE=<binary>` measures another
-//! build alongside this one, phase by phase in the same rounds, and prints
-//! their ratio: the way to quote a before-and-after on a noisy machine.
+//! build alongside this one, phase by phase in the same rounds (taking
+//! turns going first), and prints their ratio: the way to quote a
+//! before-and-after on a noisy machine.
 //! `BENCH_PERF=<phase>` records the server core with `perf` during each
 //! phase whose name contains it, into `target/perf/` (see README).
 
@@ -113,8 +114,14 @@ fn main() {
             );
             whole.entry(path).or_default().push(measured.cpu_us());
         }
-        for (build, suite) in suites.iter().enumerate() {
-            suite.measure(phase, &wanted, &mut |name, m| record(build, name, m));
+        // With a baseline, the builds take turns going first, so neither
+        // gains from its place in the round (a warmer or quieter machine).
+        let mut order: Vec<usize> = (0..suites.len()).collect();
+        if round % 2 == 0 {
+            order.reverse();
+        }
+        for build in order {
+            suites[build].measure(phase, &wanted, &mut |name, m| record(build, name, m));
         }
     }
 
