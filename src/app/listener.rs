@@ -19,13 +19,12 @@
 //!   close, requests in flight get until the drain deadline, and whatever
 //!   is left is cut off, so SIGTERM always ends.
 //!
-//! Every request carries the peer's address as axum's `ConnectInfo`, and
-//! the connection's [`WriteStallLimit`] for handlers of long responses to
-//! arm.
+//! Every request carries its [`Connection`]: the peer's address, and the
+//! connection's [`WriteStallLimit`] for handlers of long responses to arm
+//! (one extension, not one each: every request pays for inserting them).
 
 use super::write_stall::{StallGuarded, WriteStallLimit};
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::extract::Request;
 use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -43,6 +42,16 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tower::{Service, ServiceExt};
+
+/// What a request knows of the connection it came on; in every request's
+/// extensions (none when the router is called in-process).
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// Armed by a handler whose response may outlast a peer that stops reading.
+    pub stall: WriteStallLimit,
+}
 
 /// The bounds of one listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,8 +216,7 @@ async fn serve_connection<S>(
     let stall = WriteStallLimit::default();
     let socket = StallGuarded::new(stream, stall.clone());
     let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-        request.extensions_mut().insert(ConnectInfo(peer));
-        request.extensions_mut().insert(stall.clone());
+        request.extensions_mut().insert(Connection { peer, stall: stall.clone() });
         let guard = InFlight::enter(counter.clone());
         let router = router.clone();
         async move {

@@ -25,11 +25,11 @@
 use super::super::AppState;
 use super::super::error::Problem;
 use super::{authorize, cursor};
-use crate::app::WriteStallLimit;
+use crate::app::listener::Connection;
 use crate::config::FeedConfig;
 use crate::http::throttle::Peer;
 use crate::revocations::RevocationEntry;
-use axum::extract::{ConnectInfo, Extension, RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -180,22 +180,21 @@ fn revocation_event(entry: &RevocationEntry) -> Event {
 pub async fn stream(
     State(state): State<AppState>,
     client_peer: Peer,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    stall: Option<Extension<WriteStallLimit>>,
+    connection: Option<Extension<Connection>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Problem> {
     authorize(&state, &headers, client_peer)?;
     state.authority.require_fresh_revocations()?;
     let after = cursor(query.as_deref(), &headers)?;
-    let peer = peer.map(|Extension(ConnectInfo(address))| peer_key(address));
+    let peer = connection.as_ref().map(|Extension(connection)| peer_key(connection.peer));
     state
         .feed_streams
         .enter(peer, &state.config().feed)
         .map_err(|detail| Problem::new(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", detail).with_retry_after(RETRY_AFTER_SECONDS))?;
     let slot = Slot { state: state.clone(), peer };
-    if let Some(Extension(stall)) = stall {
-        stall.arm(state.config().feed.slow_consumer_timeout);
+    if let Some(Extension(connection)) = &connection {
+        connection.stall.arm(state.config().feed.slow_consumer_timeout);
     }
     let follow = Follow {
         // Subscribe before reading the backlog so nothing falls in between.

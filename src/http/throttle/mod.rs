@@ -20,9 +20,9 @@
 //! into the id never reaches the log) and the peer, and counted in
 //! `tessera_client_auth_failures_total{reason}`.
 //!
-//! The peer is the TCP peer (`ConnectInfo`, set by the listener), or behind
-//! a trusted proxy the address it vouches for (module `peer`); IPv6 peers are
-//! counted per /64. A request with no `ConnectInfo` (the router called
+//! The peer is the TCP peer (the listener's [`Connection`]), or behind a
+//! trusted proxy the address it vouches for (module `peer`); IPv6 peers are
+//! counted per /64. A request with no `Connection` (the router called
 //! in-process) has no peer: only its client id is counted.
 //!
 //! Optionally, [`over_rate`] caps each peer's request rate on
@@ -36,10 +36,11 @@ mod rate;
 
 use super::AppState;
 use super::error::OAuthError;
+use crate::app::listener::Connection;
 use crate::clients::{Client, ClientAuthError, ClientRegistry, Credentials};
 use crate::config::ThrottleConfig;
 use crate::metrics::{AuthFailure, Metrics};
-use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -47,7 +48,7 @@ use failures::{FailureLimit, Pending};
 use peer::{TrustedProxies, throttle_key};
 use std::convert::Infallible;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,7 +111,7 @@ impl Throttle {
 
     /// The peer of a request: the TCP peer, or the address a trusted proxy vouches for.
     pub fn peer(&self, headers: &HeaderMap, extensions: &Extensions) -> Peer {
-        let tcp_peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(address)| address.ip());
+        let tcp_peer = extensions.get::<Connection>().map(|connection| connection.peer.ip());
         Peer(tcp_peer.map(|address| self.proxies.resolve(address, headers.get_all("x-forwarded-for").iter())))
     }
 
