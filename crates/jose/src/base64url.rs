@@ -3,8 +3,9 @@
 //!
 //! [`ENGINE`] is the `base64` crate's SIMD engine: AVX2 (x86-64) or NEON
 //! (aarch64) kernels for the bulk of a part when the CPU has them, chosen
-//! once at start, and its scalar engine otherwise; it accepts and refuses
-//! exactly what the scalar engine does (the tests compare). A token is
+//! once at start, and its scalar engine otherwise (and on other targets,
+//! where the crate has no SIMD engine); it accepts and refuses exactly
+//! what the scalar engine does (the tests compare). A token is
 //! assembled in one buffer: each part is encoded straight into its place
 //! ([`append`]), and the whole is checked as UTF-8 once at the end (one
 //! fast pass over ASCII), instead of going through `encode_string`, which
@@ -12,12 +13,28 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::NO_PAD;
-use base64::engine::simd::Simd;
 use std::sync::LazyLock;
+
+/// The engine type: the SIMD engine where the `base64` crate has one
+/// (x86-64 and aarch64), its scalar engine on every other target.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub type Base64Url = base64::engine::simd::Simd;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub type Base64Url = base64::engine::GeneralPurpose;
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn engine() -> Base64Url {
+    base64::engine::simd::Simd::url_safe(NO_PAD)
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn engine() -> Base64Url {
+    base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, NO_PAD)
+}
 
 /// The base64url engine, without padding, refusing padding and
 /// non-canonical trailing bits.
-pub static ENGINE: LazyLock<Simd> = LazyLock::new(|| Simd::url_safe(NO_PAD));
+pub static ENGINE: LazyLock<Base64Url> = LazyLock::new(engine);
 
 /// Append the base64url encoding of `bytes` to `out`.
 pub fn append(out: &mut Vec<u8>, bytes: &[u8]) {
