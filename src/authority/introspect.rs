@@ -60,7 +60,7 @@ impl Introspection {
     /// many times, and the answer is mostly its identifiers).
     pub fn to_json(&self) -> Vec<u8> {
         if !self.active {
-            return br#"{"active":false}"#.to_vec();
+            return INACTIVE.to_vec();
         }
         let mut body = Object::with_capacity(512);
         body.bool("active", true);

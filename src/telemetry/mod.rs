@@ -68,23 +68,15 @@ impl Drop for Guard {
 /// context. Without traces those spans are never opened and the log layer
 /// goes unfiltered: a per-layer filter costs every span and event a
 /// thread-local look-up of its own.
-#[cfg(feature = "otel")]
 fn log_lines<S, L>(layer: L) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
     L: Layer<S> + Send + Sync,
 {
-    let only_spans_with_log_lines =
-        tracing_subscriber::filter::filter_fn(|metadata| !(metadata.is_span() && matches!(metadata.name(), "sign" | "store")));
-    Box::new(layer.with_filter(only_spans_with_log_lines))
-}
-
-#[cfg(not(feature = "otel"))]
-fn log_lines<S, L>(layer: L) -> Box<dyn Layer<S> + Send + Sync>
-where
-    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
-    L: Layer<S> + Send + Sync,
-{
+    #[cfg(feature = "otel")]
+    let layer = layer.with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+        !(metadata.is_span() && matches!(metadata.name(), "sign" | "store"))
+    }));
     Box::new(layer)
 }
 
