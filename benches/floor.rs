@@ -173,12 +173,15 @@ fn main() {
         }
     }
     if builds.len() > 1 {
-        println!("\nthis build against the baseline, server CPU per request (medians of the same rounds)\n");
-        println!("| endpoint | baseline µs | this build µs | this / baseline |");
-        println!("|---|---|---|---|");
+        println!("\nthis build against the baseline, server CPU per request and p99 (medians of the same rounds)\n");
+        println!("| endpoint | baseline µs | this build µs | this / baseline | baseline p99 ms | this build p99 ms |");
+        println!("|---|---|---|---|---|---|");
+        let p99 = |build: usize, name: &str| {
+            results.get(&(build, name)).map_or(f64::NAN, |runs| median(runs.iter().map(|m| m.percentile_ms(0.99)).collect()))
+        };
         for (name, _, _, _) in ENDPOINTS {
             if let (Some(before), Some(after)) = (cpu(0, name), cpu(1, name)) {
-                println!("| {name} | {before:.1} | {after:.1} | {:.2} |", after / before);
+                println!("| {name} | {before:.1} | {after:.1} | {:.2} | {:.2} | {:.2} |", after / before, p99(0, name), p99(1, name));
             }
         }
     }
