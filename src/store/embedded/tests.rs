@@ -235,3 +235,30 @@ fn a_purge_in_the_same_batch_as_a_consumption_files_the_deferred_ones_first() {
     let table = read.open_table(CONSUMED).unwrap();
     assert!(table.get("live").unwrap().is_some() && table.get("expired").unwrap().is_none());
 }
+
+/// Group commit without a wait: writes that arrive while a batch is being
+/// made durable share the next flush, and each is answered once its own
+/// batch has committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_flushes() {
+    const WRITES: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let store = Arc::new(EmbeddedStore::open(&dir.path().join("data/tessera.redb"), metrics.clone(), Arc::new(SystemClock)).unwrap());
+    let writes: Vec<_> = (0..WRITES)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store.consume_refresh(&format!("s-{i}"), &format!("p-{i}"), contract::record("c", "web", i64::MAX)).await
+            })
+        })
+        .collect();
+    for write in writes {
+        assert_eq!(write.await.unwrap().unwrap(), Consumption::First);
+    }
+    let text = metrics.render();
+    let commits: f64 = text.lines().find_map(|line| line.strip_prefix("tessera_store_batch_size_count ")?.parse().ok()).unwrap();
+    let folded: f64 = text.lines().find_map(|line| line.strip_prefix("tessera_store_batch_size_sum ")?.parse().ok()).unwrap();
+    assert_eq!(folded as usize, WRITES, "every write was committed once");
+    assert!(commits <= (WRITES / 4) as f64, "{commits} commits for {WRITES} concurrent writes: they should share flushes");
+}

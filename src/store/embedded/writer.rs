@@ -27,11 +27,6 @@ use tokio::sync::oneshot;
 /// Most writes folded into one commit.
 const MAX_BATCH: usize = 4096;
 
-/// Under load, how long the writer pauses to let more writes arrive, and
-/// the longest it gathers one batch (see [`run`]).
-const GATHER_PAUSE: Duration = Duration::from_micros(100);
-const GATHER_LONGEST: Duration = Duration::from_micros(500);
-
 /// The longest a batch stays in the commit log only: a checkpoint follows
 /// this long after the first frame since the last one, at the latest.
 const CHECKPOINT_AFTER: Duration = Duration::from_secs(5);
@@ -194,7 +189,6 @@ impl Writer {
 }
 
 pub(super) fn run(mut writer: Writer, queue: &mpsc::Receiver<(Op, Reply)>) {
-    let mut last_batch = 0usize;
     loop {
         let wake_at = if writer.failing() {
             Some(writer.retry_at)
@@ -220,6 +214,12 @@ pub(super) fn run(mut writer: Writer, queue: &mpsc::Receiver<(Op, Reply)>) {
             writer.checkpoint_now(false);
         }
         let Some(first) = first else { continue };
+        // The batch is what is waiting now: under load, the writes that
+        // arrived while the last batch was being made durable. The writer
+        // never waits for more. A wait would make batches fuller, but on a
+        // busy core the sleeps and wake-ups cost more CPU than the flushes
+        // they save, and a core whose every request is parked in the wait
+        // sits idle (measured with the floor bench: see README).
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -227,32 +227,6 @@ pub(super) fn run(mut writer: Writer, queue: &mpsc::Receiver<(Op, Reply)>) {
                 Err(_) => break,
             }
         }
-        // Under load (the last batch held more than one write), gather the
-        // writes a few hundred microseconds behind: each batch pays one
-        // fdatasync, so a fuller batch serves more requests per core — but
-        // every request parked here is one the core cannot work on, so the
-        // wait stays short (GATHER_PAUSE, GATHER_LONGEST: the best of the
-        // settings measured with the floor bench). Keep gathering while
-        // writes keep arriving, up to GATHER_LONGEST; a lone writer never
-        // waits. Sleeping, not waiting on the queue, so the callers never
-        // contend with the writer for the queue's lock while it gathers.
-        if last_batch > 1 {
-            let until = Instant::now() + GATHER_LONGEST;
-            while batch.len() < MAX_BATCH && Instant::now() < until {
-                let before = batch.len();
-                std::thread::sleep(GATHER_PAUSE);
-                while batch.len() < MAX_BATCH {
-                    match queue.try_recv() {
-                        Ok(write) => batch.push(write),
-                        Err(_) => break,
-                    }
-                }
-                if batch.len() == before {
-                    break;
-                }
-            }
-        }
-        last_batch = batch.len();
         let started = Instant::now();
         let (ops, replies): (Vec<Op>, Vec<Reply>) = batch.into_iter().unzip();
         let mut frame = Frame::default();
