@@ -623,7 +623,7 @@ impl Drop for FloorServer {
 }
 
 fn serve_floor() {
-    let runtime = tessera::app::runtime().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("floor listening on {}", listener.local_addr().unwrap());

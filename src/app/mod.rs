@@ -41,22 +41,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// How many tasks a runtime worker runs between two looks at the network
-/// for sockets that became ready (tokio's default is 61). A connection
-/// whose request arrived waits behind the tasks already queued, and when
-/// the core is saturated by slow requests (an ECDSA verification each),
-/// 61 of them are milliseconds: a look every 8 tasks kept first
-/// introspection's p99 at 64 connections at 3.6 ms where 61 gave 4.6 to
-/// 5.8, and repeated introspection's at 0.7 ms where 61 gave 1.1, at the
-/// same CPU per request (floor bench, see README).
-pub const EVENT_INTERVAL: u32 = 8;
-
-/// The multi-threaded runtime `tessera serve` runs on (the floor bench's
-/// empty handler runs on the same).
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().event_interval(EVENT_INTERVAL).enable_all().build()
-}
-
 /// How to build the app beyond its configuration.
 #[derive(Clone)]
 pub struct Options {

@@ -97,7 +97,7 @@ fn load_config(path: Option<PathBuf>) -> anyhow::Result<Loaded> {
 fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { dev, accept_new_store } => {
-            let runtime = crate::app::runtime()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let source = crate::app::reload::Source { file: config_path(cli.config), env: std::env::vars().collect() };
             runtime.block_on(serve::serve(
                 Config { accept_new_store: config.accept_new_store || accept_new_store, ..config },
