@@ -7,13 +7,15 @@
 //! POST) plus the cryptography the request needs, each operation timed with
 //! ring in this run. Each server runs on core 0 (`taskset`), the load
 //! generator on core 1, 64 keep-alive connections; the primary figure is
-//! server CPU time per request (utime + stime from `/proc/<pid>/stat`),
+//! server CPU time per request (the process's CPU clock, every thread),
 //! which does not depend on how fast the client is. Throughput and p50/p99
 //! latency are secondary. Each endpoint's floor is also measured whole: a
 //! handler on the same stack that does the endpoint's crypto operations and
 //! answers as many bytes (`× whole floor`), which checks that the sum of
 //! separately timed parts is not missing what they cost together (caches
-//! the crypto evicts, a longer answer). Rounds are interleaved and the medians printed.
+//! the crypto evicts, a longer answer); its p99 is printed beside the
+//! endpoint's, as what the same stack and machine allow at the tail.
+//! Rounds are interleaved and the medians printed.
 //! Servers run with `TESSERA_LOG=warn` (security events, no line per
 //! request), except the `INFO log` phase, which shows what the default
 //! request log costs. `TESSERA_BENCH_BASELINE=<binary>` measures another
@@ -78,7 +80,7 @@ fn main() {
 
     let mut results: BTreeMap<(usize, &'static str), Vec<Measurement>> = BTreeMap::new();
     let mut crypto: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
-    let mut whole: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut whole: BTreeMap<String, Vec<Measurement>> = BTreeMap::new();
     for round in 1..=rounds {
         eprintln!("round {round} of {rounds}");
         for (name, micros) in crypto_costs() {
@@ -112,7 +114,7 @@ fn main() {
                 measured.rate(),
                 measured.failures
             );
-            whole.entry(path).or_default().push(measured.cpu_us());
+            whole.entry(path).or_default().push(measured);
         }
         // With a baseline, the builds take turns going first, so neither
         // gains from its place in the round (a warmer or quieter machine).
@@ -141,9 +143,9 @@ fn main() {
             println!("\n{label}: {binary}");
         }
         println!(
-            "\n| endpoint | floor = HTTP + crypto | floor µs | server CPU µs/req | × floor | whole floor µs | × whole floor | req/s | p50 ms | p99 ms | failures |"
+            "\n| endpoint | floor = HTTP + crypto | floor µs | server CPU µs/req | × floor | whole floor µs | × whole floor | req/s | p50 ms | p99 ms | whole floor p99 ms | failures |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
         for (name, http, ops, response_bytes) in ENDPOINTS {
             let Some(runs) = results.get(&(build, *name)) else { continue };
             let base = if *http == "GET" { http_get } else { http_post };
@@ -151,10 +153,12 @@ fn main() {
             let composition: Vec<String> =
                 ops.iter().map(|(op, count)| if *count == 1 { op.to_string() } else { format!("{count}×{op}") }).collect();
             let used = cpu(build, name).unwrap();
-            let whole_floor = whole.get(&whole_floor_path(ops, *response_bytes)).map(|samples| median(samples.clone()));
+            let whole_runs = whole.get(&whole_floor_path(ops, *response_bytes));
+            let whole_floor = whole_runs.map(|runs| median(runs.iter().map(Measurement::cpu_us).collect()));
+            let whole_p99 = whole_runs.map(|runs| median(runs.iter().map(|m| m.percentile_ms(0.99)).collect()));
             let middle = |f: &dyn Fn(&Measurement) -> f64| median(runs.iter().map(f).collect());
             println!(
-                "| {name} | {http}{} | {floor:.1} | {used:.1} | {:.2} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
+                "| {name} | {http}{} | {floor:.1} | {used:.1} | {:.2} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |",
                 composition.iter().map(|c| format!(" + {c}")).collect::<String>(),
                 used / floor,
                 whole_floor.map_or("–".into(), |w| format!("{w:.1}")),
@@ -162,6 +166,7 @@ fn main() {
                 middle(&|m| m.rate()),
                 middle(&|m| m.percentile_ms(0.5)),
                 middle(&|m| m.percentile_ms(0.99)),
+                whole_p99.map_or("–".into(), |p| format!("{p:.2}")),
                 runs.iter().map(|m| m.failures).sum::<u64>(),
             );
         }

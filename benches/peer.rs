@@ -13,8 +13,8 @@
 //! 64 keep-alive connections. After a one-second warm-up round (node
 //! compiles its hot paths as they run), each workload runs 3 interleaved
 //! rounds (tessera, peer, tessera, peer, …) and the table shows the medians.
-//! The primary figure is server CPU time per request (utime + stime of
-//! every thread, from `/proc/<pid>/stat`), which does not depend on how
+//! The primary figure is server CPU time per request (user and system time
+//! of every thread, from the process's CPU clock), which does not depend on how
 //! fast the client is.
 
 #[path = "support/mod.rs"]

@@ -5,7 +5,7 @@
 //!
 //! `cargo bench --bench refresh_load` (BENCH_SECONDS, default 10,
 //! sets each phase's length). Reports requests/s, latency percentiles and
-//! the server's CPU time per request (from /proc, utime + stime).
+//! the server's CPU time per request (the process's CPU clock, user and system).
 
 #[path = "support/mod.rs"]
 mod support;

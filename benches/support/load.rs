@@ -6,7 +6,7 @@
 //!
 //! The bench process pins itself to one core ([`pin_to_core`]) and the
 //! server to another (`taskset`), and [`drive`] reads the server's CPU time
-//! from `/proc/<pid>/stat` before and after, so the primary figure — server
+//! (its process CPU clock) before and after, so the primary figure — server
 //! CPU per request — does not depend on how fast the client is.
 
 use std::io::{ErrorKind, Read, Write};
@@ -29,7 +29,7 @@ pub struct Measurement {
     pub requests: u64,
     pub failures: u64,
     pub elapsed: Duration,
-    /// The server's utime + stime over the run, in seconds.
+    /// The server's CPU time (user and system, every thread) over the run, in seconds.
     pub server_cpu: f64,
     /// Sorted.
     pub latencies: Vec<Duration>,
@@ -289,8 +289,18 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// utime + stime of `pid` (all its threads), in seconds.
+/// The CPU time of `pid` (all its threads, user and system), in seconds:
+/// its process CPU clock, counted in nanoseconds. (`/proc/<pid>/stat`
+/// counts 10 ms ticks, which is coarse for a phase that runs out of tokens
+/// in under a second; it is the fallback.)
 pub fn cpu_seconds(pid: u32) -> f64 {
+    let mut clock: libc::clockid_t = 0;
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: both calls only write through the pointers given, to locals.
+    let read = unsafe { libc::clock_getcpuclockid(pid as libc::pid_t, &mut clock) == 0 && libc::clock_gettime(clock, &mut now) == 0 };
+    if read {
+        return now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9;
+    }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
     let after_name = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
