@@ -186,14 +186,18 @@ pub struct PreviousSecret {
 #[error("client id {0:?} is configured twice; client ids must be unique")]
 pub struct DuplicateClientId(pub String);
 
-/// All configured clients, by id.
+/// All configured clients, by id. Looked up on every authenticated
+/// request, so hashed with foldhash (randomly seeded) rather than SipHash:
+/// the keys come from the configuration, so no peer can choose colliding ones.
 #[derive(Debug, Clone, Default)]
-pub struct ClientRegistry(Arc<HashMap<String, Arc<Client>>>);
+pub struct ClientRegistry(Arc<Clients>);
+
+type Clients = HashMap<String, Arc<Client>, foldhash::fast::RandomState>;
 
 impl ClientRegistry {
     /// A registry of `clients`; refuses two clients with one id.
     pub fn new(clients: Vec<Client>) -> Result<Self, DuplicateClientId> {
-        let mut map = HashMap::new();
+        let mut map = Clients::default();
         for client in clients {
             if map.contains_key(&client.id) {
                 return Err(DuplicateClientId(client.id));
