@@ -15,7 +15,8 @@
 //! separately timed parts is not missing what they cost together (caches
 //! the crypto evicts, a longer answer); its p99 is printed beside the
 //! endpoint's, as what the same stack and machine allow at the tail.
-//! Rounds are interleaved and the medians printed.
+//! Rounds are interleaved and the medians printed; each ratio is the
+//! median of the rounds' ratios, both figures taken in the same round.
 //! Servers run with `TESSERA_LOG=warn` (security events, no line per
 //! request), except the `INFO log` phase, which shows what the default
 //! request log costs. `TESSERA_BENCH_BASELINE=<binary>` measures another
@@ -127,9 +128,13 @@ fn main() {
         }
     }
 
-    let crypto: BTreeMap<&str, f64> = crypto.iter().map(|(name, samples)| (*name, median(samples.clone()))).collect();
+    let crypto_rounds = crypto;
+    let crypto: BTreeMap<&str, f64> = crypto_rounds.iter().map(|(name, samples)| (*name, median(samples.clone()))).collect();
     let cpu = |build: usize, name: &str| results.get(&(build, name)).map(|runs| median(runs.iter().map(Measurement::cpu_us).collect()));
-    let rate = |build: usize, name: &str| results.get(&(build, name)).map(|runs| median(runs.iter().map(Measurement::rate).collect()));
+    let cpu_rounds =
+        |build: usize, name: &str| results.get(&(build, name)).map(|runs| runs.iter().map(Measurement::cpu_us).collect::<Vec<_>>());
+    let rate_rounds =
+        |build: usize, name: &str| results.get(&(build, name)).map(|runs| runs.iter().map(Measurement::rate).collect::<Vec<_>>());
     let http_get = cpu(0, "floor GET").unwrap();
     let http_post = cpu(0, "floor POST").unwrap();
     println!("\n{CONNECTIONS} connections, server on one core, {seconds} s per phase, median of {rounds} rounds, 127.0.0.1");
@@ -150,19 +155,31 @@ fn main() {
             let Some(runs) = results.get(&(build, *name)) else { continue };
             let base = if *http == "GET" { http_get } else { http_post };
             let floor: f64 = base + ops.iter().map(|(op, count)| crypto[op] * *count as f64).sum::<f64>();
+            // The ratios are medians of each round's ratio: a row against
+            // the floor measured in its own round, which moves with the
+            // machine from round to round.
+            let used_rounds = cpu_rounds(build, name).unwrap();
+            let floor_rounds: Vec<f64> = cpu_rounds(0, if *http == "GET" { "floor GET" } else { "floor POST" })
+                .unwrap()
+                .iter()
+                .enumerate()
+                .map(|(round, http)| http + ops.iter().map(|(op, count)| crypto_rounds[op][round] * *count as f64).sum::<f64>())
+                .collect();
             let composition: Vec<String> =
                 ops.iter().map(|(op, count)| if *count == 1 { op.to_string() } else { format!("{count}×{op}") }).collect();
             let used = cpu(build, name).unwrap();
             let whole_runs = whole.get(&whole_floor_path(ops, *response_bytes));
             let whole_floor = whole_runs.map(|runs| median(runs.iter().map(Measurement::cpu_us).collect()));
+            let whole_ratio =
+                whole_runs.map(|runs| per_round_ratio(&used_rounds, &runs.iter().map(Measurement::cpu_us).collect::<Vec<_>>()));
             let whole_p99 = whole_runs.map(|runs| median(runs.iter().map(|m| m.percentile_ms(0.99)).collect()));
             let middle = |f: &dyn Fn(&Measurement) -> f64| median(runs.iter().map(f).collect());
             println!(
                 "| {name} | {http}{} | {floor:.1} | {used:.1} | {:.2} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |",
                 composition.iter().map(|c| format!(" + {c}")).collect::<String>(),
-                used / floor,
+                per_round_ratio(&used_rounds, &floor_rounds),
                 whole_floor.map_or("–".into(), |w| format!("{w:.1}")),
-                whole_floor.map_or("–".into(), |w| format!("{:.2}", used / w)),
+                whole_ratio.map_or("–".into(), |r| format!("{r:.2}")),
                 middle(&|m| m.rate()),
                 middle(&|m| m.percentile_ms(0.5)),
                 middle(&|m| m.percentile_ms(0.99)),
@@ -170,15 +187,17 @@ fn main() {
                 runs.iter().map(|m| m.failures).sum::<u64>(),
             );
         }
-        if let (Some(durable), Some(memory)) = (rate(build, "refresh, embedded"), rate(build, "refresh, memory")) {
-            println!("\ndurable (embedded, fsync'd) refresh / memory refresh throughput: {:.2}", durable / memory);
+        if let (Some(durable), Some(memory)) = (rate_rounds(build, "refresh, embedded"), rate_rounds(build, "refresh, memory")) {
+            println!("\ndurable (embedded, fsync'd) refresh / memory refresh throughput: {:.2}", per_round_ratio(&durable, &memory));
         }
-        if let (Some(redis), Some(memory)) = (rate(build, "refresh, redis"), rate(build, "refresh, memory")) {
-            println!("redis refresh / memory refresh throughput: {:.2}", redis / memory);
+        if let (Some(redis), Some(memory)) = (rate_rounds(build, "refresh, redis"), rate_rounds(build, "refresh, memory")) {
+            println!("redis refresh / memory refresh throughput: {:.2}", per_round_ratio(&redis, &memory));
         }
     }
     if builds.len() > 1 {
-        println!("\nthis build against the baseline, server CPU per request and p99 (medians of the same rounds)\n");
+        println!(
+            "\nthis build against the baseline, server CPU per request and p99 (medians of the same rounds; the ratio is the median of each round's)\n"
+        );
         println!("| endpoint | baseline µs | this build µs | this / baseline | baseline p99 ms | this build p99 ms |");
         println!("|---|---|---|---|---|---|");
         let p99 = |build: usize, name: &str| {
@@ -186,7 +205,8 @@ fn main() {
         };
         for (name, _, _, _) in ENDPOINTS {
             if let (Some(before), Some(after)) = (cpu(0, name), cpu(1, name)) {
-                println!("| {name} | {before:.1} | {after:.1} | {:.2} | {:.2} | {:.2} |", after / before, p99(0, name), p99(1, name));
+                let ratio = per_round_ratio(&cpu_rounds(1, name).unwrap(), &cpu_rounds(0, name).unwrap());
+                println!("| {name} | {before:.1} | {after:.1} | {ratio:.2} | {:.2} | {:.2} |", p99(0, name), p99(1, name));
             }
         }
     }
@@ -354,6 +374,14 @@ fn form_request(path: &str, headers: &str, body: &str) -> Vec<u8> {
     let mut out = Vec::new();
     load::post_form(&mut out, path, headers, body);
     out
+}
+
+/// The median of `a[round] / b[round]` over the rounds: a ratio of two
+/// figures from the same round, so that the machine's drift between rounds
+/// (the same build reads 7.0 µs in one round and 8.2 in the next) cancels
+/// instead of landing on whichever side a median of each falls.
+fn per_round_ratio(a: &[f64], b: &[f64]) -> f64 {
+    median(a.iter().zip(b).map(|(a, b)| a / b).collect())
 }
 
 fn median(mut samples: Vec<f64>) -> f64 {
