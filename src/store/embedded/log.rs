@@ -34,12 +34,10 @@ use std::io::Read;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// The log's size: about 65,000 refreshes between checkpoints, so at
-/// 30,000 refreshes a second a checkpoint (a durable redb commit) comes
-/// every 2 s rather than every 0.5 s as at 4 MiB, which saved about 5 % of
-/// a durable refresh's CPU in the floor bench. The price is paid after a
-/// crash: replaying a full log on open took 0.1–0.25 s (see README).
-pub(super) const CAPACITY: u64 = 16 << 20;
+/// The log's size: about 15,000 refreshes between checkpoints. (16 MiB,
+/// a checkpoint every 65,000, read the same CPU in full runs of the floor
+/// bench and takes longer to replay after a crash: see README.)
+pub(super) const CAPACITY: u64 = 4 << 20;
 
 const HEADER: usize = 16;
 

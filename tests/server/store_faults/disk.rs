@@ -60,7 +60,7 @@ impl Drop for SmallDisk {
 
 #[tokio::test]
 async fn a_full_disk_answers_503_says_why_and_recovers_without_a_restart() {
-    let Some(disk) = SmallDisk::mount("32m") else { return };
+    let Some(disk) = SmallDisk::mount("8m") else { return };
     let store = disk.path().join("tessera.redb").display().to_string();
     let env = [("TESSERA_STORE_PATH", store.as_str())];
     let server = TestServer::start_with(&config(), &env).await;
