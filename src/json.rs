@@ -213,8 +213,11 @@ impl<'a> Reader<'a> {
     /// A string with nothing escaped in it.
     fn string_value(&mut self) -> Option<String> {
         let rest = self.rest.strip_prefix(b"\"")?;
-        let end = rest.iter().position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
-        if rest[end] != b'"' {
+        // The closing quote is the first quote when nothing before it is
+        // escaped: find it with memchr, then check what precedes it in one
+        // pass that vectorizes, rather than testing three things a byte.
+        let end = memchr::memchr(b'"', rest)?;
+        if needs_escaping(&rest[..end]) {
             return None;
         }
         let value = std::str::from_utf8(&rest[..end]).ok()?.to_owned();
@@ -358,6 +361,17 @@ mod tests {
             assert_eq!(read(refused), None, "{refused}");
         }
         assert_eq!(read("{\"s\":\"\u{80}\",\"a\":[],\"i\":1}").map(|r| r.0), Some("\u{80}".into()));
+        // Long strings (past a vector's width), with what refuses them at every place.
+        let long = "x".repeat(70);
+        assert_eq!(read(&format!(r#"{{"s":"{long}","a":["{long}"],"i":1}}"#)).map(|r| r.0), Some(long.clone()));
+        for at in 0..70 {
+            for bad in ['\\', '\u{1f}', '\n'] {
+                let mut value = long.clone();
+                value.replace_range(at..=at, &bad.to_string());
+                let input = format!(r#"{{"s":"{value}","a":[],"i":1}}"#);
+                assert_eq!(read(&input), None, "{bad:?} at {at}");
+            }
+        }
         let invalid_utf8 = b"{\"s\":\"\xff\",\"a\":[],\"i\":1}";
         assert!(Reader::object(invalid_utf8).unwrap().string("s").is_none());
     }
