@@ -15,6 +15,12 @@
 //! separately timed parts is not missing what they cost together (caches
 //! the crypto evicts, a longer answer); its p99 is printed beside the
 //! endpoint's, as what the same stack and machine allow at the tail.
+//! A durable refresh cannot avoid its store's write either, so the store
+//! rows' floors hold one: for the embedded store a group-committed append
+//! and `fdatasync` to a file on the same disk (the least that makes a
+//! write durable there), for Redis one `SET NX EX` round trip to the same
+//! Redis server, each costed as its whole floor less the same whole floor
+//! without the write, in the same round.
 //! Rounds are interleaved and the medians printed; each ratio is the
 //! median of the rounds' ratios, both figures taken in the same round.
 //! Servers run with `TESSERA_LOG=warn` (security events, no line per
@@ -75,8 +81,8 @@ fn main() {
     }
     builds.push(("this build", support::binary()));
 
-    let floor = FloorServer::start();
     let redis = Redis::start();
+    let floor = FloorServer::start(redis.as_ref().map(|r| r.port));
     let suites: Vec<Suite> = builds.iter().map(|(_, binary)| Suite::start(binary, redis.as_ref())).collect();
 
     let mut results: BTreeMap<(usize, &'static str), Vec<Measurement>> = BTreeMap::new();
@@ -103,19 +109,25 @@ fn main() {
         // need the same).
         let mut measured_paths = std::collections::BTreeSet::new();
         for (name, http, ops, response_bytes) in ENDPOINTS {
-            let path = whole_floor_path(ops, *response_bytes);
-            if !wanted(name) || !measured_paths.insert(path.clone()) {
+            if !wanted(name) || (needs(ops, "redis") && redis.is_none()) {
                 continue;
             }
-            let request = if *http == "GET" { get_request(&path) } else { form_request(&path, "", FLOOR_FORM) };
-            let measured = load::drive(floor.addr, floor.pid(), vec![(); CONNECTIONS], phase, Fixed(request));
-            eprintln!(
-                "  whole floor {path}: {:.1} µs/request, {:.0}/s, {} failures",
-                measured.cpu_us(),
-                measured.rate(),
-                measured.failures
-            );
-            whole.entry(path).or_default().push(measured);
+            // A store row's floor needs its whole floor without the store
+            // too: the difference is what the store's write costs.
+            for path in [whole_floor_path(ops, *response_bytes), whole_floor_path(&crypto_only(ops), *response_bytes)] {
+                if !measured_paths.insert(path.clone()) {
+                    continue;
+                }
+                let request = if *http == "GET" { get_request(&path) } else { form_request(&path, "", FLOOR_FORM) };
+                let measured = load::drive(floor.addr, floor.pid(), vec![(); CONNECTIONS], phase, Fixed(request));
+                eprintln!(
+                    "  whole floor {path}: {:.1} µs/request, {:.0}/s, {} failures",
+                    measured.cpu_us(),
+                    measured.rate(),
+                    measured.failures
+                );
+                whole.entry(path).or_default().push(measured);
+            }
         }
         // With a baseline, the builds take turns going first, so neither
         // gains from its place in the round (a warmer or quieter machine).
@@ -143,6 +155,24 @@ fn main() {
         crypto["sign"], crypto["verify"], crypto["hmac"], crypto["sha256"]
     );
     println!("HTTP floor (empty handler, same stack): GET {http_get:.1} µs, form POST {http_post:.1} µs of server CPU per request");
+    // An operation's cost a request, round by round: ring's, timed alone,
+    // for a crypto operation; for a store's write (which costs what it
+    // costs only under load, batched with others), the whole floor with it
+    // less the whole floor without it, both in that round.
+    let op_rounds = |op: &str, ops: FloorOps, response_bytes: usize| -> Vec<f64> {
+        if let Some(rounds) = crypto_rounds.get(op) {
+            return rounds.clone();
+        }
+        let cpu = |path: String| whole[&path].iter().map(Measurement::cpu_us).collect::<Vec<_>>();
+        let (with, without) = (cpu(whole_floor_path(ops, response_bytes)), cpu(whole_floor_path(&crypto_only(ops), response_bytes)));
+        with.iter().zip(&without).map(|(with, without)| with - without).collect()
+    };
+    for (op, what) in [("commit", "an append to a log and fdatasync, group-committed"), ("redis", "a Redis SET NX EX round trip")] {
+        let path = ENDPOINTS.iter().find(|(_, _, ops, _)| needs(ops, op)).map(|(_, _, ops, bytes)| (ops, bytes));
+        if let Some((ops, bytes)) = path.filter(|(ops, bytes)| whole.contains_key(&whole_floor_path(ops, **bytes))) {
+            println!("store floor ({what}): {:.1} µs of server CPU per request", median(op_rounds(op, ops, *bytes)));
+        }
+    }
     for (build, (label, binary)) in builds.iter().enumerate() {
         if builds.len() > 1 {
             println!("\n{label}: {binary}");
@@ -154,7 +184,7 @@ fn main() {
         for (name, http, ops, response_bytes) in ENDPOINTS {
             let Some(runs) = results.get(&(build, *name)) else { continue };
             let base = if *http == "GET" { http_get } else { http_post };
-            let floor: f64 = base + ops.iter().map(|(op, count)| crypto[op] * *count as f64).sum::<f64>();
+            let floor: f64 = base + ops.iter().map(|(op, count)| median(op_rounds(op, ops, *response_bytes)) * *count as f64).sum::<f64>();
             // The ratios are medians of each round's ratio: a row against
             // the floor measured in its own round, which moves with the
             // machine from round to round.
@@ -163,7 +193,9 @@ fn main() {
                 .unwrap()
                 .iter()
                 .enumerate()
-                .map(|(round, http)| http + ops.iter().map(|(op, count)| crypto_rounds[op][round] * *count as f64).sum::<f64>())
+                .map(|(round, http)| {
+                    http + ops.iter().map(|(op, count)| op_rounds(op, ops, *response_bytes)[round] * *count as f64).sum::<f64>()
+                })
                 .collect();
             let composition: Vec<String> =
                 ops.iter().map(|(op, count)| if *count == 1 { op.to_string() } else { format!("{count}×{op}") }).collect();
@@ -187,11 +219,23 @@ fn main() {
                 runs.iter().map(|m| m.failures).sum::<u64>(),
             );
         }
+        // Beside each, what the whole floors allow: the same ratio between
+        // the floor with the store's write and the floor without it.
+        let floor_rates = |op: &str| {
+            let (_, _, ops, bytes) = ENDPOINTS.iter().find(|(_, _, ops, _)| needs(ops, op))?;
+            let rates = |path: String| whole.get(&path).map(|runs| runs.iter().map(Measurement::rate).collect::<Vec<_>>());
+            Some(per_round_ratio(&rates(whole_floor_path(ops, *bytes))?, &rates(whole_floor_path(&crypto_only(ops), *bytes))?))
+        };
+        let allowed = |op: &str| floor_rates(op).map_or(String::new(), |r| format!(" (the whole floors' own: {r:.2})"));
         if let (Some(durable), Some(memory)) = (rate_rounds(build, "refresh, embedded"), rate_rounds(build, "refresh, memory")) {
-            println!("\ndurable (embedded, fsync'd) refresh / memory refresh throughput: {:.2}", per_round_ratio(&durable, &memory));
+            println!(
+                "\ndurable (embedded, fsync'd) refresh / memory refresh throughput: {:.2}{}",
+                per_round_ratio(&durable, &memory),
+                allowed("commit")
+            );
         }
         if let (Some(redis), Some(memory)) = (rate_rounds(build, "refresh, redis"), rate_rounds(build, "refresh, memory")) {
-            println!("redis refresh / memory refresh throughput: {:.2}", per_round_ratio(&redis, &memory));
+            println!("redis refresh / memory refresh throughput: {:.2}{}", per_round_ratio(&redis, &memory), allowed("redis"));
         }
     }
     if builds.len() > 1 {
@@ -320,28 +364,45 @@ impl Suite {
     }
 }
 
-/// Crypto operations, each with how many times a request needs it.
-type CryptoOps = &'static [(&'static str, u32)];
+/// The operations a request cannot avoid, each with how many times it
+/// needs them: ring's (`sign`, `verify`, `hmac`, `sha256`) and, for a
+/// store's refresh, the store's write (`commit`: a group-committed append
+/// and `fdatasync`, as the embedded store makes a batch durable; `redis`:
+/// one `SET NX EX` round trip).
+type FloorOps = &'static [(&'static str, u32)];
 
 /// Each endpoint, the HTTP floor it is measured against, the crypto
 /// operations (with counts) it cannot avoid, and about how long its
 /// response body is (for the whole floor: the same bytes must be sent).
-const ENDPOINTS: &[(&str, &str, CryptoOps, usize)] = &[
+const ENDPOINTS: &[(&str, &str, FloorOps, usize)] = &[
     ("JWKS", "GET", &[], 215),
     ("client_credentials", "POST", &[("sha256", 1), ("sign", 1)], 478),
     ("client_credentials, INFO log", "POST", &[("sha256", 1), ("sign", 1)], 478),
     ("session creation", "POST", &[("sha256", 1), ("sign", 1), ("hmac", 2)], 1141),
     ("refresh, memory", "POST", &[("sign", 1), ("hmac", 2)], 1141),
-    ("refresh, embedded", "POST", &[("sign", 1), ("hmac", 2)], 1141),
-    ("refresh, redis", "POST", &[("sign", 1), ("hmac", 2)], 1141),
+    ("refresh, embedded", "POST", &[("sign", 1), ("hmac", 2), ("commit", 1)], 1141),
+    ("refresh, redis", "POST", &[("sign", 1), ("hmac", 2), ("redis", 1)], 1141),
     ("introspection, first", "POST", &[("sha256", 2), ("verify", 1)], 202),
     ("introspection, repeated", "POST", &[("sha256", 2)], 202),
     ("revocation", "POST", &[("hmac", 1)], 0),
 ];
 
+/// The operations that are a store's write rather than crypto: a durable
+/// refresh cannot avoid one, so its floor holds it.
+const STORE_OPS: &[&str] = &["commit", "redis"];
+
+fn needs(ops: FloorOps, op: &str) -> bool {
+    ops.iter().any(|(o, _)| *o == op)
+}
+
+/// `ops` without the store's write.
+fn crypto_only(ops: FloorOps) -> Vec<(&'static str, u32)> {
+    ops.iter().copied().filter(|(op, _)| !STORE_OPS.contains(op)).collect()
+}
+
 /// The path of the whole floor of an endpoint: the floor server's handler
 /// that does exactly these operations and answers this many bytes.
-fn whole_floor_path(ops: CryptoOps, response_bytes: usize) -> String {
+fn whole_floor_path(ops: &[(&str, u32)], response_bytes: usize) -> String {
     let ops: Vec<String> = ops.iter().flat_map(|(op, count)| std::iter::repeat_n(op.to_string(), *count as usize)).collect();
     format!("/whole/{}/{response_bytes}", if ops.is_empty() { "none".to_string() } else { ops.join("+") })
 }
@@ -629,11 +690,14 @@ struct FloorServer {
 }
 
 impl FloorServer {
-    fn start() -> Self {
+    /// Start it; with `redis`, the port of the Redis server its `redis`
+    /// operation writes to.
+    fn start(redis: Option<u16>) -> Self {
         let mut child = Command::new("taskset")
             .args(["-c", &SERVER_CORE.to_string()])
             .arg(std::env::current_exe().unwrap())
             .env("TESSERA_BENCH_FLOOR_SERVER", "1")
+            .env("TESSERA_BENCH_FLOOR_REDIS", redis.map_or(String::new(), |port| port.to_string()))
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -666,6 +730,8 @@ fn serve_floor() {
         // same, doing the crypto operations named (`sign+hmac+hmac`) and
         // answering that many bytes.
         let crypto = Arc::new(FloorCrypto::new());
+        let redis_port = std::env::var("TESSERA_BENCH_FLOOR_REDIS").ok().filter(|port| !port.is_empty());
+        let store = Arc::new(FloorStore::start(redis_port).await);
         let mut router = Router::new().route(
             "/",
             get(|| async { axum::Json(serde_json::json!({"ok": true})) })
@@ -677,12 +743,25 @@ fn serve_floor() {
             if !routed.insert(path.clone()) {
                 continue;
             }
-            let (get_crypto, post_crypto, bytes) = (crypto.clone(), crypto.clone(), *bytes);
+            let (get_crypto, post_crypto, store, bytes) = (crypto.clone(), crypto.clone(), store.clone(), *bytes);
             router = router.route(
                 &path,
-                get(move || async move { get_crypto.answer(ops, bytes, 0) })
-                    .post(move |body: bytes::Bytes| async move { post_crypto.answer(ops, bytes, form_urlencoded::parse(&body).count()) }),
+                get(move || async move { get_crypto.answer(ops, bytes, 0) }).post(move |body: bytes::Bytes| async move {
+                    let answer = post_crypto.answer(ops, bytes, form_urlencoded::parse(&body).count());
+                    store.write(ops).await;
+                    answer
+                }),
             );
+            let without_store = whole_floor_path(&crypto_only(ops), bytes);
+            if routed.insert(without_store.clone()) {
+                let (crypto, ops) = (crypto.clone(), &*Box::leak(crypto_only(ops).into_boxed_slice()));
+                router = router.route(
+                    &without_store,
+                    axum::routing::post(move |body: bytes::Bytes| async move {
+                        crypto.answer(ops, bytes, form_urlencoded::parse(&body).count())
+                    }),
+                );
+            }
         }
         let limits = tessera::app::listener::Limits {
             header_read_timeout: Duration::from_secs(10),
@@ -692,6 +771,91 @@ fn serve_floor() {
         };
         tessera::app::listener::serve(listener, router, limits, std::future::pending()).await;
     });
+}
+
+/// The whole floors' store writes: what a durable refresh cannot avoid.
+struct FloorStore {
+    /// The commit log's writer thread, which answers each write once the
+    /// batch it joined is durable.
+    log: std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
+    redis: Option<redis::aio::MultiplexedConnection>,
+    next_key: std::sync::atomic::AtomicU64,
+}
+
+/// About what the embedded store appends to its log for one refresh (its
+/// 4 MiB log holds about 15 000).
+const LOG_RECORD_BYTES: usize = 280;
+const LOG_BYTES: u64 = 4 << 20;
+
+impl FloorStore {
+    async fn start(redis_port: Option<String>) -> Self {
+        let (log, writes) = std::sync::mpsc::channel();
+        std::thread::spawn(move || commit_log(writes));
+        let redis = match redis_port {
+            Some(port) => {
+                let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+                Some(client.get_multiplexed_async_connection().await.unwrap())
+            }
+            None => None,
+        };
+        Self { log, redis, next_key: Default::default() }
+    }
+
+    /// Do the store operations among `ops`.
+    async fn write(&self, ops: FloorOps) {
+        for (op, count) in ops {
+            for _ in 0..*count {
+                match *op {
+                    "commit" => {
+                        let (done, durable) = tokio::sync::oneshot::channel();
+                        self.log.send(done).unwrap();
+                        durable.await.unwrap();
+                    }
+                    "redis" => {
+                        let key = format!("floor:{}", self.next_key.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+                        let mut connection = self.redis.clone().expect("the floor server knows Redis's port");
+                        let _: redis::Value = redis::cmd("SET")
+                            .arg(key)
+                            .arg(&[b'c'; 64][..])
+                            .arg("NX")
+                            .arg("EX")
+                            .arg(60)
+                            .query_async(&mut connection)
+                            .await
+                            .unwrap();
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Group commit at its simplest: take every write waiting, append one
+/// record each to a file filled with zeros beforehand (so an append never
+/// grows it, as the embedded store's log), `fdatasync`, answer them all.
+fn commit_log(writes: std::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<()>>) {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = std::fs::OpenOptions::new().create_new(true).write(true).open(dir.path().join("log")).unwrap();
+    file.write_all_at(&vec![0; LOG_BYTES as usize], 0).unwrap();
+    file.sync_all().unwrap();
+    let (mut end, mut batch, mut frame) = (0u64, Vec::new(), Vec::new());
+    while let Ok(first) = writes.recv() {
+        batch.push(first);
+        batch.extend(writes.try_iter());
+        frame.clear();
+        frame.resize(16 + batch.len() * LOG_RECORD_BYTES, b'c');
+        if end + frame.len() as u64 > LOG_BYTES {
+            end = 0;
+        }
+        file.write_all_at(&frame, end).unwrap();
+        file.sync_data().unwrap();
+        end += frame.len() as u64;
+        for done in batch.drain(..) {
+            let _ = done.send(());
+        }
+    }
 }
 
 /// What the whole floors do: ring's operations on inputs the size of the
@@ -716,7 +880,7 @@ impl FloorCrypto {
 
     /// Do `ops` and answer a JSON body of `bytes` bytes (at least the few
     /// a JSON object takes).
-    fn answer(&self, ops: CryptoOps, bytes: usize, fields: usize) -> axum::response::Response {
+    fn answer(&self, ops: FloorOps, bytes: usize, fields: usize) -> axum::response::Response {
         use axum::response::IntoResponse;
         let mut done = 0;
         for (op, count) in ops {
@@ -726,7 +890,8 @@ impl FloorCrypto {
                     "verify" => done += usize::from(self.public.verify(black_box(&[b'e'; 400]), &self.signature).is_ok()),
                     "hmac" => done += ring::hmac::sign(&self.mac_key, black_box(&[b'r'; 350])).as_ref().len(),
                     "sha256" => done += ring::digest::digest(&ring::digest::SHA256, black_box(SECRET.as_bytes())).as_ref().len(),
-                    other => unreachable!("no crypto operation {other}"),
+                    // The store's writes follow the answer's making (FloorStore).
+                    _ => {}
                 }
             }
         }
