@@ -184,7 +184,10 @@ fn main() {
         for (name, http, ops, response_bytes) in ENDPOINTS {
             let Some(runs) = results.get(&(build, *name)) else { continue };
             let base = if *http == "GET" { http_get } else { http_post };
-            let floor: f64 = base + ops.iter().map(|(op, count)| median(op_rounds(op, ops, *response_bytes)) * *count as f64).sum::<f64>();
+            // Each operation's cost round by round, times how often it is needed.
+            let costs: Vec<(Vec<f64>, f64)> =
+                ops.iter().map(|(op, count)| (op_rounds(op, ops, *response_bytes), f64::from(*count))).collect();
+            let floor: f64 = base + costs.iter().map(|(rounds, count)| median(rounds.clone()) * count).sum::<f64>();
             // The ratios are medians of each round's ratio: a row against
             // the floor measured in its own round, which moves with the
             // machine from round to round.
@@ -193,9 +196,7 @@ fn main() {
                 .unwrap()
                 .iter()
                 .enumerate()
-                .map(|(round, http)| {
-                    http + ops.iter().map(|(op, count)| op_rounds(op, ops, *response_bytes)[round] * *count as f64).sum::<f64>()
-                })
+                .map(|(round, http)| http + costs.iter().map(|(rounds, count)| rounds[round] * count).sum::<f64>())
                 .collect();
             let composition: Vec<String> =
                 ops.iter().map(|(op, count)| if *count == 1 { op.to_string() } else { format!("{count}×{op}") }).collect();
